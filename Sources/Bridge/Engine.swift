@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import Metrics
+import MobileEngage
+import ServiceLifecycle
+import Storage
+import Workflow
+
+/// The running engine: a dispatcher leases devices with due work from storage and hands them to
+/// workers; a worker runs one device's steps in order, one ME request in flight per device.
+///
+/// It wakes at once when the API queues work (`wake()`), and otherwise sleeps until the earliest
+/// due time (backoff), so the happy path has no polling delay. Everything it needs to go on after
+/// a restart is in storage.
+public final class Engine: Service, Sendable {
+    private let store: any DeviceStore
+    private let me: MEClient
+    private let config: EngineConfiguration
+    private let logger: Logger
+    private let signal = Signal()
+    private let queue = WorkQueue<DeviceKey>()
+    private let running = RunningFlag()
+    private let startGate: (@Sendable () async -> Void)?
+    public let owner: String
+
+    /// - Parameter startGate: awaited before the first step (the embedded sandbox must be listening).
+    public init(store: any DeviceStore, me: MEClient, configuration: EngineConfiguration, logger: Logger, startGate: (@Sendable () async -> Void)? = nil) {
+        self.startGate = startGate
+        self.store = store
+        self.me = me
+        self.config = configuration
+        self.logger = logger
+        self.owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+    }
+
+    /// New work was queued: look for due devices now.
+    public func wake() {
+        Task { await signal.notify() }
+    }
+
+    /// Whether the dispatcher and workers run (readiness).
+    public var isRunning: Bool { running.value }
+
+    public func run() async throws {
+        await startGate?()
+        running.set(true)
+        defer { running.set(false) }
+        try await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<config.maxConcurrentRequests {
+                    group.addTask { await self.workerLoop() }
+                }
+                await self.dispatchLoop()
+                await self.queue.close()
+            }
+        } onGracefulShutdown: {
+            self.running.set(false)
+            Task { await self.signal.notify() }
+        }
+    }
+
+    private func dispatchLoop() async {
+        while running.value && !Task.isCancelled {
+            let free = config.maxConcurrentRequests - (await queue.load)
+            if free > 0 {
+                do {
+                    let keys = try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
+                    if !keys.isEmpty {
+                        await queue.push(keys)
+                        continue
+                    }
+                } catch {
+                    logger.error("claiming due devices failed", metadata: ["error": "\(error)"])
+                    await signal.wait(timeout: .seconds(1))
+                    continue
+                }
+            }
+            var timeout = Duration.seconds(5)
+            if free > 0, let next = try? await store.nextDueAt() {
+                let ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
+                timeout = .milliseconds(min(ms, 5000))
+            } else if free <= 0 {
+                timeout = .milliseconds(50)  // all workers busy: a finishing one notifies
+            }
+            await signal.wait(timeout: timeout)
+        }
+    }
+
+    private func workerLoop() async {
+        while let key = await queue.next() {
+            await work(on: key)
+            await queue.done()
+            await signal.notify()
+        }
+    }
+
+    /// Runs `key`'s steps until it is idle, waits, backs off, or has had its turn.
+    private func work(on key: DeviceKey) async {
+        let policy = config.apps[key.appCode] ?? AppPolicy()
+        let planner = Planner(policy: policy, sdkVersion: config.sdkVersion)
+        let reducer = Reducer(retry: config.retry, sdkVersion: config.sdkVersion)
+        var log = logger
+        log[metadataKey: "app"] = "\(key.appCode)"
+        log[metadataKey: "device"] = "\(key.deviceId)"
+        defer {
+            Task { [store, owner] in try? await store.releaseLease(key, owner: owner) }
+        }
+        do {
+            for _ in 0..<config.maxStepsPerTurn {
+                guard running.value, let work = try await store.loadWork(key) else { return }
+                let now = Date()
+                let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+                let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
+                switch plan {
+                case .idle:
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId), now: now)
+                    return
+                case .wait(let reason):
+                    var state = work.state
+                    if reason == .login { state.waitingFor = "login" }
+                    // A token move is woken by the release's commit; the poll is a safety net.
+                    let next: WorkUpdate.Next = reason == .login ? .whenWoken : .at(now.addingTimeInterval(2))
+                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId), now: now)
+                    return
+                case .advance(let state, let pop):
+                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId), now: now)
+                case .forget:
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId), now: now)
+                    log.info("device forgotten")
+                    return
+                case .send(let call, let context):
+                    guard let head = work.head else { return }
+                    let started = ContinuousClock.now
+                    let answer = await me.send(call, context: context, logger: log)
+                    let elapsed = ContinuousClock.now - started
+                    let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
+                    Counter(label: "pushbridge_me_calls_total", dimensions: [("endpoint", call.endpoint), ("outcome", t.outcome)]).increment()
+                    Timer(label: "pushbridge_me_call_duration_seconds", dimensions: [("endpoint", call.endpoint)], preferredDisplayUnit: .seconds)
+                        .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                    let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
+                    try await store.commit(
+                        key, WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId),
+                        now: Date())
+                    logStep(log, call: call, transition: t)
+                    if next != .now { return }
+                }
+            }
+        } catch {
+            log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func logStep(_ log: Logger, call: MECall, transition t: Transition) {
+        var metadata: Logger.Metadata = ["step": "\(call.step)", "outcome": "\(t.outcome)"]
+        if let hash = t.state.pushTokenSent?.tokenHash { metadata["tokenHash"] = "\(hash.prefix(12))" }
+        if let error = t.state.lastError, t.outcome != "success" {
+            metadata["status"] = "\(error.status.map(String.init) ?? "network")"
+            metadata["attempts"] = "\(error.attempts)"
+        }
+        switch t.outcome {
+        case "success": log.debug("ME step done", metadata: metadata)
+        case "transient": log.notice("ME step failed transiently; retrying with backoff", metadata: metadata)
+        default: log.warning("ME step failed", metadata: metadata)
+        }
+    }
+}
+
+/// A flag read from many tasks.
+final class RunningFlag: Sendable {
+    private let storage = LockedValue(false)
+    var value: Bool { storage.get() }
+    func set(_ v: Bool) { storage.set(v) }
+}

@@ -1,0 +1,27 @@
+import Workflow
+
+/// What the engine needs to know; the executable fills it from the configuration file.
+public struct EngineConfiguration: Sendable {
+    /// A bound on ME requests in flight across all devices; also the number of workers.
+    public var maxConcurrentRequests: Int
+    public var retry: RetryPolicy
+    public var apps: [String: AppPolicy]
+    /// The version the bridge reports as `sdkVersion` and `X-EMARSYS-SDK-VERSION`.
+    public var sdkVersion: String
+    /// Steps a worker runs for one device before it lets others go first.
+    public var maxStepsPerTurn: Int
+    /// How long a claimed device stays with this instance without a commit.
+    public var lease: Duration
+
+    public init(
+        maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,
+        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120)
+    ) {
+        self.maxConcurrentRequests = max(1, maxConcurrentRequests)
+        self.retry = retry
+        self.apps = apps
+        self.sdkVersion = sdkVersion
+        self.maxStepsPerTurn = maxStepsPerTurn
+        self.lease = lease
+    }
+}

@@ -1,0 +1,133 @@
+/// Injected failures, the sandbox's way of making the bridge meet an unhealthy backend on demand.
+///
+/// A fault matches ME requests by method and path substring; each match consumes one count. Faults are tried in
+/// creation order and the first one with counts left wins, so a test can stack "two 503s, then a slow answer".
+public struct SandboxFault: Sendable, Hashable, Codable {
+    /// What the matched request gets.
+    public enum Mode: String, Sendable, Codable {
+        /// Answer `status` (with a JSON error body) without touching state; with no status, only `latencyMs` applies.
+        case status
+        /// Close the connection without answering.
+        case close
+        /// Answer 200 with the truncated body `{"contactToken": `.
+        case invalidJSON = "invalid-json"
+        /// Handle the request normally but leave out `X-Client-State`.
+        case noClientState = "no-client-state"
+    }
+
+    public var id: String
+    public var mode: Mode
+    public var status: Int?
+    /// Matches remaining; `nil` = unlimited (until deleted).
+    public var remaining: Int?
+    public var path: String?
+    public var method: String?
+    public var latencyMs: Int?
+    public var retryAfter: String?
+    /// How many requests this fault has hit so far.
+    public var hits: Int
+
+    func matches(method requestMethod: String, path requestPath: String) -> Bool {
+        if let remaining, remaining <= 0 { return false }
+        if let method, method.uppercased() != requestMethod.uppercased() { return false }
+        if let path, !requestPath.contains(path) { return false }
+        return true
+    }
+
+    /// Always writes every key (explicit `null`s), so the listing has a fixed shape.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(status, forKey: .status)
+        try container.encode(remaining, forKey: .remaining)
+        try container.encode(path, forKey: .path)
+        try container.encode(method, forKey: .method)
+        try container.encode(latencyMs, forKey: .latencyMs)
+        try container.encode(retryAfter, forKey: .retryAfter)
+        try container.encode(hits, forKey: .hits)
+    }
+}
+
+extension SandboxFault {
+    /// Builds a fault from a `POST /_sandbox/faults` body; throws a 400 naming the bad field.
+    static func parse(_ object: [String: SandboxJSON], id: String) throws(MEFailure) -> SandboxFault {
+        func optionalInt(_ key: String) throws(MEFailure) -> Int? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let int = value.intValue else { throw .invalidField(key, "must be an integer") }
+            return int
+        }
+        func optionalString(_ key: String) throws(MEFailure) -> String? {
+            guard let value = object[key], value != .null else { return nil }
+            guard let string = value.stringValue, !string.isEmpty else { throw .invalidField(key, "must be a non-empty string") }
+            return string
+        }
+
+        var mode = Mode.status
+        if let rawMode = try optionalString("mode") {
+            guard let parsed = Mode(rawValue: rawMode) else {
+                throw .invalidField("mode", "must be one of status, close, invalid-json, no-client-state")
+            }
+            mode = parsed
+        }
+        let status = try optionalInt("status")
+        if let status, !(200...599).contains(status) { throw .invalidField("status", "must be within 200...599") }
+        let latencyMs = try optionalInt("latencyMs")
+        if let latencyMs, latencyMs < 0 { throw .invalidField("latencyMs", "must not be negative") }
+        if mode == .status, status == nil, latencyMs == nil {
+            throw .invalidField("status", "required in status mode unless latencyMs is given")
+        }
+
+        var unlimited = false
+        if let rawUnlimited = object["unlimited"] {
+            guard case .bool(let flag) = rawUnlimited else { throw .invalidField("unlimited", "must be a boolean") }
+            unlimited = flag
+        }
+        let count = try optionalInt("count")
+        var remaining: Int?
+        switch (count, unlimited) {
+        case (nil, false): remaining = 1
+        case (nil, true), (.some(0), true): remaining = nil
+        case (let count?, false) where count >= 1: remaining = count
+        case (_, true): throw .invalidField("count", "must be 0 or absent when unlimited is true")
+        default: throw .invalidField("count", "must be at least 1 (or use unlimited: true)")
+        }
+
+        let path = try optionalString("path")
+        let method = try optionalString("method")?.uppercased()
+        let retryAfter = try optionalString("retryAfter")
+        return SandboxFault(
+            id: id, mode: mode, status: status, remaining: remaining, path: path, method: method,
+            latencyMs: latencyMs, retryAfter: retryAfter, hits: 0
+        )
+    }
+}
+
+/// The ordered list of active faults.
+struct FaultList: Sendable {
+    private(set) var faults: [SandboxFault] = []
+    private var nextId = 1
+
+    mutating func add(_ object: [String: SandboxJSON]) throws(MEFailure) -> SandboxFault {
+        let fault = try SandboxFault.parse(object, id: "f\(nextId)")
+        nextId += 1
+        faults.append(fault)
+        return fault
+    }
+
+    /// Finds the first fault matching the request and consumes one of its counts.
+    mutating func consume(method: String, path: String) -> SandboxFault? {
+        guard let index = faults.firstIndex(where: { $0.matches(method: method, path: path) }) else { return nil }
+        faults[index].hits += 1
+        if let remaining = faults[index].remaining { faults[index].remaining = remaining - 1 }
+        return faults[index]
+    }
+
+    mutating func remove(id: String) -> Bool {
+        guard let index = faults.firstIndex(where: { $0.id == id }) else { return false }
+        faults.remove(at: index)
+        return true
+    }
+
+    mutating func removeAll() { faults.removeAll() }
+}

@@ -1,0 +1,49 @@
+import Hummingbird
+
+/// The ME operations the sandbox serves.
+enum MERoute: String, Sendable {
+    case registerClient = "client"
+    case linkContact = "contact"
+    case refreshContactToken = "contact-token"
+    case setPushToken = "push-token-put"
+    case deletePushToken = "push-token-delete"
+    case events = "events"
+}
+
+/// What the route glue extracts from an HTTP request before the state machine sees it.
+///
+/// Keeping the state logic free of Hummingbird types lets it run synchronously under the lock.
+struct MERequest: Sendable {
+    var route: MERoute
+    var method: String
+    /// Path below the sandbox prefix, without the query.
+    var path: String
+    var appCode: String
+    /// `?anonymous=true` on the contact route.
+    var anonymous: Bool
+    var clientId: String?
+    var requestOrder: String?
+    var clientState: String?
+    var contactToken: String?
+    var body: [UInt8]
+}
+
+/// What the sandbox decided to answer.
+struct MEAnswer: Sendable {
+    var status: HTTPResponse.Status
+    /// JSON body bytes, `nil` for no body.
+    var body: [UInt8]?
+    var clientState: String?
+    var retryAfter: String?
+    /// Fault mode "close": drop the connection instead of answering.
+    var closeConnection = false
+    /// Delay to apply before answering (fault `latencyMs`).
+    var latencyMs: Int?
+}
+
+/// Bytes of the JSON error body every rejection carries.
+func errorBody(status: HTTPResponse.Status, message: String, field: String?) -> [UInt8] {
+    var object: [String: SandboxJSON] = ["status": .int(status.code), "error": .string(message)]
+    if let field { object["field"] = .string(field) }
+    return SandboxHTTP.encode(SandboxJSON.object(object))
+}

@@ -1,0 +1,88 @@
+import Hummingbird
+import NIOCore
+
+/// The `/_sandbox/` routes: inspection and fault control. They never go through fault matching.
+extension MESandbox {
+    func registerRoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
+        let prefix = Self.normalizedPrefix(prefix)
+        registerMERoutes(on: router, prefix: prefix)
+        registerControlRoutes(on: router, prefix: prefix)
+    }
+
+    private func registerControlRoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
+        let base = prefix + "/_sandbox"
+
+        router.get(RouterPath(base + "/health")) { _, _ in
+            SandboxHTTP.json(["status": "ok"])
+        }
+
+        router.get(RouterPath(base + "/clients/:clientId")) { _, context in
+            let clientId = try context.parameters.require("clientId")
+            guard let view = await self.client(clientId) else {
+                return SandboxHTTP.error(.notFound, "unknown client", field: "clientId")
+            }
+            return SandboxHTTP.json(view)
+        }
+
+        router.get(RouterPath(base + "/requests")) { request, _ in
+            let query = request.uri.queryParameters
+            let clientId = query["clientId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            var limit: Int?
+            if let rawLimit = query["limit"], !rawLimit.isEmpty {
+                guard let parsed = Int(rawLimit), parsed >= 0 else {
+                    return SandboxHTTP.error(.badRequest, "limit must be a non-negative integer", field: "limit")
+                }
+                limit = parsed
+            }
+            return SandboxHTTP.json(self.state.withLock { $0.requestLog(clientId: clientId, limit: limit) })
+        }
+
+        router.post(RouterPath(base + "/faults")) { request, _ in
+            var request = request
+            let bytes = Array(buffer: try await request.collectBody(upTo: Self.maxBodySize))
+            do throws(MEFailure) {
+                let object = try BodyValidation.requiredObject(bytes)
+                let fault = try self.state.withLock { state throws(MEFailure) in try state.faults.add(object) }
+                self.logger.info("sandbox fault added", metadata: [
+                    "sandbox.fault": "\(fault.id)", "sandbox.fault.mode": "\(fault.mode.rawValue)",
+                ])
+                return SandboxHTTP.json(fault, status: .created)
+            } catch {
+                return SandboxHTTP.error(error.status, error.message, field: error.field)
+            }
+        }
+
+        router.get(RouterPath(base + "/faults")) { _, _ in
+            SandboxHTTP.json(await self.faults())
+        }
+
+        router.delete(RouterPath(base + "/faults")) { _, _ -> HTTPResponse.Status in
+            self.state.withLock { $0.faults.removeAll() }
+            return .noContent
+        }
+
+        router.delete(RouterPath(base + "/faults/:id")) { _, context in
+            let id = try context.parameters.require("id")
+            let removed = self.state.withLock { $0.faults.remove(id: id) }
+            return removed ? Response(status: .noContent) : SandboxHTTP.error(.notFound, "unknown fault", field: "id")
+        }
+
+        router.post(RouterPath(base + "/contact-tokens/expire")) { _, _ in
+            let count = self.state.withLock { $0.expireAllContactTokens() }
+            self.logger.info("sandbox expired all contact tokens", metadata: ["sandbox.tokens": "\(count)"])
+            return SandboxHTTP.json(["expired": count])
+        }
+
+        router.post(RouterPath(base + "/refresh-tokens/revoke")) { _, _ in
+            let count = self.state.withLock { $0.revokeAllRefreshTokens() }
+            self.logger.info("sandbox revoked all refresh tokens", metadata: ["sandbox.tokens": "\(count)"])
+            return SandboxHTTP.json(["revoked": count])
+        }
+
+        router.post(RouterPath(base + "/reset")) { _, _ -> HTTPResponse.Status in
+            self.state.withLock { $0.reset() }
+            self.logger.info("sandbox reset")
+            return .noContent
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Logging
+
+/// The Mobile Engage endpoints: HTTP glue around `SandboxState.respond`.
+extension MESandbox {
+    func registerMERoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
+        let client = prefix + "/v3/apps/:code/client"
+        let routes: [(String, HTTPRequest.Method, MERoute)] = [
+            (client, .post, .registerClient),
+            (client + "/contact", .post, .linkContact),
+            (client + "/contact-token", .post, .refreshContactToken),
+            (client + "/push-token", .put, .setPushToken),
+            (client + "/push-token", .delete, .deletePushToken),
+            (client + "/events", .post, .events),
+            (prefix + "/v4/apps/:code/client/events", .post, .events),
+        ]
+        for (path, method, route) in routes {
+            router.on(RouterPath(path), method: method) { request, context in
+                try await self.serve(route, request: request, context: context, prefix: prefix)
+            }
+        }
+    }
+
+    private func serve<Context: RequestContext>(
+        _ route: MERoute, request: Request, context: Context, prefix: String
+    ) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: Self.maxBodySize)
+        } catch {
+            return SandboxHTTP.error(.contentTooLarge, "request body larger than \(Self.maxBodySize) bytes")
+        }
+        let path = Self.pathBelow(prefix: prefix, request.uri.path)
+        let headers = request.headers
+        let meRequest = MERequest(
+            route: route, method: request.method.rawValue, path: path,
+            appCode: context.parameters.get("code") ?? "",
+            anonymous: request.uri.queryParameters["anonymous"] == "true",
+            clientId: headers[.xClientId], requestOrder: headers[.xRequestOrder],
+            clientState: headers[.xClientState], contactToken: headers[.xContactToken],
+            body: Array(buffer: body)
+        )
+        let environment = self.environment
+        let (answer, faultId) = state.withLock { state in
+            let fault = state.faults.consume(method: meRequest.method, path: path)
+            return (state.respond(to: meRequest, fault: fault, environment: environment), fault?.id)
+        }
+        logger.debug("ME request", metadata: [
+            "me.route": "\(route.rawValue)", "me.client_id": "\(meRequest.clientId ?? "-")",
+            "me.status": "\(answer.closeConnection ? 0 : answer.status.code)", "me.fault": "\(faultId ?? "-")",
+        ])
+
+        if let latency = answer.latencyMs, latency > 0 {
+            try await Task.sleep(for: .milliseconds(latency))
+        }
+        if answer.closeConnection {
+            return try await dropResponse(context)
+        }
+        var responseHeaders = HTTPFields()
+        if let clientState = answer.clientState { responseHeaders[.xClientState] = clientState }
+        if let retryAfter = answer.retryAfter { responseHeaders[.retryAfter] = retryAfter }
+        return SandboxHTTP.response(status: answer.status, json: answer.body, headers: responseHeaders)
+    }
+
+    /// Ends the request without a proper answer (fault mode "close").
+    ///
+    /// With a `SandboxConnectionClosing` context the connection is closed before any byte is written: the client
+    /// sees the connection closed with no response (AsyncHTTPClient: `HTTPClientError.remoteConnectionClosed`).
+    /// Other contexts (e.g. `BasicRequestContext`) cannot reach the connection, so the sandbox starts a
+    /// `502 Bad Gateway` with a chunked body and then throws, which makes Hummingbird close the connection
+    /// mid-body: the client sees a 502 head and then a premature end of the body stream.
+    private func dropResponse<Context: RequestContext>(_ context: Context) async throws -> Response {
+        if let closer = context as? any SandboxConnectionClosing {
+            await closer.closeConnection()
+            throw SandboxConnectionDropped()
+        }
+        return Response(
+            status: .badGateway, headers: [.contentType: "application/json"],
+            body: ResponseBody { _ in throw SandboxConnectionDropped() }
+        )
+    }
+
+    /// The request path with the sandbox prefix removed (what fault `path` filters match against).
+    static func pathBelow(prefix: String, _ path: String) -> String {
+        guard !prefix.isEmpty, path.hasPrefix(prefix) else { return path }
+        return String(path.dropFirst(prefix.count))
+    }
+
+    /// "" stays ""; "sandbox/" becomes "/sandbox".
+    static func normalizedPrefix(_ prefix: String) -> String {
+        var trimmed = Substring(prefix)
+        while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard !trimmed.isEmpty else { return "" }
+        return trimmed.hasPrefix("/") ? String(trimmed) : "/" + trimmed
+    }
+}

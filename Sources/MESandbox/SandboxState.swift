@@ -1,0 +1,99 @@
+import Foundation
+
+/// Everything the sandbox knows about one client id.
+struct ClientRecord: Sendable {
+    let clientId: String
+    /// App code of the last request of this client.
+    var appCode: String
+    /// App code of the last successful `POST /client`; `nil` until then. Contact links require it to match.
+    var registeredAppCode: String?
+    var platform: String?
+    var properties: SandboxJSON?
+    var pushToken: String?
+    var contact: SandboxContact?
+    var events: RingBuffer<SandboxEvent>
+    var counts = SandboxCounts()
+    var requests: RingBuffer<SandboxClientRequest>
+    var requestCount = 0
+    var lastRequestOrder: Int64?
+    /// The newest `X-Client-State` issued to this client, and how many were issued.
+    var newestClientState: String?
+    var clientStateSeq = 0
+    /// Live tokens of the current contact link (superseded by the next link).
+    var contactTokens: [String] = []
+    var refreshTokens: [String] = []
+
+    init(clientId: String, appCode: String, historyCapacity: Int) {
+        self.clientId = clientId
+        self.appCode = appCode
+        self.events = RingBuffer(capacity: historyCapacity)
+        self.requests = RingBuffer(capacity: historyCapacity)
+    }
+
+    var view: SandboxClientView {
+        SandboxClientView(
+            clientId: clientId, appCode: appCode, platform: platform, properties: properties,
+            pushToken: pushToken, contact: contact, events: events.elements, requestCount: requestCount,
+            counts: counts, requests: requests.elements
+        )
+    }
+}
+
+/// A contact token the sandbox issued; tokens are validated by lookup, never by signature.
+struct ContactTokenRecord: Sendable {
+    var clientId: String
+    var appCode: String
+    var contact: SandboxContact
+    var expiresAt: Date
+    /// Set by `POST /_sandbox/contact-tokens/expire`.
+    var forcedExpired = false
+}
+
+/// A refresh token the sandbox issued.
+struct RefreshTokenRecord: Sendable {
+    var clientId: String
+    var appCode: String
+    var contact: SandboxContact
+    /// Set by `POST /_sandbox/refresh-tokens/revoke`.
+    var revoked = false
+}
+
+/// The whole mutable state of one sandbox, guarded by a single lock in `MESandbox`.
+///
+/// One lock (not one per client) keeps the global request log and fault counts exactly ordered; the work done
+/// under it is small and synchronous, so contention stays low even under a benchmark.
+struct SandboxState: Sendable {
+    let historyCapacity: Int
+    var clients: [String: ClientRecord] = [:]
+    var contactTokens: [String: ContactTokenRecord] = [:]
+    var refreshTokens: [String: RefreshTokenRecord] = [:]
+    var faults = FaultList()
+    var log: RingBuffer<SandboxRequestRecord>
+    var nextLogSeq = 1
+
+    init(historyCapacity: Int) {
+        self.historyCapacity = historyCapacity
+        self.log = RingBuffer(capacity: historyCapacity)
+    }
+
+    mutating func reset() {
+        self = SandboxState(historyCapacity: historyCapacity)
+    }
+
+    mutating func expireAllContactTokens() -> Int {
+        for key in contactTokens.keys { contactTokens[key]?.forcedExpired = true }
+        return contactTokens.count
+    }
+
+    mutating func revokeAllRefreshTokens() -> Int {
+        for key in refreshTokens.keys { refreshTokens[key]?.revoked = true }
+        return refreshTokens.count
+    }
+
+    func requestLog(clientId: String?, limit: Int?) -> [SandboxRequestRecord] {
+        var records = log.elements
+        if let clientId { records = records.filter { $0.clientId == clientId } }
+        if let limit, limit >= 0, records.count > limit { records = Array(records.suffix(limit)) }
+        return records
+    }
+}

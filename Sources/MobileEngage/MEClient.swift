@@ -1,0 +1,95 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Sends `MECall`s over AsyncHTTPClient and classifies the answers.
+///
+/// It knows the wire protocol only: which call comes next, and what to do with the answer,
+/// is the workflow's business.
+public struct MEClient: Sendable {
+    /// Where ME lives. Settable once the embedded sandbox knows its port.
+    public let endpoints: MEEndpointsBox
+    public let sdkVersion: String
+    public let requestTimeout: Duration
+    private let httpClient: HTTPClient
+
+    public init(httpClient: HTTPClient, endpoints: MEEndpoints, sdkVersion: String, requestTimeout: Duration) {
+        self.httpClient = httpClient
+        self.endpoints = MEEndpointsBox(endpoints)
+        self.sdkVersion = sdkVersion
+        self.requestTimeout = requestTimeout
+    }
+
+    /// Performs `call` and returns the classified answer. Never throws: transport failures are `.network`.
+    public func send(_ call: MECall, context: MERequestContext, logger: Logger) async -> MEAnswer {
+        let (method, url) = endpoints.get().route(of: call, appCode: context.appCode)
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in MEWireFormat.headers(of: call, context: context, sdkVersion: sdkVersion) {
+            request.headers.add(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: MEWireFormat.body(of: call)))
+        do {
+            let response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(requestTimeout.nanosecondsTotal)))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let clientState = response.headers.first(name: "X-Client-State")
+            let status = Int(response.status.code)
+            if (200..<300).contains(status) {
+                switch call {
+                case .linkAnonymousContact, .linkContact, .refreshContactToken:
+                    guard let tokens = MEWireFormat.contactTokens(from: Array(buffer: body)),
+                          tokens.contactToken != nil
+                    else {
+                        return MEAnswer(outcome: .network(message: "ME answered \(status) with an unreadable contact body"), clientState: clientState)
+                    }
+                    return MEAnswer(outcome: .success(contactToken: tokens.contactToken, refreshToken: tokens.refreshToken), clientState: clientState)
+                default:
+                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState)
+                }
+            }
+            let retryAfter = MEWireFormat.retryAfterSeconds(response.headers.first(name: "Retry-After"), now: Date())
+            return MEAnswer(outcome: .http(status: status, retryAfterSeconds: retryAfter, message: Self.summary(status: status, body: body)), clientState: clientState)
+        } catch {
+            logger.debug("ME call failed in transport", metadata: ["endpoint": "\(call.endpoint)", "error": "\(String(describing: error).prefix(200))"])
+            return MEAnswer(outcome: .network(message: Self.describe(error)), clientState: nil)
+        }
+    }
+
+    /// A short message for `lastError`: the status and the start of the body (ME error bodies hold no secrets
+    /// we sent, but we cut them short and strip control characters anyway).
+    static func summary(status: Int, body: ByteBuffer) -> String {
+        let text = String(buffer: body).prefix(200).filter { !$0.isNewline }
+        let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
+        return text.isEmpty ? "ME answered \(status) \(reason)" : "ME answered \(status) \(reason): \(text)"
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .deadlineExceeded, .readTimeout: return "ME did not answer within the request timeout"
+            case .connectTimeout: return "connecting to ME timed out"
+            case .remoteConnectionClosed: return "ME closed the connection before answering"
+            default: return "HTTP client error: \(e)"
+            }
+        }
+        return "network error: \(String(describing: error).prefix(160))"
+    }
+}
+
+/// The endpoints, shared between the engine and whoever learns the sandbox's port.
+public final class MEEndpointsBox: Sendable {
+    private let value: Mutex<MEEndpoints>
+    public init(_ endpoints: MEEndpoints) { value = Mutex(endpoints) }
+    public func get() -> MEEndpoints { value.withLock { $0 } }
+    public func set(_ endpoints: MEEndpoints) { value.withLock { $0 = endpoints } }
+}
+
+extension Duration {
+    var nanosecondsTotal: Int64 {
+        let (s, attos) = components
+        return s * 1_000_000_000 + attos / 1_000_000_000
+    }
+}

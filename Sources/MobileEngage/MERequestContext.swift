@@ -1,0 +1,39 @@
+/// What the SDK remembers about a client and sends with every request.
+public struct MERequestContext: Sendable, Hashable {
+    public var appCode: String
+    public var clientId: String
+    /// The newest `X-Client-State` the backend returned, echoed unchanged.
+    public var clientState: String?
+    public var contactToken: String?
+    /// `X-Request-Order`: epoch milliseconds, strictly increasing per client.
+    public var requestOrder: Int64
+
+    public init(appCode: String, clientId: String, clientState: String?, contactToken: String?, requestOrder: Int64) {
+        self.appCode = appCode
+        self.clientId = clientId
+        self.clientState = clientState
+        self.contactToken = contactToken
+        self.requestOrder = requestOrder
+    }
+}
+
+/// The outcome of one ME call, classified the way the workflow needs it.
+public struct MEAnswer: Sendable, Hashable {
+    public enum Outcome: Sendable, Hashable {
+        /// 2xx. For contact calls, the tokens from the body.
+        case success(contactToken: String?, refreshToken: String?)
+        /// A non-2xx HTTP answer. `retryAfterSeconds` is parsed from `Retry-After` (seconds or HTTP date).
+        case http(status: Int, retryAfterSeconds: Double?, message: String)
+        /// No usable HTTP answer: refused, reset, timed out, or a 2xx body that could not be read.
+        case network(message: String)
+    }
+
+    public var outcome: Outcome
+    /// `X-Client-State` from the answer, when present (any status).
+    public var clientState: String?
+
+    public init(outcome: Outcome, clientState: String?) {
+        self.outcome = outcome
+        self.clientState = clientState
+    }
+}

@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Bridge
+import Foundation
+import Hummingbird
+import Logging
+import MESandbox
+import MobileEngage
+import PushTokens
+import ServiceLifecycle
+import Storage
+import UnixSignals
+import Workflow
+
+/// The whole service, wired: storage, the engine, the HTTP API and, when configured, the embedded
+/// ME sandbox. The executable and the integration tests use exactly this.
+public final class BridgeServer: Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: BridgeConfiguration
+    public let store: any DeviceStore
+    public let engine: Engine
+    /// The embedded sandbox, when `emarsys.sandbox` is true.
+    public let sandbox: MESandbox?
+    private let httpClient: HTTPClient
+    private let logger: Logger
+    private let registry: ProviderRegistry
+    private let portBox = PortBox()
+
+    public init(configuration: BridgeConfiguration, logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        var registry = ProviderRegistry.builtIn
+        if let dir = configuration.providersDirectory {
+            do {
+                registry = try registry.merging(directory: dir)
+            } catch {
+                throw ConfigError(key: "providers.directory", message: "\(error)")
+            }
+        }
+        self.registry = registry
+        guard let path = configuration.sqlitePath else {
+            throw ConfigError(key: "storage.url", message: "postgres:// storage is not available in this build yet; use sqlite://")
+        }
+        let store = try SQLiteDeviceStore(path: path)
+        try await store.migrate()
+        self.store = store
+
+        var httpConfig = HTTPClient.Configuration()
+        httpConfig.timeout = .init(connect: .seconds(5), read: .milliseconds(Int64(configuration.emarsys.requestTimeoutSeconds * 1000)))
+        httpConfig.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = configuration.emarsys.maxConcurrentRequests
+        httpConfig.decompression = .enabled(limit: .ratio(10))
+        httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfig, backgroundActivityLogger: logger)
+
+        let e = configuration.emarsys
+        let me = MEClient(
+            httpClient: httpClient,
+            endpoints: MEEndpoints(clientServiceURL: e.clientServiceURL, eventServiceURL: e.eventServiceURL, eventsAPIVersion: e.eventsAPIVersion),
+            sdkVersion: Self.version,
+            requestTimeout: .milliseconds(Int64(e.requestTimeoutSeconds * 1000)))
+        sandbox = e.sandbox
+            ? MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: .seconds(e.sandboxContactTokenLifetimeSeconds)), logger: logger)
+            : nil
+        let portBox = self.portBox
+        let embedded = e.sandbox
+        let host = configuration.http.host
+        let engineConfig = EngineConfiguration(
+            maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
+            apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy) }),
+            sdkVersion: Self.version)
+        engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, startGate: {
+            let port = await portBox.wait()
+            if embedded {
+                let base = "http://\(Self.loopbackHost(for: host)):\(port)/sandbox"
+                me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base, eventsAPIVersion: e.eventsAPIVersion))
+            }
+        })
+    }
+
+    /// The address the bridge calls its own embedded sandbox on.
+    static func loopbackHost(for host: String) -> String {
+        switch host {
+        case "0.0.0.0", "": "127.0.0.1"
+        case "::": "[::1]"
+        default: host.contains(":") ? "[\(host)]" : host
+        }
+    }
+
+    /// The port the server listens on, once it does.
+    public func port() async -> Int { await portBox.wait() }
+
+    func makeApplication() -> some ApplicationProtocol {
+        let router = Router()
+        router.add(middleware: ProblemMiddleware())
+        let engine = self.engine
+        let api = BridgeAPI(
+            config: configuration, store: store, registry: registry,
+            wake: { engine.wake() },
+            readiness: Readiness(engineRunning: { engine.isRunning }))
+        api.register(on: router)
+        sandbox?.addRoutes(to: router, prefix: "/sandbox")
+        let portBox = self.portBox
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "pushbridge"),
+            onServerRunning: { channel in
+                await portBox.set(channel.localAddress?.port ?? 0)
+            },
+            logger: logger)
+    }
+
+    /// Runs until a signal in `signals` arrives or `shutdown()` is called, then drains and closes.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: makeApplication()), .init(service: engine)],
+            gracefulShutdownSignals: signals,
+            logger: logger))
+        await groupBox.set(group)
+        do {
+            try await group.run()
+        } catch {
+            try? await httpClient.shutdown()
+            try? await store.close()
+            throw error
+        }
+        try? await httpClient.shutdown()
+        try await store.close()
+    }
+
+    private let groupBox = GroupBox()
+
+    /// Graceful shutdown: stop taking requests, finish the steps in flight, close storage.
+    public func shutdown() async {
+        await groupBox.get()?.triggerGracefulShutdown()
+    }
+}
+
+actor PortBox {
+    private var port: Int?
+    private var waiters: [CheckedContinuation<Int, Never>] = []
+    func set(_ p: Int) {
+        port = p
+        for w in waiters { w.resume(returning: p) }
+        waiters.removeAll()
+    }
+    func wait() async -> Int {
+        if let port { return port }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+}
+
+actor GroupBox {
+    private var group: ServiceGroup?
+    func set(_ g: ServiceGroup) { group = g }
+    func get() -> ServiceGroup? { group }
+}

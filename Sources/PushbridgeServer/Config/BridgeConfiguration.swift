@@ -1,0 +1,70 @@
+import Foundation
+import Workflow
+
+/// Everything `pushbridge serve` is configured with, validated.
+public struct BridgeConfiguration: Sendable {
+    public struct HTTP: Sendable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+    }
+    public struct Emarsys: Sendable {
+        /// Start the embedded ME sandbox and point the URLs at it.
+        public var sandbox = true
+        public var clientServiceURL = "https://me-client.eservice.emarsys.net"
+        public var eventServiceURL = "https://mobile-events.eservice.emarsys.net"
+        public var eventsAPIVersion = "v3"
+        public var requestTimeoutSeconds = 10.0
+        public var maxConcurrentRequests = 64
+        public var retry = RetryPolicy()
+        /// Lifetime of the embedded sandbox's contact tokens.
+        public var sandboxContactTokenLifetimeSeconds = 3600
+    }
+    public struct App: Sendable {
+        public var code: String
+        public var contactFieldId: Int
+        public var anonymousContacts: Bool
+        /// nil: no start event (`none` in the file).
+        public var startEvent: String?
+        /// Bearer keys allowed for this app (file keys plus `apiKeysEnv`); empty = no auth.
+        public var apiKeys: [String]
+
+        public init(code: String, contactFieldId: Int = 3, anonymousContacts: Bool = true, startEvent: String? = "app:start", apiKeys: [String] = []) {
+            self.code = code
+            self.contactFieldId = contactFieldId
+            self.anonymousContacts = anonymousContacts
+            self.startEvent = startEvent
+            self.apiKeys = apiKeys
+        }
+
+        public var policy: AppPolicy { AppPolicy(anonymousContacts: anonymousContacts, startEvent: startEvent) }
+    }
+
+    public var http = HTTP()
+    /// `sqlite://path` (relative to the working directory; `sqlite:///abs` is absolute) or `postgres://...`.
+    public var storageURL = "sqlite://data/pushbridge.sqlite"
+    public var emarsys = Emarsys()
+    public var limits = QueueLimitsConfig()
+    /// Descriptor files that add to or override the built-in providers; missing is fine.
+    public var providersDirectory: String? = "providers"
+    public var logLevel = "info"
+    public var apps: [App] = [BridgeConfiguration.demoApp]
+
+    public struct QueueLimitsConfig: Sendable {
+        public var maxQueuedIntents = 1_000_000
+        public var maxQueuedIntentsPerApp = 250_000
+    }
+
+    /// The app the built-in defaults serve, so `pushbridge serve` works with no file at all.
+    public static let demoApp = App(code: "EMS12-34567", contactFieldId: 3, anonymousContacts: true, startEvent: "app:start", apiKeys: [])
+
+    public init() {}
+
+    public func app(_ code: String) -> App? { apps.first { $0.code == code } }
+    public var anyAppHasKeys: Bool { apps.contains { !$0.apiKeys.isEmpty } }
+
+    /// The SQLite file path of `storageURL`, or nil for another scheme.
+    public var sqlitePath: String? {
+        guard storageURL.hasPrefix("sqlite://") else { return nil }
+        return String(storageURL.dropFirst("sqlite://".count))
+    }
+}

@@ -1,0 +1,238 @@
+import Configuration
+import Foundation
+import Workflow
+import Yams
+
+/// Reads the YAML file and the `PUSHBRIDGE_*` environment through swift-configuration.
+///
+/// Two things are done by hand, on purpose:
+/// - swift-configuration's YAML snapshot only takes scalars and scalar arrays, and the contract's
+///   `apps` is a list of objects; so the file is parsed with Yams, its scalars are handed to an
+///   `InMemoryProvider`, and `apps` is read here.
+/// - the contract names variables by upper-casing each key part (`PUSHBRIDGE_EMARSYS_CLIENTSERVICEURL`),
+///   while swift-configuration splits camelCase (`EMARSYS_CLIENT_SERVICE_URL`); both spellings are
+///   accepted and mapped onto the library's provider.
+public enum ConfigLoader {
+    /// Every scalar key of the file. Environment overrides exist for exactly these.
+    static let keys: [String] = [
+        "http.host", "http.port",
+        "storage.url",
+        "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
+        "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests",
+        "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
+        "emarsys.sandboxContactTokenLifetimeSeconds",
+        "limits.maxQueuedIntents", "limits.maxQueuedIntentsPerApp",
+        "providers.directory",
+        "log.level",
+    ]
+
+    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
+        var tree: [String: Any] = [:]
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigError(key: "--config", message: "cannot read \(file)")
+            }
+            do {
+                if let loaded = try Yams.load(yaml: text) {
+                    guard let map = loaded as? [String: Any] else { throw ConfigError(key: "(file)", message: "\(file) must hold a mapping at the top level") }
+                    tree = map
+                }
+            } catch let e as ConfigError {
+                throw e
+            } catch {
+                throw ConfigError(key: "(file)", message: "\(file) is not valid YAML: \(error)")
+            }
+        }
+        let known = Set(keys + ["apps"] + keys.map { String($0.split(separator: ".")[0]) })
+        try checkUnknownKeys(tree, prefix: "", known: known)
+
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for key in keys {
+            guard let raw = lookup(tree, key) else { continue }
+            values[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = try configValue(raw, key: key)
+        }
+        var env: [String: String] = [:]
+        for key in keys {
+            let parts = key.split(separator: ".").map(String.init)
+            let contractName = "PUSHBRIDGE_" + parts.map { $0.uppercased() }.joined(separator: "_")
+            let libraryName = libraryEnvName(parts)
+            if let v = environment["PUSHBRIDGE_" + libraryName] ?? environment[contractName] {
+                env[libraryName] = v
+            }
+        }
+        let reader = ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: env),
+            InMemoryProvider(name: file ?? "defaults", values: values),
+        ])
+        let present = Set(keys.filter { key in
+            values[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] != nil
+                || env[libraryEnvName(key.split(separator: ".").map(String.init))] != nil
+        })
+        return try build(reader: reader, present: present, apps: tree["apps"], environment: environment)
+    }
+
+    /// Reads every key through the reader. A key that is set but does not convert to its type is an
+    /// error naming the key (the reader's defaulting accessors would silently fall back).
+    static func build(reader: ConfigReader, present: Set<String>, apps rawApps: Any?, environment: [String: String]) throws -> BridgeConfiguration {
+        var c = BridgeConfiguration()
+        func read<T>(_ key: String, _ def: T, _ message: String, _ get: (ConfigKey) throws -> T) throws -> T {
+            guard present.contains(key) else { return def }
+            do { return try get(ConfigKey(key)) } catch { throw ConfigError(key: key, message: message) }
+        }
+        func int(_ key: String, _ def: Int, min: Int, max: Int = Int.max) throws -> Int {
+            let v = try read(key, def, "must be a whole number") { try reader.requiredInt(forKey: $0) }
+            guard v >= min && v <= max else { throw ConfigError(key: key, message: "must be between \(min) and \(max), got \(v)") }
+            return v
+        }
+        func string(_ key: String, _ def: String) throws -> String {
+            try read(key, def, "must be a string") { try reader.requiredString(forKey: $0) }
+        }
+        func bool(_ key: String, _ def: Bool) throws -> Bool {
+            try read(key, def, "must be true or false") { try reader.requiredBool(forKey: $0) }
+        }
+        func double(_ key: String, _ def: Double) throws -> Double {
+            try read(key, def, "must be a number") { k in
+                if let d = try? reader.requiredDouble(forKey: k) { return d }
+                return Double(try reader.requiredInt(forKey: k))
+            }
+        }
+        func url(_ key: String, _ def: String) throws -> String {
+            let v = try string(key, def)
+            guard let u = URL(string: v), let scheme = u.scheme, ["http", "https"].contains(scheme.lowercased()), u.host != nil else {
+                throw ConfigError(key: key, message: "must be an http:// or https:// URL, got '\(v)'")
+            }
+            return v
+        }
+
+        c.http.host = try string("http.host", c.http.host)
+        c.http.port = try int("http.port", c.http.port, min: 0, max: 65535)
+        c.storageURL = try string("storage.url", c.storageURL)
+        guard c.storageURL.hasPrefix("sqlite://") || c.storageURL.hasPrefix("postgres://") || c.storageURL.hasPrefix("postgresql://") else {
+            throw ConfigError(key: "storage.url", message: "must start with sqlite:// or postgres://")
+        }
+        if c.storageURL.hasPrefix("sqlite://") && c.storageURL.count == "sqlite://".count {
+            throw ConfigError(key: "storage.url", message: "names no file after sqlite://")
+        }
+        c.emarsys.sandbox = try bool("emarsys.sandbox", c.emarsys.sandbox)
+        c.emarsys.clientServiceURL = try url("emarsys.clientServiceURL", c.emarsys.clientServiceURL)
+        c.emarsys.eventServiceURL = try url("emarsys.eventServiceURL", c.emarsys.eventServiceURL)
+        c.emarsys.eventsAPIVersion = try string("emarsys.eventsAPIVersion", c.emarsys.eventsAPIVersion)
+        guard ["v3", "v4"].contains(c.emarsys.eventsAPIVersion) else {
+            throw ConfigError(key: "emarsys.eventsAPIVersion", message: "must be v3 or v4")
+        }
+        c.emarsys.requestTimeoutSeconds = try double("emarsys.requestTimeoutSeconds", c.emarsys.requestTimeoutSeconds)
+        guard c.emarsys.requestTimeoutSeconds > 0 && c.emarsys.requestTimeoutSeconds <= 300 else {
+            throw ConfigError(key: "emarsys.requestTimeoutSeconds", message: "must be above 0 and at most 300")
+        }
+        c.emarsys.maxConcurrentRequests = try int("emarsys.maxConcurrentRequests", c.emarsys.maxConcurrentRequests, min: 1, max: 10_000)
+        let initial = try int("emarsys.retry.initialDelayMs", c.emarsys.retry.initialDelayMs, min: 1)
+        let maxDelay = try int("emarsys.retry.maxDelayMs", c.emarsys.retry.maxDelayMs, min: 1)
+        guard maxDelay >= initial else { throw ConfigError(key: "emarsys.retry.maxDelayMs", message: "must not be below emarsys.retry.initialDelayMs") }
+        c.emarsys.retry = RetryPolicy(initialDelayMs: initial, maxDelayMs: maxDelay)
+        c.emarsys.sandboxContactTokenLifetimeSeconds = try int("emarsys.sandboxContactTokenLifetimeSeconds", c.emarsys.sandboxContactTokenLifetimeSeconds, min: 1)
+        c.limits.maxQueuedIntents = try int("limits.maxQueuedIntents", c.limits.maxQueuedIntents, min: 1)
+        c.limits.maxQueuedIntentsPerApp = try int("limits.maxQueuedIntentsPerApp", c.limits.maxQueuedIntentsPerApp, min: 1)
+        let dir = try string("providers.directory", c.providersDirectory ?? "")
+        c.providersDirectory = dir.isEmpty ? nil : dir
+        c.logLevel = try string("log.level", c.logLevel)
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(c.logLevel) else {
+            throw ConfigError(key: "log.level", message: "must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let rawApps { c.apps = try parseApps(rawApps, environment: environment) }
+        return c
+    }
+
+    static func parseApps(_ raw: Any, environment: [String: String]) throws -> [BridgeConfiguration.App] {
+        guard let list = raw as? [Any] else { throw ConfigError(key: "apps", message: "must be a list of apps") }
+        var apps: [BridgeConfiguration.App] = []
+        for (i, item) in list.enumerated() {
+            let at = "apps[\(i)]"
+            guard let map = item as? [String: Any] else { throw ConfigError(key: at, message: "must be a mapping") }
+            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv"].contains(k) {
+                throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
+            }
+            guard let code = map["code"] as? String, code.range(of: #"^[A-Za-z0-9-]{1,64}$"#, options: .regularExpression) != nil else {
+                throw ConfigError(key: "\(at).code", message: "must be an app code like EMS12-34567")
+            }
+            if apps.contains(where: { $0.code == code }) { throw ConfigError(key: "\(at).code", message: "\(code) is configured twice") }
+            let fieldId = map["contactFieldId"] ?? 3
+            guard let contactFieldId = fieldId as? Int, contactFieldId > 0 else {
+                throw ConfigError(key: "\(at).contactFieldId", message: "must be a positive whole number")
+            }
+            let anon = map["anonymousContacts"] ?? true
+            guard let anonymousContacts = anon as? Bool else { throw ConfigError(key: "\(at).anonymousContacts", message: "must be true or false") }
+            let start = map["startEvent"] ?? "app:start"
+            guard let startName = start as? String, ["app:start", "session:start", "none"].contains(startName) else {
+                throw ConfigError(key: "\(at).startEvent", message: "must be app:start, session:start or none")
+            }
+            var keys: [String] = []
+            if let rawKeys = map["apiKeys"] {
+                guard let list = rawKeys as? [Any], list.allSatisfy({ $0 is String }) else {
+                    throw ConfigError(key: "\(at).apiKeys", message: "must be a list of strings")
+                }
+                keys = list.compactMap { $0 as? String }
+            }
+            if let envName = map["apiKeysEnv"] {
+                guard let envName = envName as? String else { throw ConfigError(key: "\(at).apiKeysEnv", message: "must be a variable name") }
+                keys += (environment[envName] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+            if keys.contains(where: { $0.count < 16 }) {
+                throw ConfigError(key: "\(at).apiKeys", message: "keys must be at least 16 characters long")
+            }
+            apps.append(.init(code: code, contactFieldId: contactFieldId, anonymousContacts: anonymousContacts, startEvent: startName == "none" ? nil : startName, apiKeys: keys))
+        }
+        let allKeys = apps.flatMap(\.apiKeys)
+        if Set(allKeys).count != allKeys.count { throw ConfigError(key: "apps", message: "one API key is given to two apps") }
+        return apps
+    }
+
+    static func lookup(_ tree: [String: Any], _ key: String) -> Any? {
+        var node: Any? = tree
+        for part in key.split(separator: ".") {
+            node = (node as? [String: Any])?[String(part)]
+        }
+        return node
+    }
+
+    static func configValue(_ raw: Any, key: String) throws -> ConfigValue {
+        switch raw {
+        case let b as Bool: return ConfigValue(.bool(b), isSecret: false)
+        case let i as Int: return ConfigValue(.int(i), isSecret: false)
+        case let d as Double: return ConfigValue(.double(d), isSecret: false)
+        case let s as String: return ConfigValue(.string(s), isSecret: key == "storage.url")
+        default: throw ConfigError(key: key, message: "must be a single value")
+        }
+    }
+
+    /// Rejects keys the bridge does not know: a typo must not silently fall back to a default.
+    static func checkUnknownKeys(_ node: [String: Any], prefix: String, known: Set<String>) throws {
+        for (k, v) in node {
+            let path = prefix.isEmpty ? k : "\(prefix).\(k)"
+            if path == "apps" { continue }
+            guard known.contains(path) || known.contains(where: { $0.hasPrefix(path + ".") }) else {
+                throw ConfigError(key: path, message: "is not a known setting")
+            }
+            if let child = v as? [String: Any] { try checkUnknownKeys(child, prefix: path, known: known) }
+        }
+    }
+
+    /// swift-configuration's environment name of a key: camelCase split, upper-cased, `_` between parts.
+    static func libraryEnvName(_ parts: [String]) -> String {
+        parts.map { part -> String in
+            var out = ""
+            var previous: Character?
+            for ch in part {
+                if let p = previous, p.isLowercase, ch.isUppercase { out.append("_") }
+                out.append(ch)
+                previous = ch
+            }
+            return out.uppercased()
+        }.joined(separator: "_")
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public var description: String { "configuration error: \(key) \(message)" }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Workflow
+
+/// Devices and their queued intents, durably. SQLite is the embedded default; PostgreSQL implements
+/// the same protocol for several instances.
+///
+/// Every method is one transaction: an intent is committed before the API answers 2xx, and an
+/// engine step's result is committed with the state it produced.
+public protocol DeviceStore: Sendable {
+    /// Creates or upgrades the schema.
+    func migrate() async throws
+
+    /// Applies a validated API write: deduplicates, collapses, moves tokens, enforces the queue bound.
+    func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult
+
+    func status(of key: DeviceKey) async throws -> DeviceStatus?
+    func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage
+
+    /// Leases up to `limit` devices whose work is due, for `lease`; returns their keys.
+    func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey]
+    /// The earliest time any device's work is due, or nil when nothing is queued.
+    func nextDueAt() async throws -> Date?
+    /// The device's state and the intent at the head of its queue.
+    func loadWork(_ key: DeviceKey) async throws -> Work?
+    /// Commits one engine step.
+    func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws
+    /// Gives the device back; its due time stays as the last commit set it.
+    func releaseLease(_ key: DeviceKey, owner: String) async throws
+
+    /// Answers when storage works (readiness).
+    func ping() async throws
+    /// Intents queued in total and per app.
+    func queuedIntents() async throws -> (total: Int, perApp: [String: Int])
+    func close() async throws
+}
+
+public struct QueueLimits: Sendable, Hashable {
+    public var maxQueuedIntents: Int
+    public var maxQueuedIntentsPerApp: Int
+    public init(maxQueuedIntents: Int = 1_000_000, maxQueuedIntentsPerApp: Int = 250_000) {
+        self.maxQueuedIntents = maxQueuedIntents
+        self.maxQueuedIntentsPerApp = maxQueuedIntentsPerApp
+    }
+}
+
+public enum AcceptResult: Sendable {
+    case accepted(DeviceStatus)
+    case deduplicated(DeviceStatus)
+    case unknownDevice
+    /// Over the queue bound: nothing was stored.
+    case queueFull(scope: String)
+}
+
+public struct DevicePage: Sendable {
+    public var devices: [DeviceStatus]
+    public var nextCursor: String?
+}
+
+/// What a worker needs to plan the next step of a device.
+public struct Work: Sendable {
+    public var state: DeviceState
+    /// The device's queue in processing order (the head first; bounded).
+    public var queue: [Intent]
+    public var head: Intent? { queue.first }
+    /// The head's token is still being removed from the device that held it.
+    public var moveBlocked: Bool
+    /// The newest intent id seen: a commit that finds newer ones keeps the device due.
+    public var newestIntentId: Int64
+}
+
+/// One engine step's result.
+public struct WorkUpdate: Sendable {
+    public enum Next: Sendable, Hashable {
+        /// Keep working (the worker goes on at once).
+        case now
+        /// Transient failure: try again then.
+        case at(Date)
+        /// Nothing to do until a new intent arrives (idle, failed, waiting for a login).
+        case whenWoken
+    }
+    public var state: DeviceState
+    public var headId: Int64?
+    public var headProgress: Int?
+    public var popHead: Bool
+    public var forget: Bool
+    public var next: Next
+    public var newestIntentIdSeen: Int64
+
+    public init(state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next, newestIntentIdSeen: Int64) {
+        self.state = state
+        self.headId = headId
+        self.headProgress = headProgress
+        self.popHead = popHead
+        self.forget = forget
+        self.next = next
+        self.newestIntentIdSeen = newestIntentIdSeen
+    }
+}
+
+public enum StorageError: Error, CustomStringConvertible {
+    case invalidURL(String)
+    case corrupt(String)
+    public var description: String {
+        switch self {
+        case .invalidURL(let m): "storage.url: \(m)"
+        case .corrupt(let m): "storage: \(m)"
+        }
+    }
+}

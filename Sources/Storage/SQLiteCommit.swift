@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import Workflow
+
+/// One engine step, committed in one write transaction. Touches only the engine's columns
+/// (`data`, `state`, `due_at`) and the head intent, so API writes made meanwhile survive.
+struct SQLiteCommit {
+    let db: Database
+    let key: DeviceKey
+    let now: Date
+
+    func apply(_ update: WorkUpdate) throws {
+        let nowMs = Codec.ms(now)
+        if update.forget {
+            try forget(update)
+            return
+        }
+        if let id = update.headId {
+            if update.popHead {
+                let kind = try String.fetchOne(db, sql: "SELECT kind FROM intents WHERE id = ?", arguments: [id])
+                try SQLiteRows.deleteIntents(db, key, where: "id = ?", [id])
+                if kind == "release" { try wakeWaiters() }
+            } else if let progress = update.headProgress {
+                try db.execute(sql: "UPDATE intents SET progress = ? WHERE id = ?", arguments: [progress, id])
+            }
+        }
+        let pending = try SQLiteRows.pendingCount(db, key)
+        let arrived = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)",
+            arguments: [key.appCode, key.deviceId, update.newestIntentIdSeen]) ?? false
+        let due: Int64?
+        switch update.next {
+        case .now: due = pending > 0 ? nowMs : nil
+        case .at(let date): due = pending > 0 ? Codec.ms(date) : nil
+        case .whenWoken: due = (pending > 0 && arrived) ? nowMs : nil
+        }
+        let state = DeviceStateName.of(update.state, pending: pending)
+        try db.cachedStatement(sql: """
+            UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?
+            WHERE app = ? AND device_id = ?
+            """).execute(arguments: [
+                try Codec.encode(update.state), state.rawValue, pending, due, update.state.clientId, nowMs, key.appCode, key.deviceId,
+            ])
+    }
+
+    /// A device whose release finished may now send the token it waited for.
+    private func wakeWaiters() throws {
+        try db.execute(
+            sql: """
+                UPDATE devices SET due_at = ? WHERE app = ? AND due_at IS NULL
+                AND device_id IN (SELECT device_id FROM intents WHERE app = ? AND waits_for = ?)
+                """,
+            arguments: [Codec.ms(now), key.appCode, key.appCode, key.deviceId])
+        try db.execute(
+            sql: "UPDATE intents SET waits_for = NULL WHERE app = ? AND waits_for = ? AND NOT EXISTS (SELECT 1 FROM intents r WHERE r.app = ? AND r.device_id = ? AND r.kind = 'release')",
+            arguments: [key.appCode, key.deviceId, key.appCode, key.deviceId])
+    }
+
+    /// The token is gone at ME: forget the device, unless the backend sent something after the forget.
+    private func forget(_ update: WorkUpdate) throws {
+        let newestSeen = update.newestIntentIdSeen
+        let later = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)",
+            arguments: [key.appCode, key.deviceId, newestSeen]) ?? false
+        if later {
+            // Keep the newer intents: drop what the forget covered and start the device afresh.
+            try SQLiteRows.deleteIntents(db, key, where: "id <= ?", [newestSeen])
+            let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
+            try apply(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen))
+            return
+        }
+        try SQLiteRows.deleteIntents(db, key, where: "1 = 1")
+        try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+        try db.execute(sql: "DELETE FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import GRDB
+import Workflow
+
+/// The embedded default: one SQLite file in WAL mode, through GRDB's pool (one writer, concurrent readers).
+///
+/// One instance per file: leases live in the file too, but are cleared at open, because no other
+/// process may work the same file.
+public final class SQLiteDeviceStore: DeviceStore {
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        config.maximumReaderCount = 4
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")  // WAL + NORMAL: durable across process crashes
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+    }
+
+    public func migrate() async throws {
+        try SQLiteSchema.migrator.migrate(pool)
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+        }
+    }
+
+    public func close() async throws {
+        try pool.close()
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: API side
+
+    public func accept(
+        _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
+    ) async throws -> AcceptResult {
+        try await pool.write { db in
+            try SQLiteIntake(db: db, key: key, now: now).accept(write, policy: policy, limits: limits, newClientId: newClientId)
+        }
+    }
+
+    public func status(of key: DeviceKey) async throws -> DeviceStatus? {
+        try await pool.read { db in
+            try SQLiteRows.device(db, key).map { try $0.status() }
+        }
+    }
+
+    public func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
+        try await pool.read { db in
+            let after = cursor.flatMap(Codec.deviceId(fromCursor:)) ?? ""
+            var sql = "SELECT \(SQLiteRows.deviceColumns) FROM devices WHERE app = ? AND device_id > ?"
+            var args: [DatabaseValueConvertible] = [app, after]
+            if let state {
+                sql += " AND state = ?"
+                args.append(state)
+            }
+            sql += " ORDER BY device_id LIMIT ?"
+            args.append(limit + 1)
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+            var devices = try rows.prefix(limit).map { try SQLiteRows.DeviceRow(row: $0).status() }
+            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.deviceId) } : nil
+            if devices.count > limit { devices.removeLast() }
+            return DevicePage(devices: devices, nextCursor: next)
+        }
+    }
+
+    public func queuedIntents() async throws -> (total: Int, perApp: [String: Int]) {
+        try await pool.read { db in
+            var perApp: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT app, queued FROM queue_counts") {
+                perApp[row["app"]] = row["queued"]
+            }
+            return (perApp.values.reduce(0, +), perApp)
+        }
+    }
+
+    // MARK: Engine side
+
+    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+        let nowMs = Codec.ms(now)
+        let until = nowMs + Int64(lease.components.seconds * 1000)
+        return try await pool.write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT app, device_id FROM devices
+                    WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+                    ORDER BY due_at LIMIT ?
+                    """,
+                arguments: [nowMs, nowMs, limit])
+            let keys = rows.map { DeviceKey(appCode: $0["app"], deviceId: $0["device_id"]) }
+            let statement = try db.cachedStatement(sql: "UPDATE devices SET lease_owner = ?, lease_until = ? WHERE app = ? AND device_id = ?")
+            for key in keys {
+                try statement.execute(arguments: [owner, until, key.appCode, key.deviceId])
+            }
+            return keys
+        }
+    }
+
+    public func nextDueAt() async throws -> Date? {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM devices WHERE due_at IS NOT NULL").map(Codec.date)
+        }
+    }
+
+    public func loadWork(_ key: DeviceKey) async throws -> Work? {
+        try await pool.read { db in
+            guard let device = try SQLiteRows.device(db, key) else { return nil }
+            let queue = try SQLiteRows.queued(db, key, limit: 64)
+            let head = queue.first
+            let newest = try Int64.fetchOne(
+                db, sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId]) ?? 0
+            var blocked = false
+            if let head, let holder = head.waitsFor, let hash = head.tokenHash {
+                blocked = try Bool.fetchOne(
+                    db,
+                    sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND kind = 'release' AND token_hash = ?)",
+                    arguments: [key.appCode, holder, hash]) ?? false
+            }
+            return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
+        }
+    }
+
+    public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
+        try await pool.write { db in
+            try SQLiteCommit(db: db, key: key, now: now).apply(update)
+        }
+    }
+
+    public func releaseLease(_ key: DeviceKey, owner: String) async throws {
+        try await pool.write { db in
+            try db.cachedStatement(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE app = ? AND device_id = ? AND lease_owner = ?")
+                .execute(arguments: [key.appCode, key.deviceId, owner])
+        }
+    }
+}

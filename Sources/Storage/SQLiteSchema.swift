@@ -1,0 +1,62 @@
+import GRDB
+
+/// Schema migrations, from the first version on. Never edit a registered migration: add one.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            // One row per device. Registration columns are written by the API; `data` (the engine's
+            // DeviceState as JSON) only by engine steps, so the two never overwrite each other.
+            try db.execute(sql: """
+                CREATE TABLE devices (
+                    app TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    client_id TEXT NOT NULL,
+                    provider TEXT,
+                    platform TEXT NOT NULL,
+                    token_hash TEXT,
+                    state TEXT NOT NULL,
+                    pending INTEGER NOT NULL DEFAULT 0,
+                    due_at INTEGER,
+                    lease_owner TEXT,
+                    lease_until INTEGER,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (app, device_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX devices_due ON devices(due_at) WHERE due_at IS NOT NULL;
+                CREATE INDEX devices_state ON devices(app, state, device_id);
+
+                CREATE TABLE intents (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    token_hash TEXT,
+                    waits_for TEXT,
+                    progress INTEGER NOT NULL DEFAULT 0,
+                    accepted_at INTEGER NOT NULL,
+                    payload BLOB NOT NULL
+                );
+                CREATE INDEX intents_device ON intents(app, device_id, priority, id);
+                CREATE INDEX intents_waits ON intents(app, waits_for) WHERE waits_for IS NOT NULL;
+
+                CREATE TABLE token_claims (
+                    app TEXT NOT NULL,
+                    token_hash TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    PRIMARY KEY (app, token_hash)
+                ) WITHOUT ROWID;
+                CREATE INDEX token_claims_device ON token_claims(app, device_id);
+
+                CREATE TABLE queue_counts (
+                    app TEXT PRIMARY KEY,
+                    queued INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// The device status document of the contract. Holds only hashes and ids, never a token or contact value.
+public struct DeviceStatus: Sendable, Hashable, Codable {
+    public struct Contact: Sendable, Hashable, Codable {
+        public var kind: String
+        public var fieldId: Int?
+    }
+    public struct Step: Sendable, Hashable, Codable {
+        public var done: Bool
+        public var at: String?
+        public var tokenHash: String?
+    }
+    public struct Steps: Sendable, Hashable, Codable {
+        public var client: Step
+        public var contact: Step
+        public var pushToken: Step
+    }
+    public struct ErrorInfo: Sendable, Hashable, Codable {
+        public var step: String
+        public var status: Int?
+        public var message: String
+        public var attempts: Int
+        public var at: String
+        public var nextAttemptAt: String?
+    }
+
+    public var appCode: String
+    public var deviceId: String
+    public var clientId: String
+    public var provider: String?
+    public var platform: String
+    public var tokenHash: String?
+    public var state: String
+    public var contact: Contact
+    public var steps: Steps
+    public var pending: Int
+    public var deduplicated: Bool?
+    public var waitingFor: String?
+    public var lastError: ErrorInfo?
+    public var updatedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, deduplicated,
+            waitingFor, lastError, updatedAt
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(appCode, forKey: .appCode)
+        try c.encode(deviceId, forKey: .deviceId)
+        try c.encode(clientId, forKey: .clientId)
+        try c.encode(provider, forKey: .provider)
+        try c.encode(platform, forKey: .platform)
+        try c.encode(tokenHash, forKey: .tokenHash)  // null, not absent, after a removal
+        try c.encode(state, forKey: .state)
+        try c.encode(contact, forKey: .contact)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(pending, forKey: .pending)
+        try c.encodeIfPresent(deduplicated, forKey: .deduplicated)
+        try c.encodeIfPresent(waitingFor, forKey: .waitingFor)
+        try c.encode(lastError, forKey: .lastError)
+        try c.encode(updatedAt, forKey: .updatedAt)
+    }
+}
+
+/// The device states of the contract.
+public enum DeviceStateName: String, Sendable, CaseIterable {
+    case pending, registered, retrying, failed, unregistered
+
+    /// `pending`: work queued, no error on the current step; `retrying`: the current step's last attempt
+    /// failed transiently; `failed`: nothing can go until a new intent; otherwise `registered` when ME
+    /// holds the newest token, else `unregistered`.
+    public static func of(_ state: DeviceState, pending: Int) -> DeviceStateName {
+        if state.failed { return .failed }
+        if pending > 0 { return state.lastError?.nextAttemptAt != nil ? .retrying : .pending }
+        return state.pushTokenSent != nil ? .registered : .unregistered
+    }
+}
+
+/// What the API keeps beside the engine's state: the newest request, for the status.
+public struct DeviceRegistration: Sendable, Hashable {
+    public var key: DeviceKey
+    public var provider: String?
+    public var platform: String
+    /// The newest requested token's hash (queued or at ME); nil after a removal or a move.
+    public var tokenHash: String?
+    public var pending: Int
+    public var updatedAt: Date
+    public init(key: DeviceKey, provider: String?, platform: String, tokenHash: String?, pending: Int, updatedAt: Date) {
+        self.key = key
+        self.provider = provider
+        self.platform = platform
+        self.tokenHash = tokenHash
+        self.pending = pending
+        self.updatedAt = updatedAt
+    }
+}
+
+extension DeviceStatus {
+    public init(registration r: DeviceRegistration, state s: DeviceState, deduplicated: Bool? = nil) {
+        let contact: Contact
+        switch s.linkedContact {
+        case .identified(let fieldId, _)?: contact = Contact(kind: "identified", fieldId: fieldId)
+        case .anonymous?: contact = Contact(kind: "anonymous", fieldId: nil)
+        case nil: contact = Contact(kind: "none", fieldId: nil)
+        }
+        self.init(
+            appCode: r.key.appCode,
+            deviceId: r.key.deviceId,
+            clientId: s.clientId,
+            provider: r.provider,
+            platform: r.platform,
+            tokenHash: r.tokenHash,
+            state: DeviceStateName.of(s, pending: r.pending).rawValue,
+            contact: contact,
+            steps: Steps(
+                client: Step(done: s.deviceInfoHashSent != nil && s.clientState != nil, at: s.steps.clientAt.map(Timestamp.iso)),
+                contact: Step(done: s.contactToken != nil, at: s.steps.contactAt.map(Timestamp.iso)),
+                pushToken: Step(done: s.pushTokenSent != nil, at: s.steps.pushTokenAt.map(Timestamp.iso), tokenHash: s.pushTokenSent?.tokenHash)
+            ),
+            pending: r.pending,
+            deduplicated: deduplicated,
+            waitingFor: s.waitingFor,
+            lastError: s.lastError.map {
+                ErrorInfo(step: $0.step, status: $0.status, message: $0.message, attempts: $0.attempts, at: Timestamp.iso($0.at), nextAttemptAt: $0.nextAttemptAt.map(Timestamp.iso))
+            },
+            updatedAt: Timestamp.iso(r.updatedAt)
+        )
+    }
+}
+
+public enum Timestamp {
+    /// RFC 3339 UTC with milliseconds.
+    public static func iso(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+}

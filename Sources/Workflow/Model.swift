@@ -1,0 +1,165 @@
+import Foundation
+import MobileEngage
+
+/// A device as the customer backend names it: an app install within one ME application.
+public struct DeviceKey: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var appCode: String
+    public var deviceId: String
+    public init(appCode: String, deviceId: String) {
+        self.appCode = appCode
+        self.deviceId = deviceId
+    }
+    public var description: String { "\(appCode)/\(deviceId)" }
+}
+
+/// A canonical push token, as the provider plugin produced it.
+public struct TokenRef: Sendable, Hashable, Codable {
+    public var provider: String
+    public var platform: String
+    /// The exact string for `PUT /client/push-token`. A secret: never logged, never in a status.
+    public var pushToken: String
+    /// The token's identity (for Web Push: the endpoint only). Safe to show.
+    public var tokenHash: String
+    public init(provider: String, platform: String, pushToken: String, tokenHash: String) {
+        self.provider = provider
+        self.platform = platform
+        self.pushToken = pushToken
+        self.tokenHash = tokenHash
+    }
+}
+
+/// The contact a device should be linked to.
+public enum ContactRequest: Sendable, Hashable, Codable {
+    case anonymous
+    /// `value` is a contact field value: a secret, never logged or shown.
+    case identified(fieldId: Int, value: String)
+
+    public var kind: String {
+        switch self {
+        case .anonymous: "anonymous"
+        case .identified: "identified"
+        }
+    }
+}
+
+/// The device properties a backend sends with a start; missing fields get the contract's defaults.
+public struct DeviceInfo: Sendable, Hashable, Codable {
+    public var applicationVersion: String?
+    public var deviceModel: String?
+    public var osVersion: String?
+    public var language: String?
+    public var timezone: String?
+    public var pushSettings: [String: PushSettingValue]?
+
+    public init(
+        applicationVersion: String? = nil, deviceModel: String? = nil, osVersion: String? = nil,
+        language: String? = nil, timezone: String? = nil, pushSettings: [String: PushSettingValue]? = nil
+    ) {
+        self.applicationVersion = applicationVersion
+        self.deviceModel = deviceModel
+        self.osVersion = osVersion
+        self.language = language
+        self.timezone = timezone
+        self.pushSettings = pushSettings
+    }
+
+    /// The `POST /client` body for this device on `platform`.
+    public func body(platform: String, sdkVersion: String) -> DeviceInfoBody {
+        DeviceInfoBody(
+            platform: platform,
+            applicationVersion: applicationVersion ?? "unknown",
+            deviceModel: deviceModel ?? "unknown",
+            osVersion: osVersion ?? "unknown",
+            sdkVersion: sdkVersion,
+            language: language ?? "en",
+            timezone: timezone ?? "+0000",
+            pushSettings: pushSettings
+        )
+    }
+}
+
+/// A custom event as the backend sent it; the timestamp is already UTC with milliseconds.
+public struct CustomEvent: Sendable, Hashable, Codable {
+    public var name: String
+    public var timestamp: String
+    public var attributes: [String: String]?
+    public init(name: String, timestamp: String, attributes: [String: String]?) {
+        self.name = name
+        self.timestamp = timestamp
+        self.attributes = attributes
+    }
+}
+
+/// A device start: what the backend says when an install starts.
+public struct StartIntent: Sendable, Hashable, Codable {
+    public var provider: String
+    public var platform: String
+    public var token: TokenRef?
+    public var info: DeviceInfo
+    public var contact: ContactRequest?
+    public var clientId: String?
+    public init(provider: String, platform: String, token: TokenRef?, info: DeviceInfo, contact: ContactRequest?, clientId: String?) {
+        self.provider = provider
+        self.platform = platform
+        self.token = token
+        self.info = info
+        self.contact = contact
+        self.clientId = clientId
+    }
+}
+
+/// One accepted write that needs ME work. Intents of a device run in order, one at a time.
+public enum IntentPayload: Sendable, Hashable, Codable {
+    case start(StartIntent)
+    case setToken(TokenRef)
+    case removeToken
+    case login(fieldId: Int, value: String)
+    case logout
+    case events([CustomEvent])
+    /// The token with this hash moved to another device: remove it at ME if this device holds it there.
+    case release(tokenHash: String)
+    /// Remove the token at ME, then forget the device.
+    case forget
+
+    public var kind: String {
+        switch self {
+        case .start: "start"
+        case .setToken: "set-token"
+        case .removeToken: "remove-token"
+        case .login: "login"
+        case .logout: "logout"
+        case .events: "events"
+        case .release: "release"
+        case .forget: "forget"
+        }
+    }
+
+    /// Release intents jump the queue: another device waits for them.
+    public var priority: Int {
+        if case .release = self { return 0 }
+        return 1
+    }
+}
+
+/// A queued intent with its storage identity.
+public struct Intent: Sendable, Hashable, Codable {
+    /// Assigned by storage; increasing in acceptance order.
+    public var id: Int64
+    public var payload: IntentPayload
+    /// When the API accepted it (the start event's timestamp).
+    public var acceptedAt: Date
+    /// Which sub-steps of this intent are done (see `IntentProgress`).
+    public var progress: Int
+    public init(id: Int64, payload: IntentPayload, acceptedAt: Date, progress: Int = 0) {
+        self.id = id
+        self.payload = payload
+        self.acceptedAt = acceptedAt
+        self.progress = progress
+    }
+}
+
+/// Bits of `Intent.progress`.
+public enum IntentProgress {
+    /// The start event (or the custom events) of this intent reached ME, or failed permanently and was skipped.
+    public static let eventsDone = 1
+}

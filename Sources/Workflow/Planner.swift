@@ -1,0 +1,143 @@
+import Foundation
+import MobileEngage
+
+/// What to do next for a device. Pure: the state, the head intent and the clock go in; a decision comes out.
+public enum Plan: Sendable, Hashable {
+    /// Send this ME call with this context, then feed the answer to `Reducer.apply`.
+    case send(MECall, MERequestContext)
+    /// A change with no ME call (the head intent is complete, a client id is reset, ...). Persist and plan again.
+    case advance(DeviceState, popHead: Bool)
+    /// The head intent was a `forget` and the token is gone at ME: delete the device.
+    case forget
+    /// Nothing can go until something outside this device changes.
+    case wait(WaitReason)
+    /// Nothing queued.
+    case idle
+}
+
+public enum WaitReason: String, Sendable, Hashable {
+    /// `anonymousContacts: false` and no login yet.
+    case login
+    /// The token is being removed from the device that held it before.
+    case tokenMove = "token-move"
+}
+
+public struct Planner: Sendable {
+    public var policy: AppPolicy
+    public var sdkVersion: String
+
+    public init(policy: AppPolicy, sdkVersion: String) {
+        self.policy = policy
+        self.sdkVersion = sdkVersion
+    }
+
+    /// The next step for `state` with `queue` (processing order; the head first).
+    /// - Parameters:
+    ///   - moveBlocked: the head's token is still being removed from another device.
+    ///   - nowMs: the clock, in epoch milliseconds, for `X-Request-Order`.
+    public func plan(state: DeviceState, queue: [Intent], appCode: String, moveBlocked: Bool, nowMs: Int64) -> Plan {
+        guard let head = queue.first else { return .idle }
+        let desired = Desired(state: state, head: head.payload)
+        func send(_ call: MECall, clientId: String? = nil) -> Plan {
+            let context = MERequestContext(
+                appCode: appCode,
+                clientId: clientId ?? state.clientId,
+                clientState: state.clientState,
+                contactToken: state.contactToken,
+                requestOrder: max(nowMs, state.lastRequestOrder + 1)
+            )
+            return .send(call, context)
+        }
+
+        // A token that moved to another device leaves this one first: another device waits for it.
+        if case .release(let hash) = head.payload {
+            if let sent = state.pushTokenSent, sent.tokenHash == hash { return send(.removePushToken) }
+            var done = desired.applied(to: state)
+            done.resendPushToken = false
+            return .advance(done, popHead: true)
+        }
+
+        // A start with another client id: remove the old client's token, then start over under the new id.
+        if let newId = desired.clientId, newId != state.clientId {
+            if state.pushTokenSent != nil { return send(.removePushToken) }
+            return .advance(state.resetForNewClient(newId), popHead: false)
+        }
+
+        // A 401 asked for a fresh contact token; without a refresh token, re-link instead.
+        if state.needsRefresh {
+            if let refreshToken = state.refreshToken { return send(.refreshContactToken(refreshToken: refreshToken)) }
+            var relink = state
+            relink.needsRefresh = false
+            relink.contactToken = nil
+            return .advance(relink, popHead: false)
+        }
+
+        // 1. Device properties, when they changed or no client state is stored.
+        let body = desired.info.body(platform: desired.platform, sdkVersion: sdkVersion)
+        if state.clientState == nil || state.deviceInfoHashSent != DeviceInfoHash.of(body) {
+            return send(.setClient(body))
+        }
+
+        // 2. The contact link.
+        switch desired.contact {
+        case .identified(let fieldId, let value)?:
+            if state.contactToken == nil || state.linkedContact != desired.contact {
+                return send(.linkContact(fieldId: fieldId, fieldValue: value))
+            }
+        case .anonymous?:
+            if state.contactToken == nil || state.linkedContact != .anonymous { return send(.linkAnonymousContact) }
+        case nil:
+            if state.contactToken == nil {
+                if policy.anonymousContacts { return send(.linkAnonymousContact) }
+                // No anonymous contacts: a login queued behind this intent is linked now, or
+                // the device waits for one.
+                guard case .identified(let fieldId, let value)? = Self.queuedLogin(queue) else { return .wait(.login) }
+                return send(.linkContact(fieldId: fieldId, fieldValue: value))
+            }
+        }
+
+        // 3. Events: the start event of a start, or the custom events.
+        if head.progress & IntentProgress.eventsDone == 0 {
+            switch head.payload {
+            case .start:
+                if let name = policy.startEvent {
+                    let event = MEEvent(type: .internal, name: name, timestamp: MEWireFormat.timestamp(head.acceptedAt))
+                    return send(.events([event]))
+                }
+            case .events(let events):
+                let wire = events.map { MEEvent(type: .custom, name: $0.name, timestamp: $0.timestamp, attributes: $0.attributes) }
+                if !wire.isEmpty { return send(.events(wire)) }
+            default:
+                break
+            }
+        }
+
+        // 4. The push token, when it differs from what ME holds (or must be re-sent).
+        if let token = desired.token {
+            if state.pushTokenSent?.pushToken != token.pushToken || state.resendPushToken {
+                if moveBlocked { return .wait(.tokenMove) }
+                return send(.setPushToken(token.pushToken))
+            }
+        } else if state.pushTokenSent != nil {
+            return send(.removePushToken)
+        }
+
+        if case .forget = head.payload { return .forget }
+
+        var done = desired.applied(to: state)
+        done.waitingFor = nil
+        return .advance(done, popHead: true)
+    }
+
+    /// The first identified contact the queue asks for.
+    static func queuedLogin(_ queue: [Intent]) -> ContactRequest? {
+        for intent in queue {
+            switch intent.payload {
+            case .login(let f, let v): return .identified(fieldId: f, value: v)
+            case .start(let s) where s.contact != nil: return s.contact
+            default: continue
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import MobileEngage
+
+/// The state after an ME answer. Pure: the clock and the jitter are passed in.
+public struct Transition: Sendable, Hashable {
+    public var state: DeviceState
+    /// New progress bits for the head intent, when they changed.
+    public var headProgress: Int?
+    /// Set when the step failed transiently: the device's next attempt.
+    public var retryAt: Date?
+    /// How the call ended, for metrics: `success`, `transient`, `permanent`, `unauthorized`.
+    public var outcome: String
+}
+
+public struct Reducer: Sendable {
+    public var retry: RetryPolicy
+    public var sdkVersion: String
+
+    public init(retry: RetryPolicy, sdkVersion: String) {
+        self.retry = retry
+        self.sdkVersion = sdkVersion
+    }
+
+    /// Applies ME's `answer` to `call`, which `Planner.plan` chose for `state` and `head` with `context`.
+    public func apply(
+        state: DeviceState, head: Intent, call: MECall, context: MERequestContext,
+        answer: MEAnswer, now: Date, jitter: Double
+    ) -> Transition {
+        var s = state
+        s.lastRequestOrder = max(s.lastRequestOrder, context.requestOrder)
+        if let clientState = answer.clientState { s.clientState = clientState }
+        let desired = Desired(state: state, head: head.payload)
+
+        switch answer.outcome {
+        case .success(let contactToken, let refreshToken):
+            return success(s, head: head, call: call, desired: desired, contactToken: contactToken, refreshToken: refreshToken, now: now)
+        case .http(let status, let retryAfter, let message):
+            if status == 401 {
+                return unauthorized(s, head: head, call: call, message: message, now: now)
+            }
+            if status == 408 || status == 429 || (500...599).contains(status) {
+                return transient(s, call: call, status: status, message: message, retryAfter: retryAfter, now: now, jitter: jitter)
+            }
+            if case .refreshContactToken = call {
+                return refreshFailed(s, head: head, call: call, status: status, message: message, now: now)
+            }
+            return permanent(s, head: head, call: call, status: status, message: message, now: now)
+        case .network(let message):
+            return transient(s, call: call, status: nil, message: message, retryAfter: nil, now: now, jitter: jitter)
+        }
+    }
+
+    private func success(
+        _ state: DeviceState, head: Intent, call: MECall, desired: Desired,
+        contactToken: String?, refreshToken: String?, now: Date
+    ) -> Transition {
+        var s = state
+        var progress: Int?
+        s.attempts = 0
+        s.lastError = nil
+        s.failed = false
+        s.waitingFor = nil
+        switch call {
+        case .setClient(let body):
+            s.deviceInfoHashSent = DeviceInfoHash.of(body)
+            s.steps.clientAt = now
+        case .linkAnonymousContact, .linkContact:
+            s.contactToken = contactToken
+            s.refreshToken = refreshToken
+            if case .linkContact(let fieldId, let value) = call {
+                s.linkedContact = .identified(fieldId: fieldId, value: value)
+            } else {
+                s.linkedContact = .anonymous
+            }
+            // As the SDKs do: a new contact gets the current token again.
+            s.resendPushToken = s.pushTokenSent != nil
+            s.needsRefresh = false
+            s.steps.contactAt = now
+        case .refreshContactToken:
+            s.contactToken = contactToken
+            if let refreshToken { s.refreshToken = refreshToken }
+            s.needsRefresh = false
+        case .events:
+            progress = head.progress | IntentProgress.eventsDone
+        case .setPushToken:
+            s.pushTokenSent = desired.token
+            s.resendPushToken = false
+            s.steps.pushTokenAt = now
+        case .removePushToken:
+            s.pushTokenSent = nil
+            s.resendPushToken = false
+            s.steps.pushTokenAt = now
+        }
+        switch call {
+        case .linkAnonymousContact, .linkContact, .refreshContactToken:
+            break  // the replayed step has not succeeded yet: keep counting its refresh cycles
+        default:
+            s.refreshCycles = 0
+            s.relinked = false
+        }
+        return Transition(state: s, headProgress: progress, retryAt: nil, outcome: "success")
+    }
+
+    /// 401: refresh the contact token (3 cycles at most), then re-link once, then give up on the step.
+    private func unauthorized(_ state: DeviceState, head: Intent, call: MECall, message: String, now: Date) -> Transition {
+        var s = state
+        switch call {
+        case .setClient, .linkAnonymousContact, .linkContact:
+            return permanent(s, head: head, call: call, status: 401, message: message, now: now)
+        case .refreshContactToken:
+            return refreshFailed(s, head: head, call: call, status: 401, message: message, now: now)
+        case .setPushToken, .removePushToken, .events:
+            s.resendPushToken = true
+            s.lastError = LastError(step: call.step, status: 401, message: message, attempts: s.attempts + 1, at: now, nextAttemptAt: nil)
+            if s.relinked {
+                return permanent(s, head: head, call: call, status: 401, message: "\(message) (after a contact refresh and a re-link)", now: now)
+            }
+            if s.refreshCycles < 3 {
+                s.refreshCycles += 1
+                s.needsRefresh = true
+            } else {
+                s.relinked = true
+                s.contactToken = nil
+                s.needsRefresh = false
+            }
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "unauthorized")
+        }
+    }
+
+    /// The refresh token is dead (the SDKs get stuck here): re-link the contact once and replay.
+    private func refreshFailed(_ state: DeviceState, head: Intent, call: MECall, status: Int, message: String, now: Date) -> Transition {
+        var s = state
+        s.needsRefresh = false
+        if s.relinked {
+            // Refreshed, re-linked, and the new refresh token is refused too: the operator must look.
+            s.attempts += 1
+            s.failed = true
+            s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: nil)
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+        }
+        s.relinked = true
+        s.contactToken = nil
+        s.refreshToken = nil
+        s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts + 1, at: now, nextAttemptAt: nil)
+        return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "unauthorized")
+    }
+
+    private func transient(
+        _ state: DeviceState, call: MECall, status: Int?, message: String, retryAfter: Double?, now: Date, jitter: Double
+    ) -> Transition {
+        var s = state
+        s.attempts += 1
+        s.failed = false
+        let delay = retry.delay(afterFailures: s.attempts, jitter: jitter, retryAfterSeconds: retryAfter)
+        let at = now.addingTimeInterval(delay)
+        s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: at)
+        return Transition(state: s, headProgress: nil, retryAt: at, outcome: "transient")
+    }
+
+    private func permanent(_ state: DeviceState, head: Intent, call: MECall, status: Int, message: String, now: Date) -> Transition {
+        var s = state
+        s.attempts += 1
+        s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: nil)
+        switch call {
+        case .events:
+            // A permanent failure of an event is recorded and skipped; the steps behind it go on.
+            s.attempts = 0
+            return Transition(state: s, headProgress: head.progress | IntentProgress.eventsDone, retryAt: nil, outcome: "permanent")
+        case .removePushToken:
+            // Nothing more can be done for a removal ME refuses: consider the token gone so the
+            // device that waits for it (a token move) can go on.
+            s.attempts = 0
+            s.pushTokenSent = nil
+            s.resendPushToken = false
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+        case .refreshContactToken:
+            return refreshFailed(state, head: head, call: call, status: status, message: message, now: now)
+        case .setClient, .linkAnonymousContact, .linkContact, .setPushToken:
+            s.failed = true
+            s.needsRefresh = false
+            s.refreshCycles = 0
+            s.relinked = false
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import MESandbox
+import Testing
+
+/// Strict request checking: headers, bodies and the error bodies that name the culprit.
+@Suite("request validation")
+struct ValidationTests {
+    @Test("missing X-Client-Id is a 400 without client state")
+    func missingClientId() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            let reply = try await harness.send(
+                .POST, "/v3/apps/EMS12-34567/client", headers: [("X-Request-Order", "1")], body: TestDevice.deviceInfo)
+            #expect(reply.status == 400)
+            #expect(reply.json?["field"] as? String == "X-Client-Id")
+            #expect(reply.clientState == nil)
+        }
+    }
+
+    @Test("invalid platform and timezone are 400s naming the field, with a client state")
+    func invalidDeviceInfo() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            var device = TestDevice(harness)
+            let platform = try await device.send(.POST, "", body: TestDevice.deviceInfo.replacingOccurrences(of: "android", with: "windows"))
+            #expect(platform.status == 400)
+            #expect(platform.json?["field"] as? String == "platform")
+            #expect(platform.clientState != nil)
+
+            let timezone = try await device.send(.POST, "", body: TestDevice.deviceInfo.replacingOccurrences(of: "+0100", with: "+1"))
+            #expect(timezone.json?["field"] as? String == "timezone")
+
+            #expect(try await device.send(.POST, "", body: "{not json").status == 400)
+            #expect(try await device.send(.POST, "", body: "[]").status == 400)
+            #expect(await harness.sandbox.client(device.clientId)?.platform == nil)
+        }
+    }
+
+    @Test("X-Request-Order is required and must be decimal")
+    func requestOrderRequired() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            let missing = try await harness.send(
+                .POST, "/v3/apps/EMS12-34567/client", headers: [("X-Client-Id", "c1")], body: TestDevice.deviceInfo)
+            #expect(missing.status == 400)
+            #expect(missing.json?["field"] as? String == "X-Request-Order")
+            let malformed = try await harness.send(
+                .POST, "/v3/apps/EMS12-34567/client", headers: [("X-Client-Id", "c1"), ("X-Request-Order", "12a")],
+                body: TestDevice.deviceInfo)
+            #expect(malformed.status == 400)
+        }
+    }
+
+    @Test("events envelope is checked field by field")
+    func invalidEvents() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            var device = TestDevice(harness)
+            _ = try await device.register()
+            _ = try await device.linkAnonymous()
+            let noMillis = try await device.send(.POST, "/events", body: """
+                {"events": [{"type": "custom", "name": "x", "timestamp": "2026-11-29T10:00:00Z"}]}
+                """)
+            #expect(noMillis.status == 400)
+            #expect(noMillis.json?["field"] as? String == "events[0].timestamp")
+            let badType = try await device.send(.POST, "/events", body: """
+                {"events": [{"type": "other", "name": "x", "timestamp": "2026-11-29T10:00:00.000Z"}]}
+                """)
+            #expect(badType.json?["field"] as? String == "events[0].type")
+            let badAttribute = try await device.send(.POST, "/events", body: """
+                {"events": [{"type": "custom", "name": "x", "timestamp": "2026-11-29T10:00:00.000Z", "attributes": {"n": 1}}]}
+                """)
+            #expect(badAttribute.json?["field"] as? String == "events[0].attributes.n")
+            #expect(try await device.send(.PUT, "/push-token", body: #"{"pushToken": ""}"#).status == 400)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import PushbridgeServer
+import Testing
+
+/// Every rejection is problem+json with the contract's status, and stores nothing.
+@Suite("Bad input", .serialized)
+struct BadInputTests {
+    static let key = "key-for-app-one-0123456789"
+    static let otherKey = "key-for-app-two-0123456789"
+
+    static func configure(_ c: inout BridgeConfiguration) {
+        c.apps = [
+            .init(code: "EMS12-34567", contactFieldId: 3, anonymousContacts: true, startEvent: "app:start", apiKeys: [key]),
+            .init(code: "EMS98-76543", contactFieldId: 3, anonymousContacts: true, startEvent: "app:start", apiKeys: [otherKey]),
+        ]
+    }
+
+    func expectProblem(_ a: TestBed.Answer, _ status: Int, field: String? = nil, detailContains: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(a.status == status, "body: \(String(decoding: a.body, as: UTF8.self))", sourceLocation: sourceLocation)
+        #expect(a.contentType == "application/problem+json", sourceLocation: sourceLocation)
+        let p = a.json
+        #expect((p["type"] as? String)?.hasPrefix("urn:pushbridge:problem:") == true, sourceLocation: sourceLocation)
+        #expect(p["status"] as? Int == status, sourceLocation: sourceLocation)
+        #expect(p["title"] is String && p["detail"] is String, sourceLocation: sourceLocation)
+        if let field { #expect(p["field"] as? String == field, sourceLocation: sourceLocation) }
+        if let detailContains { #expect((p["detail"] as? String)?.contains(detailContains) == true, "detail: \(p["detail"] ?? "")", sourceLocation: sourceLocation) }
+    }
+
+    @Test("each bad request gets its status as problem+json and writes nothing")
+    func rejections() async throws {
+        try await withTestBed(configure: Self.configure) { bed in
+            let auth = ["Authorization": "Bearer \(Self.key)"]
+            let path = bed.devicePath("d1")
+            let good: [String: Any] = ["provider": "fcm", "token": Tokens.fcm()]
+
+            expectProblem(try await bed.request("PUT", path, raw: Data("{\"provider\": ".utf8), headers: auth), 400)
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "apns", "token": "undefined"], headers: auth), 422, field: "token")
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "fcm", "token": "cd4129b133f461465fae0c04a7bf3a98e229d3a8b5c59f32c3dfaefd944188dd"], headers: auth), 422, field: "token", detailContains: "apns")
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "blackberry", "token": "x"], headers: auth), 422, field: "provider")
+            expectProblem(try await bed.request("PUT", path, json: ["token": "x"], headers: auth), 422, field: "provider")
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm(), "device": ["osVersion": 15]], headers: auth), 422, field: "device.osVersion")
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm(), "device": ["timezone": "CET"]], headers: auth), 422, field: "device.timezone")
+            expectProblem(try await bed.request("PUT", "/v1/apps/EMS00-00000/devices/d1", json: good, headers: auth), 404)
+            expectProblem(try await bed.request("PUT", path, json: good), 401)
+            expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Basic dXNlcjpwYXNz"]), 401)
+            expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Bearer not-a-key-of-anyone-at-all"]), 401)
+            expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Bearer \(Self.otherKey)"]), 403)
+            let big = Data("{\"provider\": \"fcm\", \"token\": \"\(String(repeating: "a", count: 70_000))\"}".utf8)
+            expectProblem(try await bed.request("PUT", path, raw: big, headers: auth), 413)
+            expectProblem(try await bed.request("PUT", bed.devicePath("bad%20id"), json: good, headers: auth), 400)
+            expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x"]]], headers: auth), 404)
+            expectProblem(try await bed.request("PUT", path + "/contact", json: ["fieldValue": "a@example.com"], headers: auth), 404)
+            expectProblem(try await bed.request("GET", "/v1/nothing-here"), 404)
+            expectProblem(try await bed.request("POST", "/health"), 405)
+
+            // Nothing was written by any of them.
+            expectProblem(try await bed.request("GET", path, headers: auth), 404)
+            let list = try await bed.request("GET", "/v1/apps/EMS12-34567/devices", headers: auth)
+            #expect(list.status == 200)
+            #expect((list.json["devices"] as? [Any])?.isEmpty == true)
+            let log = await bed.sandbox.requestLog()
+            #expect(log.isEmpty)
+        }
+    }
+
+    @Test("events: attribute values must be strings; events need a known device")
+    func eventValidation() async throws {
+        try await withTestBed(configure: Self.configure) { bed in
+            let auth = ["Authorization": "Bearer \(Self.key)"]
+            let path = bed.devicePath("d1")
+            #expect(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm()], headers: auth).status == 202)
+            expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x", "attributes": ["n": 1]]]], headers: auth), 422, field: "events[0].attributes.n")
+            expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": ""]]], headers: auth), 422, field: "events[0].name")
+            expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x", "timestamp": "yesterday"]]], headers: auth), 422, field: "events[0].timestamp")
+            let ok = try await bed.request("POST", path + "/events", json: ["events": [["name": "purchase", "attributes": ["sku": "A1"], "timestamp": "2026-11-29T11:00:00+01:00"]]], headers: auth)
+            #expect(ok.status == 202)
+            try await bed.waitForState("d1", "registered")
+            let clientId = try #require(try await bed.request("GET", path, headers: auth).json["clientId"] as? String)
+            let client = try #require(await bed.sandbox.client(clientId))
+            let purchase = try #require(client.events.first { $0.name == "purchase" })
+            #expect(purchase.type == "custom")
+            #expect(purchase.timestamp == "2026-11-29T10:00:00.000Z")
+            #expect(purchase.attributes == ["sku": "A1"])
+        }
+    }
+}

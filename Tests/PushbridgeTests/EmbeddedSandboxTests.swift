@@ -1,0 +1,66 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import PushbridgeServer
+import Testing
+
+/// `pushbridge serve` with the built-in defaults: SQLite and the sandbox embedded at /sandbox.
+/// This is the README's walkthrough, request for request.
+@Suite("Embedded default")
+struct EmbeddedSandboxTests {
+    @Test("the README walkthrough: register a device, read its status, inspect the sandbox")
+    func walkthrough() async throws {
+        let dir = NSTemporaryDirectory() + "pushbridge-embedded-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = try ConfigLoader.load(file: nil, environment: [:])
+        #expect(config.emarsys.sandbox)
+        #expect(config.http.port == 8080)
+        config.http.port = 0
+        config.http.host = "127.0.0.1"
+        config.storageURL = "sqlite://\(dir)/pushbridge.sqlite"
+        config.providersDirectory = nil
+        let server = try await BridgeServer(configuration: config, logger: TestBed.logger)
+        let task = Task { try await server.run(signals: []) }
+        let port = await server.port()
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        func call(_ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, [String: Any]) {
+            var r = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            r.method = .init(rawValue: method)
+            if let body {
+                r.headers.add(name: "Content-Type", value: "application/json")
+                r.body = .bytes(ByteBuffer(string: body))
+            }
+            let resp = try await http.execute(r, timeout: .seconds(10))
+            let data = Data(buffer: try await resp.body.collect(upTo: 1 << 20))
+            return (Int(resp.status.code), (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+        }
+        do {
+            let (code, started) = try await call("PUT", "/v1/apps/EMS12-34567/devices/phone-1", #"{"provider": "fcm", "token": "fcm-token-1:APA91bExample", "device": {"applicationVersion": "2.4.0", "osVersion": "15"}}"#)
+            #expect(code == 202)
+            #expect(started["state"] as? String == "pending")
+            var status: [String: Any] = [:]
+            for _ in 0..<400 {
+                status = try await call("GET", "/v1/apps/EMS12-34567/devices/phone-1").1
+                if status["state"] as? String == "registered" { break }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            #expect(status["state"] as? String == "registered")
+            let clientId = try #require(status["clientId"] as? String)
+            let (sc, client) = try await call("GET", "/sandbox/_sandbox/clients/\(clientId)")
+            #expect(sc == 200)
+            #expect(client["pushToken"] as? String == "fcm-token-1:APA91bExample")
+            #expect((client["counts"] as? [String: Any])?["pushTokenPuts"] as? Int == 1)
+            let (healthCode, health) = try await call("GET", "/health")
+            #expect(healthCode == 200 && health["status"] as? String == "ok")
+            let (readyCode, ready) = try await call("GET", "/ready")
+            #expect(readyCode == 200 && ready["ready"] as? Bool == true)
+        } catch {
+            Issue.record(error)
+        }
+        await server.shutdown()
+        _ = try? await task.value
+        try await http.shutdown()
+    }
+}
