@@ -98,7 +98,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "PushTokensTests", dependencies: ["PushTokens"]),
+        .testTarget(name: "PushTokensTests", dependencies: ["PushTokens"], exclude: ["Vectors"]),
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage"]),
         .testTarget(
             name: "MESandboxTests",

@@ -103,7 +103,7 @@ struct FaultTests {
         try await SandboxHarness.withSandbox { harness in
             var device = TestDevice(harness)
             try await harness.addFault(#"{"mode": "close"}"#)
-            await #expect(throws: (any Error).self) { _ = try await device.register() }
+            await #expect(throws: HTTPClientError.remoteConnectionClosed) { _ = try await device.register() }
             #expect(try await device.register().status == 204)
             #expect(await harness.sandbox.requestLog().map(\.status) == [0, 204])
         }

@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import MESandbox
+import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The request log, reset, health, and mounting below a prefix with `addRoutes`.
@@ -50,13 +53,15 @@ struct InspectionTests {
 
             // Without access to the connection, "close" answers a 502 head and then breaks the body.
             try await harness.addFault(#"{"mode": "close"}"#)
-            do {
-                let reply = try await device.sendEvent()
-                #expect(reply.status == 502)
-                Issue.record("expected the body to break")
-            } catch {
-                // the client saw the connection end mid-answer
-            }
+            var request = HTTPClientRequest(url: harness.baseURL + "/v3/apps/EMS12-34567/client")
+            request.method = .POST
+            request.headers.add(name: "X-Client-Id", value: device.clientId)
+            request.headers.add(name: "X-Request-Order", value: String(device.nextOrder))
+            request.body = .bytes(ByteBuffer(string: TestDevice.deviceInfo))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status.code == 502)
+            await #expect(throws: HTTPParserError.invalidEOFState) { _ = try await response.body.collect(upTo: 1 << 20) }
+            #expect(await harness.sandbox.requestLog().last?.status == 0)
         }
     }
 }

@@ -18,7 +18,7 @@ struct SandboxHarness: Sendable {
         configuration: SandboxConfiguration = .init(),
         _ body: @Sendable (SandboxHarness) async throws -> Void
     ) async throws {
-        let sandbox = MESandbox(configuration: configuration, logger: Logger(label: "me-sandbox-test"))
+        let sandbox = MESandbox(configuration: configuration, logger: testLogger)
         try await withServer(sandbox: sandbox, prefix: "", server: { port in
             try await sandbox.run(host: "127.0.0.1", port: 0) { await port($0) }
         }, body)
@@ -30,7 +30,7 @@ struct SandboxHarness: Sendable {
         prefix: String,
         _ body: @Sendable (SandboxHarness) async throws -> Void
     ) async throws {
-        let sandbox = MESandbox(logger: Logger(label: "me-sandbox-test"))
+        let sandbox = MESandbox(logger: testLogger)
         try await withServer(sandbox: sandbox, prefix: prefix, server: { port in
             let router = Router()
             sandbox.addRoutes(to: router, prefix: prefix)
@@ -38,7 +38,7 @@ struct SandboxHarness: Sendable {
                 router: router,
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                 onServerRunning: { await port($0.localAddress?.port ?? 0) },
-                logger: Logger(label: "me-sandbox-test")
+                logger: testLogger
             )
             try await app.runService()
         }, body)
@@ -118,6 +118,13 @@ struct Reply: Sendable {
         (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
     }
 }
+
+/// Tests stop servers by cancelling them, which Hummingbird reports at error level; keep the output readable.
+let testLogger: Logger = {
+    var logger = Logger(label: "me-sandbox-test")
+    logger.logLevel = .critical
+    return logger
+}()
 
 enum HarnessError: Error {
     case serverDidNotStart

@@ -28,7 +28,7 @@ struct WorkflowTests {
             #expect(view.counts.client == 1 && view.counts.anonymousLinks == 1)
             #expect(view.counts.eventRequests == 2 && view.counts.pushTokenPuts == 1)
             #expect(view.counts.orderViolations == 0 && view.counts.staleClientStates == 0)
-            #expect(view.requests.allSatisfy(\.sentClientState))
+            #expect(view.requests.allSatisfy { $0.sentClientState })
             if case .object(let properties)? = view.properties {
                 #expect(properties["deviceModel"] == .string("Pixel 8"))
             } else {

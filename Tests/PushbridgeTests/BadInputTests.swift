@@ -68,13 +68,15 @@ struct BadInputTests {
         try await withTestBed(configure: Self.configure) { bed in
             let auth = ["Authorization": "Bearer \(Self.key)"]
             let path = bed.devicePath("d1")
+            bed.statusHeaders = auth
             #expect(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm()], headers: auth).status == 202)
             expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x", "attributes": ["n": 1]]]], headers: auth), 422, field: "events[0].attributes.n")
             expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": ""]]], headers: auth), 422, field: "events[0].name")
             expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x", "timestamp": "yesterday"]]], headers: auth), 422, field: "events[0].timestamp")
             let ok = try await bed.request("POST", path + "/events", json: ["events": [["name": "purchase", "attributes": ["sku": "A1"], "timestamp": "2026-11-29T11:00:00+01:00"]]], headers: auth)
             #expect(ok.status == 202)
-            try await bed.waitForState("d1", "registered")
+            let final = try await bed.waitForState("d1", "registered")
+            #expect(final["lastError"] is NSNull, "\(final)")
             let clientId = try #require(try await bed.request("GET", path, headers: auth).json["clientId"] as? String)
             let client = try #require(await bed.sandbox.client(clientId))
             let purchase = try #require(client.events.first { $0.name == "purchase" })

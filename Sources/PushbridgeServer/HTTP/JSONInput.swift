@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import PushTokens
 
 /// Reads request bodies as JSON with the contract's errors: syntax 400, shape 422 with `field`,
@@ -12,6 +13,8 @@ enum JSONInput {
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem.bodyTooLarge
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw Problem.bodyTooLarge
         }
@@ -35,6 +38,8 @@ enum JSONInput {
         var request = request
         do {
             _ = try await request.collectBody(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem.bodyTooLarge
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw Problem.bodyTooLarge
         }

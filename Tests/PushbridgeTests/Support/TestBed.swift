@@ -108,8 +108,11 @@ final class TestBed: @unchecked Sendable {
 
     func devicePath(_ id: String) -> String { "/v1/apps/\(Self.app)/devices/\(id)" }
 
+    /// Sent by `status` and `waitFor` when the app has keys.
+    var statusHeaders: [String: String] = [:]
+
     func status(_ id: String) async throws -> [String: Any] {
-        try await request("GET", devicePath(id)).json
+        try await request("GET", devicePath(id), headers: statusHeaders).json
     }
 
     /// Polls the device's status until `condition` holds; fails the test after `timeout`.
