@@ -37,8 +37,10 @@ struct OpaqueTokenPlugin: TokenPlugin {
     /// be sent on as a token that cannot work. (Refusing quotes also keeps normalisation idempotent:
     /// a token that still looked quoted after one unquoting would lose its quotes the next time.)
     private func checkCharacters(_ token: String) throws(TokenRejection) {
-        // Fast path over bytes; the first non-ASCII byte sends us to the scalar loop, which then
-        // stops at that scalar with the right rule (white space, control or non-ASCII).
+        // Fast path over bytes: an all-ASCII token is settled here. The first control or non-ASCII
+        // byte sends us to the scalar loop, which stops at that scalar with the right rule (white
+        // space such as U+00A0, control character, or non-ASCII).
+        var needsScalarCheck = false
         for byte in token.utf8 {
             if byte == 0x20 || (0x09...0x0D).contains(byte) {
                 throw TokenRejection(
@@ -50,9 +52,12 @@ struct OpaqueTokenPlugin: TokenPlugin {
                     TokenRejection.Rule.invalidCharacters,
                     "the token has a quote or backslash inside, left over from JSON encoding it more than once; send the token itself.")
             }
-            if byte < 0x20 || byte == 0x7F { break }
-            if byte >= 0x80 { break }
+            if byte < 0x20 || byte >= 0x7F {
+                needsScalarCheck = true
+                break
+            }
         }
+        guard needsScalarCheck else { return }
         for scalar in token.unicodeScalars {
             if scalar.properties.isWhitespace {
                 throw TokenRejection(

@@ -23,6 +23,17 @@ public struct DeviceStatus: Sendable, Hashable, Codable {
         public var attempts: Int
         public var at: String
         public var nextAttemptAt: String?
+
+        /// `status` and `nextAttemptAt` are written as null, never left out.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(step, forKey: .step)
+            try c.encode(status, forKey: .status)
+            try c.encode(message, forKey: .message)
+            try c.encode(attempts, forKey: .attempts)
+            try c.encode(at, forKey: .at)
+            try c.encode(nextAttemptAt, forKey: .nextAttemptAt)
+        }
     }
 
     public var appCode: String

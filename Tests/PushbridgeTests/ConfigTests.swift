@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import PushbridgeServer
+
+@Suite("Configuration")
+struct ConfigTests {
+    func write(_ yaml: String) throws -> String {
+        let path = NSTemporaryDirectory() + "pushbridge-config-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func expectError(_ yaml: String, env: [String: String] = [:], key: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = try write(yaml)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try ConfigLoader.load(file: path, environment: env)
+            Issue.record("no error for \(key)", sourceLocation: sourceLocation)
+        } catch let error as ConfigError {
+            #expect(error.key == key, "\(error)", sourceLocation: sourceLocation)
+            #expect(error.description.contains(key), sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("the shipped config/pushbridge.yaml equals the built-in defaults")
+    func shippedDefault() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try ConfigLoader.load(file: root.appendingPathComponent("config/pushbridge.yaml").path, environment: [:])
+        let builtIn = try ConfigLoader.load(file: nil, environment: [:])
+        #expect(file.http.port == 8080 && builtIn.http.port == 8080)
+        #expect(file.storageURL == builtIn.storageURL)
+        #expect(file.emarsys.sandbox && builtIn.emarsys.sandbox)
+        #expect(file.apps.map(\.code) == builtIn.apps.map(\.code))
+        #expect(file.apps.first?.policy == builtIn.apps.first?.policy)
+        // The production example parses too, and talks to the real hosts.
+        let prod = try ConfigLoader.load(file: root.appendingPathComponent("config/production.example.yaml").path, environment: ["PUSHBRIDGE_KEYS_EMS12": "abcdefghijklmnop1234"])
+        #expect(!prod.emarsys.sandbox)
+        #expect(prod.emarsys.clientServiceURL == "https://me-client.eservice.emarsys.net")
+        #expect(prod.apps.first?.apiKeys == ["abcdefghijklmnop1234"])
+    }
+
+    @Test("environment variables override the file, in the contract's spelling and the camelCase-split one")
+    func environmentOverrides() throws {
+        let path = try write("http:\n  port: 8081\nemarsys:\n  sandbox: true\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try ConfigLoader.load(file: path, environment: [
+            "PUSHBRIDGE_HTTP_PORT": "9000",
+            "PUSHBRIDGE_EMARSYS_SANDBOX": "false",
+            "PUSHBRIDGE_EMARSYS_CLIENTSERVICEURL": "http://me.example:1234/prefix",
+            "PUSHBRIDGE_EMARSYS_EVENT_SERVICE_URL": "http://events.example",
+            "PUSHBRIDGE_STORAGE_URL": "sqlite:///var/tmp/x.sqlite",
+            "PUSHBRIDGE_EMARSYS_RETRY_INITIALDELAYMS": "250",
+        ])
+        #expect(c.http.port == 9000)
+        #expect(!c.emarsys.sandbox)
+        #expect(c.emarsys.clientServiceURL == "http://me.example:1234/prefix")
+        #expect(c.emarsys.eventServiceURL == "http://events.example")
+        #expect(c.sqlitePath == "/var/tmp/x.sqlite")
+        #expect(c.emarsys.retry.initialDelayMs == 250)
+    }
+
+    @Test("errors name the key", arguments: [
+        ("http:\n  port: seventy\n", "http.port"),
+        ("http:\n  port: 70000\n", "http.port"),
+        ("http:\n  prot: 80\n", "http.prot"),
+        ("storage:\n  url: mysql://x\n", "storage.url"),
+        ("emarsys:\n  clientServiceURL: not a url\n", "emarsys.clientServiceURL"),
+        ("emarsys:\n  eventsAPIVersion: v5\n", "emarsys.eventsAPIVersion"),
+        ("emarsys:\n  retry: { initialDelayMs: 500, maxDelayMs: 100 }\n", "emarsys.retry.maxDelayMs"),
+        ("emarsys:\n  maxConcurrentRequests: 0\n", "emarsys.maxConcurrentRequests"),
+        ("log:\n  level: loud\n", "log.level"),
+        ("apps:\n  - code: EMS12-34567\n    startEvent: app:go\n", "apps[0].startEvent"),
+        ("apps:\n  - code: EMS12-34567\n    apiKeys: [short]\n", "apps[0].apiKeys"),
+        ("apps:\n  - code: EMS12-34567\n  - code: EMS12-34567\n", "apps[1].code"),
+        ("apps:\n  - code: EMS12-34567\n    colour: blue\n", "apps[0].colour"),
+    ])
+    func errorsNameTheKey(yaml: String, key: String) throws {
+        try expectError(yaml, key: key)
+    }
+
+    @Test("a bad environment value names the key")
+    func badEnvironmentValue() throws {
+        try expectError("http:\n  port: 8080\n", env: ["PUSHBRIDGE_HTTP_PORT": "eighty"], key: "http.port")
+    }
+
+    @Test("apiKeysEnv adds comma-separated keys from the environment")
+    func apiKeysFromEnvironment() throws {
+        let path = try write("apps:\n  - code: EMS12-34567\n    apiKeys: [\"aaaaaaaaaaaaaaaa1\"]\n    apiKeysEnv: MY_KEYS\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try ConfigLoader.load(file: path, environment: ["MY_KEYS": "bbbbbbbbbbbbbbbb2, cccccccccccccccc3"])
+        #expect(c.apps.first?.apiKeys == ["aaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbb2", "cccccccccccccccc3"])
+    }
+
+    @Test("the served OpenAPI document is the repository's openapi.yaml")
+    func openAPIInSync() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try String(contentsOf: root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        #expect(OpenAPIDocument.text + "\n" == file, "run scripts/gen-openapi-swift.sh")
+    }
+}
