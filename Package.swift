@@ -96,6 +96,7 @@ let package = Package(
             dependencies: [
                 "PushbridgeServer", "PushTokens", "MESandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(name: "PushTokensTests", dependencies: ["PushTokens"], exclude: ["Vectors"]),

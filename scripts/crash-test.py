@@ -14,8 +14,9 @@ the last write it waits until every device is registered with nothing pending, t
   links       anonymousLinks per client: exactly 1, or at most 1 + kills (the extra ones are at-least-once
               repeats after a crash, reported as duplicates, not failures)
   order       orderViolations == 0 for every client
-  steps       no other step repeated beyond at-least-once (POST /client and start event <= 1 + kills),
-              no unauthorized or stale-client-state calls at the sandbox
+  steps       no other step repeated beyond at-least-once (POST /client, start event <= 1 + kills; push-token
+              PUTs <= writes + kills; no DELETE), staleClientStates <= kills, no unauthorized calls, and all
+              repeated steps together <= kills x maxConcurrentRequests
 
 Ends with `N passed, M failed`; exits non-zero when any check fails.
 """
@@ -32,6 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+import functools
+
+print = functools.partial(print, flush=True)  # noqa: A001 (progress shows up in CI logs as it happens)
 
 try:
     import requests
@@ -41,6 +45,7 @@ except ImportError:  # pragma: no cover
 
 APP = "EMS12-34567"
 B64URL = string.ascii_letters + string.digits + "-_"
+MAX_CONCURRENT = 32
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -253,7 +258,7 @@ emarsys:
   clientServiceURL: {sb_base}
   eventServiceURL: {sb_base}
   requestTimeoutSeconds: 5
-  maxConcurrentRequests: 32
+  maxConcurrentRequests: {MAX_CONCURRENT}
   retry: {{ initialDelayMs: 50, maxDelayMs: 1000 }}
 providers: {{ directory: "" }}
 apps:
@@ -389,6 +394,7 @@ apps:
 
         # 4. anonymous links, 5. order, 6. other steps
         dup_links, too_many_links, order_bad, steps_bad, client_repeats, event_repeats = 0, [], [], [], 0, 0
+        stale = 0
         for i, sc in sandbox_clients.items():
             c = sc["counts"]
             a = c.get("anonymousLinks", 0)
@@ -400,8 +406,13 @@ apps:
                 order_bad.append((i, c.get("orderViolations")))
             client_repeats += max(0, c.get("client", 0) - 1)
             event_repeats += max(0, c.get("eventRequests", 0) - 1)
+            stale += c.get("staleClientStates", 0)
+            # A crash between ME's answer and the commit loses that answer's X-Client-State, so the next request
+            # echoes the previous one: at most one stale state per kill, like the other at-least-once repeats.
             if (c.get("client", 0) > 1 + kills or c.get("client", 0) < 1 or c.get("eventRequests", 0) > 1 + kills
-                    or c.get("unauthorized", 0) or c.get("staleClientStates", 0) or c.get("identifiedLinks", 0)):
+                    or c.get("pushTokenPuts", 0) > 1 + args.rotations + kills or c.get("pushTokenPuts", 0) < 1
+                    or c.get("pushTokenDeletes", 0) or c.get("unauthorized", 0) or c.get("identifiedLinks", 0)
+                    or c.get("staleClientStates", 0) > kills):
                 steps_bad.append((i, c))
         results.append(("links", not too_many_links,
                         f"{dup_links} duplicate anonymous links (at-least-once repeats after {kills} kills)"
@@ -409,8 +420,12 @@ apps:
         results.append(("order", not order_bad and len(sandbox_clients) == len(want),
                         f"orderViolations 0 on {len(sandbox_clients) - len(order_bad)}/{len(want)} clients"
                         + (f"; e.g. {order_bad[:5]}" if order_bad else "")))
+        # Each kill can cut at most maxConcurrentRequests (32) steps between ME's answer and the commit.
+        repeats = dup_links + client_repeats + event_repeats
+        if repeats > kills * MAX_CONCURRENT:
+            steps_bad.append(("total", f"{repeats} repeated steps > {kills} kills x {MAX_CONCURRENT} in flight"))
         results.append(("steps", not steps_bad,
-                        f"repeats: POST /client {client_repeats}, start event {event_repeats}"
+                        f"repeats: POST /client {client_repeats}, start event {event_repeats}; stale X-Client-State {stale}"
                         + (f"; bad counts on {len(steps_bad)} clients, e.g. {steps_bad[:2]}" if steps_bad else "")))
 
         accepted_intents = stats.accepted
@@ -420,7 +435,7 @@ apps:
               f"({stats.dedup} deduplicated, {stats.retried_writes} needed a retry)")
         print(f"  intents lost            {len(lost)} devices")
         print(f"  duplicate anon. links   {dup_links} (POST /client repeats {client_repeats}, "
-              f"start event repeats {event_repeats})")
+              f"start event repeats {event_repeats}, stale X-Client-State {stale})")
         print(f"  kills                   {kills}: " + ", ".join(f"after {k['afterWrites']} writes" for k in kill_log))
         print(f"  converge after restart  " + (f"{conv_s:.1f}s" if conv_s is not None else "did not converge"))
         print(f"  write phase             {writes_done - t_writes:.1f}s; total {time.monotonic() - t0:.1f}s")

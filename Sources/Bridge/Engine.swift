@@ -21,11 +21,16 @@ public final class Engine: Service, Sendable {
     private let queue = WorkQueue<DeviceKey>()
     private let running = RunningFlag()
     private let startGate: (@Sendable () async -> Void)?
+    private let metrics: BridgeMetrics
     public let owner: String
 
     /// - Parameter startGate: awaited before the first step (the embedded sandbox must be listening).
-    public init(store: any DeviceStore, me: MEClient, configuration: EngineConfiguration, logger: Logger, startGate: (@Sendable () async -> Void)? = nil) {
+    public init(
+        store: any DeviceStore, me: MEClient, configuration: EngineConfiguration, logger: Logger,
+        metrics: BridgeMetrics = .discarding, startGate: (@Sendable () async -> Void)? = nil
+    ) {
         self.startGate = startGate
+        self.metrics = metrics
         self.store = store
         self.me = me
         self.config = configuration
@@ -134,9 +139,7 @@ public final class Engine: Service, Sendable {
                     let answer = await me.send(call, context: context, logger: log)
                     let elapsed = ContinuousClock.now - started
                     let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
-                    Counter(label: "pushbridge_me_calls_total", dimensions: [("endpoint", call.endpoint), ("outcome", t.outcome)]).increment()
-                    Timer(label: "pushbridge_me_call_duration_seconds", dimensions: [("endpoint", call.endpoint)], preferredDisplayUnit: .seconds)
-                        .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                    record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     try await store.commit(
                         key, WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId),
@@ -148,6 +151,14 @@ public final class Engine: Service, Sendable {
         } catch {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {
+        metrics.meCall(endpoint: call.endpoint, outcome: t.outcome)
+        metrics.meLatency(endpoint: call.endpoint, elapsed)
+        if case .refreshContactToken = call, t.outcome == "success" { metrics.contactTokenRefresh() }
+        if !before.relinked && t.state.relinked { metrics.relink() }
+        if case .release = head.payload, case .removePushToken = call, t.outcome == "success" { metrics.tokenMove() }
     }
 
     private func logStep(_ log: Logger, call: MECall, transition t: Transition) {

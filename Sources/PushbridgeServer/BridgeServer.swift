@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MESandbox
 import MobileEngage
+import Prometheus
 import PushTokens
 import ServiceLifecycle
 import Storage
@@ -23,21 +24,27 @@ public final class BridgeServer: Sendable {
     public let sandbox: MESandbox?
     private let httpClient: HTTPClient
     private let logger: Logger
-    private let registry: ProviderRegistry
+    private let providers: ProviderRegistry
     private let portBox = PortBox()
+    /// This server's metrics registry (`GET /metrics`).
+    public let registry = PrometheusCollectorRegistry()
+    public let metrics: BridgeMetrics
+    private let gate: ShutdownGate
 
     public init(configuration: BridgeConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        var registry = ProviderRegistry.builtIn
+        var providers = ProviderRegistry.builtIn
         if let dir = configuration.providersDirectory {
             do {
-                registry = try registry.merging(directory: dir)
+                providers = try providers.merging(directory: dir)
             } catch {
                 throw ConfigError(key: "providers.directory", message: "\(error)")
             }
         }
-        self.registry = registry
+        self.providers = providers
+        metrics = BridgeMetrics(factory: PrometheusMetricsFactory(registry: self.registry))
+        gate = ShutdownGate(drain: .milliseconds(Int64(configuration.shutdownDrainSeconds * 1000)))
         guard let path = configuration.sqlitePath else {
             throw ConfigError(key: "storage.url", message: "postgres:// storage is not available in this build yet; use sqlite://")
         }
@@ -67,7 +74,7 @@ public final class BridgeServer: Sendable {
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy) }),
             sdkVersion: Self.version)
-        engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, startGate: {
+        engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, startGate: {
             let port = await portBox.wait()
             if embedded {
                 let base = "http://\(Self.loopbackHost(for: host)):\(port)/sandbox"
@@ -92,10 +99,22 @@ public final class BridgeServer: Sendable {
         let router = Router()
         router.add(middleware: ProblemMiddleware())
         let engine = self.engine
+        let gate = self.gate
+        let store = self.store
+        let metrics = self.metrics
+        let registry = self.registry
         let api = BridgeAPI(
-            config: configuration, store: store, registry: registry,
+            config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
-            readiness: Readiness(engineRunning: { engine.isRunning }))
+            readiness: Readiness(engineRunning: { engine.isRunning }, draining: { gate.isDraining }, limits: configuration.limits),
+            metrics: metrics,
+            draining: { gate.isDraining },
+            scrape: {
+                let overview = try await store.overview(app: nil, failures: 0)
+                Self.recordGauges(overview, metrics: metrics)
+                return registry.emitToString()
+            })
+        router.add(middleware: ObservabilityMiddleware(metrics: metrics))
         api.register(on: router)
         sandbox?.addRoutes(to: router, prefix: "/sandbox")
         let portBox = self.portBox
@@ -110,10 +129,14 @@ public final class BridgeServer: Sendable {
 
     /// Runs until a signal in `signals` arrives or `shutdown()` is called, then drains and closes.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: makeApplication()), .init(service: engine)],
+        // Shut down in reverse order: the gate turns /ready and writes to 503, the engine finishes its
+        // ME calls in flight, then the server stops listening.
+        var groupConfig = ServiceGroupConfiguration(
+            services: [.init(service: makeApplication()), .init(service: engine), .init(service: gate)],
             gracefulShutdownSignals: signals,
-            logger: logger))
+            logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64((configuration.shutdownDeadlineSeconds + configuration.shutdownDrainSeconds) * 1000))
+        let group = ServiceGroup(configuration: groupConfig)
         await groupBox.set(group)
         do {
             try await group.run()
@@ -131,6 +154,22 @@ public final class BridgeServer: Sendable {
     /// Graceful shutdown: stop taking requests, finish the steps in flight, close storage.
     public func shutdown() async {
         await groupBox.get()?.triggerGracefulShutdown()
+    }
+}
+
+extension BridgeServer {
+    /// Gauges that are read from storage at scrape time: devices by state, queue depth, oldest due work.
+    static func recordGauges(_ overview: StoreOverview, metrics: BridgeMetrics) {
+        var queued = 0
+        for (app, counts) in overview.apps {
+            for state in DeviceStateName.allCases {
+                metrics.gauge("pushbridge_devices", [("app", app), ("state", state.rawValue)], Double(counts.byState[state.rawValue] ?? 0))
+            }
+            metrics.gauge("pushbridge_queued_intents", [("app", app)], Double(counts.queuedIntents))
+            queued += counts.queuedIntents
+        }
+        let age = overview.oldestDueAt.map { max(0, Date().timeIntervalSince($0)) } ?? 0
+        metrics.gauge("pushbridge_oldest_due_intent_age_seconds", [], age)
     }
 }
 

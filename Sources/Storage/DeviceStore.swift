@@ -31,6 +31,8 @@ public protocol DeviceStore: Sendable {
     func ping() async throws
     /// Intents queued in total and per app.
     func queuedIntents() async throws -> (total: Int, perApp: [String: Int])
+    /// Devices by app, state and provider, the queue, and the newest failures (of `app`, or all).
+    func overview(app: String?, failures: Int) async throws -> StoreOverview
     func close() async throws
 }
 

@@ -83,6 +83,35 @@ public final class SQLiteDeviceStore: DeviceStore {
         }
     }
 
+    public func overview(app: String?, failures: Int) async throws -> StoreOverview {
+        try await pool.read { db in
+            var apps: [String: StoreOverview.AppCounts] = [:]
+            let filter = app == nil ? "" : " WHERE app = ?"
+            let args: StatementArguments = app.map { [$0] } ?? []
+            for row in try Row.fetchAll(db, sql: "SELECT app, state, provider, COUNT(*) AS n FROM devices\(filter) GROUP BY app, state, provider", arguments: args) {
+                let n: Int = row["n"]
+                let provider: String = row["provider"] ?? "none"
+                apps[row["app"], default: .init()].total += n
+                apps[row["app"], default: .init()].byState[row["state"], default: 0] += n
+                apps[row["app"], default: .init()].byProvider[provider, default: 0] += n
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT app, queued FROM queue_counts\(filter)", arguments: args) {
+                apps[row["app"], default: .init()].queuedIntents = row["queued"]
+            }
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM devices WHERE due_at IS NOT NULL").map(Codec.date)
+            var recent: [StoreOverview.Failure] = []
+            let failed = try Row.fetchAll(
+                db, sql: "SELECT \(SQLiteRows.deviceColumns) FROM devices WHERE state = 'failed'\(app == nil ? "" : " AND app = ?") ORDER BY updated_at DESC LIMIT ?",
+                arguments: StatementArguments((app.map { [$0] } ?? []) + [failures]))
+            for row in failed {
+                let device = try SQLiteRows.DeviceRow(row: row)
+                guard let e = device.state.lastError else { continue }
+                recent.append(.init(appCode: device.key.appCode, deviceId: device.key.deviceId, step: e.step, status: e.status, message: e.message, at: Timestamp.iso(e.at)))
+            }
+            return StoreOverview(apps: apps, oldestDueAt: oldest, recentFailures: recent)
+        }
+    }
+
     // MARK: Engine side
 
     public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {

@@ -57,6 +57,9 @@ enum SQLiteSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v2: index for the newest failures") { db in
+            try db.execute(sql: "CREATE INDEX devices_state_updated ON devices(state, updated_at)")
+        }
         return m
     }
 }

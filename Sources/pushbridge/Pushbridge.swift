@@ -11,7 +11,7 @@ struct Pushbridge: AsyncParsableCommand {
         commandName: "pushbridge",
         abstract: "Runs the Emarsys Mobile Engage SDK workflow on the server for every device your backend tells it about.",
         version: BridgeServer.version,
-        subcommands: [Serve.self, Sandbox.self, Normalize.self])
+        subcommands: [Serve.self, Sandbox.self, Normalize.self, Healthcheck.self])
 }
 
 /// `config/pushbridge.yaml` when present, else the built-in defaults.
@@ -21,10 +21,12 @@ func configurationFile(_ explicit: String?) -> String? {
     return FileManager.default.fileExists(atPath: fallback) ? fallback : nil
 }
 
-func bootstrapLogging(level: String) -> Logger {
+func bootstrapLogging(level: String, format: String = "text") -> Logger {
+    let logLevel = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
+        if format == "json" { return JSONLogHandler(label: label, level: logLevel) }
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        handler.logLevel = logLevel
         return handler
     }
     return Logger(label: "pushbridge")
@@ -43,7 +45,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        let logger = bootstrapLogging(level: settings.logLevel)
+        let logger = bootstrapLogging(level: settings.logLevel, format: settings.logFormat)
         let server: BridgeServer
         do {
             server = try await BridgeServer(configuration: settings, logger: logger)

@@ -47,6 +47,13 @@ public struct BridgeConfiguration: Sendable {
     /// Descriptor files that add to or override the built-in providers; missing is fine.
     public var providersDirectory: String? = "providers"
     public var logLevel = "info"
+    /// `text` (human-readable) or `json` (one object per line).
+    public var logFormat = "text"
+    /// After SIGTERM: how long `/ready` and the API answer 503 before the server stops listening
+    /// (time for a load balancer to notice).
+    public var shutdownDrainSeconds = 0.0
+    /// After SIGTERM: how long in-flight ME calls may take before they are cancelled.
+    public var shutdownDeadlineSeconds = 30.0
     public var apps: [App] = [BridgeConfiguration.demoApp]
 
     public struct QueueLimitsConfig: Sendable {

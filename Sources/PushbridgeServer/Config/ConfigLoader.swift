@@ -23,7 +23,8 @@ public enum ConfigLoader {
         "emarsys.sandboxContactTokenLifetimeSeconds",
         "limits.maxQueuedIntents", "limits.maxQueuedIntentsPerApp",
         "providers.directory",
-        "log.level",
+        "log.level", "log.format",
+        "shutdown.drainSeconds", "shutdown.deadlineSeconds",
     ]
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -138,6 +139,12 @@ public enum ConfigLoader {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(c.logLevel) else {
             throw ConfigError(key: "log.level", message: "must be one of trace, debug, info, notice, warning, error, critical")
         }
+        c.logFormat = try string("log.format", c.logFormat)
+        guard ["text", "json"].contains(c.logFormat) else { throw ConfigError(key: "log.format", message: "must be text or json") }
+        c.shutdownDrainSeconds = try double("shutdown.drainSeconds", c.shutdownDrainSeconds)
+        guard (0...300).contains(c.shutdownDrainSeconds) else { throw ConfigError(key: "shutdown.drainSeconds", message: "must be between 0 and 300") }
+        c.shutdownDeadlineSeconds = try double("shutdown.deadlineSeconds", c.shutdownDeadlineSeconds)
+        guard (0...3600).contains(c.shutdownDeadlineSeconds) else { throw ConfigError(key: "shutdown.deadlineSeconds", message: "must be between 0 and 3600") }
         if let rawApps { c.apps = try parseApps(rawApps, environment: environment) }
         return c
     }

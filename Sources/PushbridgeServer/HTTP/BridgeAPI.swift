@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Bridge
 import Logging
 import PushTokens
 import Storage
@@ -15,8 +16,18 @@ struct BridgeAPI: Sendable {
     /// Called after an intent is committed, so the engine starts on it at once.
     let wake: @Sendable () -> Void
     let readiness: Readiness
+    let metrics: BridgeMetrics
+    let draining: @Sendable () -> Bool
+    /// Prometheus text for `/metrics`, after the gauges were refreshed from storage.
+    let scrape: @Sendable () async throws -> String
 
-    init(config: BridgeConfiguration, store: any DeviceStore, registry: ProviderRegistry, wake: @escaping @Sendable () -> Void, readiness: Readiness) {
+    init(
+        config: BridgeConfiguration, store: any DeviceStore, registry: ProviderRegistry, wake: @escaping @Sendable () -> Void,
+        readiness: Readiness, metrics: BridgeMetrics, draining: @escaping @Sendable () -> Bool, scrape: @escaping @Sendable () async throws -> String
+    ) {
+        self.metrics = metrics
+        self.draining = draining
+        self.scrape = scrape
         self.config = config
         self.store = store
         self.parsing = RequestParsing(registry: registry)
@@ -103,13 +114,23 @@ struct BridgeAPI: Sendable {
             let report = await self.readiness.check(store: self.store)
             return try Self.json(report, status: report.ready ? .ok : .serviceUnavailable)
         }
+        router.get("/v1/apps/:code/stats") { request, context in
+            let app = try self.app(request, context)
+            let overview = try await self.store.overview(app: app.code, failures: 20)
+            let counts = overview.apps[app.code] ?? .init()
+            return try Self.json(AppStatsBody(appCode: app.code, devices: counts.total, byState: counts.byState, byProvider: counts.byProvider, queuedIntents: counts.queuedIntents, recentFailures: overview.recentFailures), status: .ok)
+        }
+        router.get("/metrics") { _, _ in
+            let text = try await self.scrape()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
         router.get("/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
         }
         MethodNotAllowed.register(on: router, paths: [
             device: [.get, .put, .delete], device + "/push-token": [.put, .delete], device + "/contact": [.put, .delete],
             device + "/events": [.post], "/v1/apps/:code/devices": [.get], "/v1/tokens/normalize": [.post],
-            "/health": [.get], "/ready": [.get], "/openapi.yaml": [.get],
+            "/health": [.get], "/ready": [.get], "/openapi.yaml": [.get], "/metrics": [.get], "/v1/apps/:code/stats": [.get],
         ])
     }
 
@@ -134,6 +155,11 @@ struct BridgeAPI: Sendable {
     }
 
     private func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
+        if draining() {
+            var p = Problem(.serviceUnavailable, "shutting-down", "Shutting down", detail: "This instance is shutting down; nothing was stored. Send the request again (to another instance).")
+            p.headers[.retryAfter] = "1"
+            throw p
+        }
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let result = try await store.accept(write, for: key, policy: app.policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
         switch result {
@@ -141,6 +167,7 @@ struct BridgeAPI: Sendable {
             wake()
             return try Self.json(status, status: .accepted)
         case .deduplicated(let status):
+            metrics.meCall(endpoint: Self.endpoint(of: write), outcome: "deduplicated")
             return try Self.json(status, status: .ok)
         case .unknownDevice:
             throw Self.deviceNotFound(key)
@@ -148,6 +175,17 @@ struct BridgeAPI: Sendable {
             var p = Problem(.tooManyRequests, "queue-full", "Queue full", detail: "The \(scope == "app" ? "app's" : "bridge's") queue of intents is at its bound; nothing was stored. Try again later.")
             p.headers[.retryAfter] = "5"
             throw p
+        }
+    }
+
+    /// The ME call a deduplicated write saved, for the metrics.
+    static func endpoint(of write: DeviceWrite) -> String {
+        switch write {
+        case .setToken: "push_token_put"
+        case .removeToken: "push_token_delete"
+        case .login: "contact"
+        case .logout: "contact_anonymous"
+        default: "other"
         }
     }
 
@@ -172,6 +210,15 @@ struct DevicePageBody: Encodable {
         try c.encode(nextCursor, forKey: .nextCursor)
     }
     enum CodingKeys: String, CodingKey { case devices, nextCursor }
+}
+
+struct AppStatsBody: Encodable {
+    var appCode: String
+    var devices: Int
+    var byState: [String: Int]
+    var byProvider: [String: Int]
+    var queuedIntents: Int
+    var recentFailures: [StoreOverview.Failure]
 }
 
 struct NormalizeBody: Encodable {

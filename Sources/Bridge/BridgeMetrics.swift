@@ -1,0 +1,47 @@
+import Metrics
+import Foundation
+import MobileEngage
+
+/// The bridge's metrics, made from an explicit factory so each server (and each test) has its own
+/// registry. Labels hold endpoints, outcomes, routes, states and app codes: never a token, a device
+/// id or a contact value.
+public struct BridgeMetrics: Sendable {
+    public let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    /// A factory that records nothing (tools and tests that do not look at metrics).
+    public static var discarding: BridgeMetrics { BridgeMetrics(factory: NOOPMetricsHandler.instance) }
+
+    public func meCall(endpoint: String, outcome: String) {
+        Counter(label: "pushbridge_me_calls_total", dimensions: [("endpoint", endpoint), ("outcome", outcome)], factory: factory).increment()
+    }
+
+    public func meLatency(endpoint: String, _ duration: Duration) {
+        let (s, atto) = duration.components
+        Timer(label: "pushbridge_me_call_duration_seconds", dimensions: [("endpoint", endpoint)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+
+    public func contactTokenRefresh() {
+        Counter(label: "pushbridge_contact_token_refreshes_total", factory: factory).increment()
+    }
+
+    public func relink() {
+        Counter(label: "pushbridge_contact_relinks_total", factory: factory).increment()
+    }
+
+    public func tokenMove() {
+        Counter(label: "pushbridge_token_moves_total", factory: factory).increment()
+    }
+
+    public func apiRequest(route: String, method: String, status: Int) {
+        Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
+    }
+
+    public func gauge(_ label: String, _ dimensions: [(String, String)] = [], _ value: Double) {
+        Gauge(label: label, dimensions: dimensions, factory: factory).record(value)
+    }
+}
