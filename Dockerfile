@@ -33,7 +33,7 @@ COPY Tests ./Tests
 # --static-swift-stdlib links the Swift runtime, Foundation and Dispatch into the binary.
 ARG SWIFT_BUILD_FLAGS="-c release --product pushbridge --static-swift-stdlib"
 
-# hadolint ignore=SC2086
+# Word splitting of SWIFT_BUILD_FLAGS is intended.
 RUN --mount=type=cache,target=/build/.build \
     swift build ${SWIFT_BUILD_FLAGS} \
     && mkdir -p /staging \
@@ -71,7 +71,8 @@ VOLUME ["/data"]
 
 # Relative paths (config/pushbridge.yaml, providers/) resolve here; both are optional.
 WORKDIR /app
-USER pushbridge:pushbridge
+# Numeric, so that a runtime (Kubernetes runAsNonRoot) can tell it is not root without /etc/passwd.
+USER 10001:10001
 
 EXPOSE 8080
 

@@ -97,6 +97,8 @@ public final class BridgeServer: Sendable {
 
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
+        // Outermost: every answer, problems included, gets its request id and is counted.
+        router.add(middleware: ObservabilityMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
         let engine = self.engine
         let gate = self.gate
@@ -114,7 +116,6 @@ public final class BridgeServer: Sendable {
                 Self.recordGauges(overview, metrics: metrics)
                 return registry.emitToString()
             })
-        router.add(middleware: ObservabilityMiddleware(metrics: metrics))
         api.register(on: router)
         sandbox?.addRoutes(to: router, prefix: "/sandbox")
         let portBox = self.portBox

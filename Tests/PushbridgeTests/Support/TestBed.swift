@@ -29,8 +29,11 @@ final class TestBed: @unchecked Sendable {
         return l
     }
 
-    init(contactTokenLifetime: Duration = .seconds(3600), configure: (inout BridgeConfiguration) -> Void = { _ in }) async throws {
-        sandbox = MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: contactTokenLifetime), logger: Self.logger)
+    let logger: Logger
+
+    init(contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger, configure: (inout BridgeConfiguration) -> Void = { _ in }) async throws {
+        self.logger = logger
+        sandbox = MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: contactTokenLifetime), logger: logger)
         let box = PortWaiter()
         let sandbox = self.sandbox
         sandboxTask = Task { try await sandbox.run(host: "127.0.0.1", port: 0) { port in await box.set(port) } }
@@ -54,7 +57,7 @@ final class TestBed: @unchecked Sendable {
     }
 
     func startBridge() async throws {
-        let server = try await BridgeServer(configuration: configuration, logger: Self.logger)
+        let server = try await BridgeServer(configuration: configuration, logger: logger)
         self.server = server
         serverTask = Task { try await server.run(signals: []) }
         bridgePort = await server.port()
@@ -163,10 +166,10 @@ actor PortWaiter {
 
 /// Runs `body` with a fresh test bed and always shuts it down.
 func withTestBed(
-    contactTokenLifetime: Duration = .seconds(3600), configure: (inout BridgeConfiguration) -> Void = { _ in },
+    contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger, configure: (inout BridgeConfiguration) -> Void = { _ in },
     _ body: (TestBed) async throws -> Void
 ) async throws {
-    let bed = try await TestBed(contactTokenLifetime: contactTokenLifetime, configure: configure)
+    let bed = try await TestBed(contactTokenLifetime: contactTokenLifetime, logger: logger, configure: configure)
     do {
         try await body(bed)
     } catch {
