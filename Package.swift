@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "Workflow",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

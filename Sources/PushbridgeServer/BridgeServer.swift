@@ -48,7 +48,7 @@ public final class BridgeServer: Sendable {
         guard let path = configuration.sqlitePath else {
             throw ConfigError(key: "storage.url", message: "postgres:// storage is not available in this build yet; use sqlite://")
         }
-        let store = try SQLiteDeviceStore(path: path)
+        let store = try SQLiteDeviceStore(path: path, sealer: try Self.sealer(configuration, sqlitePath: path))
         try await store.migrate()
         self.store = store
 
@@ -81,6 +81,19 @@ public final class BridgeServer: Sendable {
                 me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base, eventsAPIVersion: e.eventsAPIVersion))
             }
         })
+    }
+
+    /// The key for device data at rest: the configured key, the configured key file, or (the embedded
+    /// default) `pushbridge.key` beside the SQLite file, created on first start.
+    static func sealer(_ c: BridgeConfiguration, sqlitePath: String) throws -> Sealer {
+        do {
+            if let key = c.encryptionKey { return try Sealer(base64: key) }
+            if let file = c.encryptionKeyFile { return try Sealer.fromKeyFile(file, create: false) }
+            let dir = (sqlitePath as NSString).deletingLastPathComponent
+            return try Sealer.fromKeyFile((dir.isEmpty ? "." : dir) + "/pushbridge.key", create: true)
+        } catch let error as StorageError {
+            throw ConfigError(key: "storage.encryptionKey", message: error.description)
+        }
     }
 
     /// The address the bridge calls its own embedded sandbox on.

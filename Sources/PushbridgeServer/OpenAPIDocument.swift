@@ -224,6 +224,17 @@ paths:
       responses:
         '200': { $ref: '#/components/responses/Ready' }
         '503': { $ref: '#/components/responses/Ready' }
+  /metrics:
+    get:
+      operationId: metrics
+      summary: Prometheus metrics (text exposition format); no tokens or contact values in any label.
+      security: [{}]
+      responses:
+        '200':
+          description: The metrics.
+          content:
+            text/plain:
+              schema: { type: string }
   /openapi.yaml:
     get:
       operationId: openapi
@@ -295,6 +306,7 @@ components:
         environment: { type: string, enum: [production, sandbox] }
         device:
           type: object
+          description: String lengths are limits in UTF-8 bytes.
           properties:
             applicationVersion: { type: string, maxLength: 256 }
             deviceModel: { type: string, maxLength: 256 }
@@ -316,7 +328,7 @@ components:
       required: [fieldValue]
       properties:
         fieldValue: { type: string, minLength: 1, maxLength: 1024 }
-        fieldId: { type: integer, minimum: 1 }
+        fieldId: { type: integer, minimum: 1, maximum: 2147483647 }
     Events:
       type: object
       required: [events]
@@ -330,7 +342,12 @@ components:
             required: [name]
             properties:
               name: { type: string, minLength: 1, maxLength: 256 }
-              attributes: { type: object, maxProperties: 50, additionalProperties: { type: string, maxLength: 1024 } }
+              attributes:
+                type: object
+                maxProperties: 50
+                description: Names of at most 256 and values of at most 1024 UTF-8 bytes.
+                propertyNames: { maxLength: 256 }
+                additionalProperties: { type: string, maxLength: 1024 }
               timestamp: { type: string, format: date-time }
     State: { type: string, enum: [pending, registered, retrying, failed, unregistered] }
     Step:

@@ -10,6 +10,14 @@ enum Codec {
         return try e.encode(value)
     }
 
+    static func seal<T: Encodable>(_ value: T, _ sealer: Sealer) throws -> Data {
+        try sealer.seal(encode(value))
+    }
+
+    static func open<T: Decodable>(_ type: T.Type, _ data: Data, _ sealer: Sealer) throws -> T {
+        try decode(type, sealer.open(data))
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .millisecondsSince1970

@@ -102,10 +102,14 @@ public struct WorkUpdate: Sendable {
 public enum StorageError: Error, CustomStringConvertible {
     case invalidURL(String)
     case corrupt(String)
+    case invalidKey(String)
+    case wrongKey
     public var description: String {
         switch self {
         case .invalidURL(let m): "storage.url: \(m)"
         case .corrupt(let m): "storage: \(m)"
+        case .invalidKey(let m): "storage.encryptionKey: \(m)"
+        case .wrongKey: "storage.encryptionKey: the database was written with another key; start with the key it was created with"
         }
     }
 }

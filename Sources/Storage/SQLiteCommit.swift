@@ -8,6 +8,7 @@ struct SQLiteCommit {
     let db: Database
     let key: DeviceKey
     let now: Date
+    let sealer: Sealer
 
     func apply(_ update: WorkUpdate) throws {
         let nowMs = Codec.ms(now)
@@ -39,7 +40,7 @@ struct SQLiteCommit {
             UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?
             WHERE app = ? AND device_id = ?
             """).execute(arguments: [
-                try Codec.encode(update.state), state.rawValue, pending, due, update.state.clientId, nowMs, key.appCode, key.deviceId,
+                try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs, key.appCode, key.deviceId,
             ])
     }
 

@@ -8,10 +8,13 @@ import Workflow
 /// process may work the same file.
 public final class SQLiteDeviceStore: DeviceStore {
     private let pool: DatabasePool
+    private let sealer: Sealer
     public let path: String
 
-    public init(path: String) throws {
+    /// - Parameter sealer: the encryption of device data at rest; see `Sealer`.
+    public init(path: String, sealer: Sealer) throws {
         self.path = path
+        self.sealer = sealer
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var config = Configuration()
@@ -25,7 +28,14 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func migrate() async throws {
         try SQLiteSchema.migrator.migrate(pool)
+        let sealer = self.sealer
         try await pool.write { db in
+            // The key check: written on first start, verified on every later one.
+            if let check = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'key-check'") {
+                guard (try? sealer.open(check)) == Sealer.checkPlaintext else { throw StorageError.wrongKey }
+            } else {
+                try db.execute(sql: "INSERT INTO meta(name, value) VALUES ('key-check', ?)", arguments: [try sealer.seal(Sealer.checkPlaintext)])
+            }
             try db.execute(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
         }
     }
@@ -44,13 +54,13 @@ public final class SQLiteDeviceStore: DeviceStore {
         _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
     ) async throws -> AcceptResult {
         try await pool.write { db in
-            try SQLiteIntake(db: db, key: key, now: now).accept(write, policy: policy, limits: limits, newClientId: newClientId)
+            try SQLiteIntake(db: db, key: key, now: now, sealer: sealer).accept(write, policy: policy, limits: limits, newClientId: newClientId)
         }
     }
 
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
         try await pool.read { db in
-            try SQLiteRows.device(db, key).map { try $0.status() }
+            try SQLiteRows.device(db, key, sealer).map { try $0.status() }
         }
     }
 
@@ -66,7 +76,7 @@ public final class SQLiteDeviceStore: DeviceStore {
             sql += " ORDER BY device_id LIMIT ?"
             args.append(limit + 1)
             let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
-            var devices = try rows.prefix(limit).map { try SQLiteRows.DeviceRow(row: $0).status() }
+            var devices = try rows.prefix(limit).map { try SQLiteRows.DeviceRow(row: $0, sealer: sealer).status() }
             let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.deviceId) } : nil
             if devices.count > limit { devices.removeLast() }
             return DevicePage(devices: devices, nextCursor: next)
@@ -104,7 +114,7 @@ public final class SQLiteDeviceStore: DeviceStore {
                 db, sql: "SELECT \(SQLiteRows.deviceColumns) FROM devices WHERE state = 'failed'\(app == nil ? "" : " AND app = ?") ORDER BY updated_at DESC LIMIT ?",
                 arguments: StatementArguments((app.map { [$0] } ?? []) + [failures]))
             for row in failed {
-                let device = try SQLiteRows.DeviceRow(row: row)
+                let device = try SQLiteRows.DeviceRow(row: row, sealer: sealer)
                 guard let e = device.state.lastError else { continue }
                 recent.append(.init(appCode: device.key.appCode, deviceId: device.key.deviceId, step: e.step, status: e.status, message: e.message, at: Timestamp.iso(e.at)))
             }
@@ -143,8 +153,8 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func loadWork(_ key: DeviceKey) async throws -> Work? {
         try await pool.read { db in
-            guard let device = try SQLiteRows.device(db, key) else { return nil }
-            let queue = try SQLiteRows.queued(db, key, limit: 64)
+            guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
+            let queue = try SQLiteRows.queued(db, key, sealer, limit: 64)
             let head = queue.first
             let newest = try Int64.fetchOne(
                 db, sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId]) ?? 0
@@ -161,7 +171,7 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
         try await pool.write { db in
-            try SQLiteCommit(db: db, key: key, now: now).apply(update)
+            try SQLiteCommit(db: db, key: key, now: now, sealer: sealer).apply(update)
         }
     }
 

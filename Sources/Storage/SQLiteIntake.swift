@@ -8,10 +8,11 @@ struct SQLiteIntake {
     let db: Database
     let key: DeviceKey
     let now: Date
+    let sealer: Sealer
 
     func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) throws -> AcceptResult {
-        let device = try SQLiteRows.device(db, key)
-        let queued = try device == nil ? [] : SQLiteRows.queued(db, key)
+        let device = try SQLiteRows.device(db, key, sealer)
+        let queued = try device == nil ? [] : SQLiteRows.queued(db, key, sealer)
         let token = Self.token(of: write)
         var holder: DeviceKey?
         if let token {
@@ -43,10 +44,10 @@ struct SQLiteIntake {
                 try SQLiteRows.deleteIntents(db, key, where: "kind IN ('set-token', 'remove-token')")
             }
             if let takeFrom, let token { try moveToken(token, from: takeFrom) }
-            try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now)
+            try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
             try updateClaims(for: write, token: token)
             try touch(write: write, token: token)
-            guard let stored = try SQLiteRows.device(db, key) else { throw StorageError.corrupt("device vanished inside its transaction") }
+            guard let stored = try SQLiteRows.device(db, key, sealer) else { throw StorageError.corrupt("device vanished inside its transaction") }
             return .accepted(try stored.status(deduplicated: false))
         }
     }
@@ -86,7 +87,7 @@ struct SQLiteIntake {
             INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
             VALUES (?, ?, ?, ?, ?, NULL, 'pending', 0, NULL, ?, ?, ?)
             """).execute(arguments: [
-                key.appCode, key.deviceId, startClientId, provider, platform, Codec.ms(now), Codec.ms(now), try Codec.encode(state),
+                key.appCode, key.deviceId, startClientId, provider, platform, Codec.ms(now), Codec.ms(now), try Codec.seal(state, sealer),
             ])
     }
 
@@ -94,7 +95,7 @@ struct SQLiteIntake {
     /// ahead of everything else there, which this device's push-token step waits for.
     private func moveToken(_ token: TokenRef, from holder: DeviceKey) throws {
         try SQLiteRows.deleteIntents(db, holder, where: "kind = 'set-token' AND token_hash = ?", [token.tokenHash])
-        try SQLiteRows.insertIntent(db, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now)
+        try SQLiteRows.insertIntent(db, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
         try db.execute(
             sql: "DELETE FROM token_claims WHERE app = ? AND token_hash = ? AND device_id = ?",
             arguments: [holder.appCode, token.tokenHash, holder.deviceId])
@@ -150,7 +151,7 @@ struct SQLiteIntake {
     }
 
     private func refreshStateColumn(_ key: DeviceKey) throws {
-        guard let row = try SQLiteRows.device(db, key) else { return }
+        guard let row = try SQLiteRows.device(db, key, sealer) else { return }
         let name = DeviceStateName.of(row.state, pending: row.pending)
         try db.execute(
             sql: "UPDATE devices SET state = ? WHERE app = ? AND device_id = ?",

@@ -16,7 +16,7 @@ enum SQLiteRows {
         var updatedAt: Int64
         var state: DeviceState
 
-        init(row: Row) throws {
+        init(row: Row, sealer: Sealer) throws {
             key = DeviceKey(appCode: row["app"], deviceId: row["device_id"])
             provider = row["provider"]
             platform = row["platform"]
@@ -25,7 +25,7 @@ enum SQLiteRows {
             dueAt = row["due_at"]
             updatedAt = row["updated_at"]
             let data: Data = row["data"]
-            state = try Codec.decode(DeviceState.self, data)
+            state = try Codec.open(DeviceState.self, data, sealer)
         }
 
         var registration: DeviceRegistration {
@@ -43,15 +43,15 @@ enum SQLiteRows {
         var waitsFor: String?
     }
 
-    static func device(_ db: Database, _ key: DeviceKey) throws -> DeviceRow? {
+    static func device(_ db: Database, _ key: DeviceKey, _ sealer: Sealer) throws -> DeviceRow? {
         try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(deviceColumns) FROM devices WHERE app = ? AND device_id = ?"),
             arguments: [key.appCode, key.deviceId]
-        ).map(DeviceRow.init(row:))
+        ).map { try DeviceRow(row: $0, sealer: sealer) }
     }
 
     /// The device's queue in processing order: releases first, then acceptance order.
-    static func queued(_ db: Database, _ key: DeviceKey, limit: Int = 10_000) throws -> [QueuedRow] {
+    static func queued(_ db: Database, _ key: DeviceKey, _ sealer: Sealer, limit: Int = 10_000) throws -> [QueuedRow] {
         try Row.fetchAll(
             db.cachedStatement(sql: """
                 SELECT id, token_hash, waits_for, progress, accepted_at, payload FROM intents
@@ -61,7 +61,7 @@ enum SQLiteRows {
         ).map { row in
             let payload: Data = row["payload"]
             let intent = Intent(
-                id: row["id"], payload: try Codec.decode(IntentPayload.self, payload),
+                id: row["id"], payload: try Codec.open(IntentPayload.self, payload, sealer),
                 acceptedAt: Codec.date(row["accepted_at"]), progress: row["progress"])
             return QueuedRow(intent: intent, tokenHash: row["token_hash"], waitsFor: row["waits_for"])
         }
@@ -92,12 +92,12 @@ enum SQLiteRows {
         return n
     }
 
-    static func insertIntent(_ db: Database, _ key: DeviceKey, _ payload: IntentPayload, tokenHash: String?, waitsFor: String?, now: Date) throws {
+    static func insertIntent(_ db: Database, _ key: DeviceKey, _ payload: IntentPayload, tokenHash: String?, waitsFor: String?, now: Date, sealer: Sealer) throws {
         try db.cachedStatement(sql: """
             INSERT INTO intents(app, device_id, priority, kind, token_hash, waits_for, progress, accepted_at, payload)
             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
             """).execute(arguments: [
-                key.appCode, key.deviceId, payload.priority, payload.kind, tokenHash, waitsFor, Codec.ms(now), try Codec.encode(payload),
+                key.appCode, key.deviceId, payload.priority, payload.kind, tokenHash, waitsFor, Codec.ms(now), try Codec.seal(payload, sealer),
             ])
         try adjustQueued(db, app: key.appCode, by: 1)
     }

@@ -60,6 +60,9 @@ enum SQLiteSchema {
         m.registerMigration("v2: index for the newest failures") { db in
             try db.execute(sql: "CREATE INDEX devices_state_updated ON devices(state, updated_at)")
         }
+        m.registerMigration("v3: meta (encryption key check)") { db in
+            try db.execute(sql: "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        }
         return m
     }
 }

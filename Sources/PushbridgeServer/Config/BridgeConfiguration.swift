@@ -42,6 +42,10 @@ public struct BridgeConfiguration: Sendable {
     public var http = HTTP()
     /// `sqlite://path` (relative to the working directory; `sqlite:///abs` is absolute) or `postgres://...`.
     public var storageURL = "sqlite://data/pushbridge.sqlite"
+    /// AES-256 key (32 bytes, base64) for device data at rest. Secret: set it through the environment.
+    public var encryptionKey: String?
+    /// A file holding the key. Neither set: `pushbridge.key` beside the SQLite file, created on first start.
+    public var encryptionKeyFile: String?
     public var emarsys = Emarsys()
     public var limits = QueueLimitsConfig()
     /// Descriptor files that add to or override the built-in providers; missing is fine.

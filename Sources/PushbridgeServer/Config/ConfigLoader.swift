@@ -16,7 +16,7 @@ public enum ConfigLoader {
     /// Every scalar key of the file. Environment overrides exist for exactly these.
     static let keys: [String] = [
         "http.host", "http.port",
-        "storage.url",
+        "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests",
         "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
@@ -114,6 +114,10 @@ public enum ConfigLoader {
         if c.storageURL.hasPrefix("sqlite://") && c.storageURL.count == "sqlite://".count {
             throw ConfigError(key: "storage.url", message: "names no file after sqlite://")
         }
+        let key = try string("storage.encryptionKey", "")
+        c.encryptionKey = key.isEmpty ? nil : key
+        let keyFile = try string("storage.encryptionKeyFile", "")
+        c.encryptionKeyFile = keyFile.isEmpty ? nil : keyFile
         c.emarsys.sandbox = try bool("emarsys.sandbox", c.emarsys.sandbox)
         c.emarsys.clientServiceURL = try url("emarsys.clientServiceURL", c.emarsys.clientServiceURL)
         c.emarsys.eventServiceURL = try url("emarsys.eventServiceURL", c.emarsys.eventServiceURL)
@@ -206,7 +210,7 @@ public enum ConfigLoader {
         case let b as Bool: return ConfigValue(.bool(b), isSecret: false)
         case let i as Int: return ConfigValue(.int(i), isSecret: false)
         case let d as Double: return ConfigValue(.double(d), isSecret: false)
-        case let s as String: return ConfigValue(.string(s), isSecret: key == "storage.url")
+        case let s as String: return ConfigValue(.string(s), isSecret: key == "storage.url" || key == "storage.encryptionKey")
         default: throw ConfigError(key: key, message: "must be a single value")
         }
     }
