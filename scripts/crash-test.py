@@ -428,6 +428,19 @@ apps:
                         f"repeats: POST /client {client_repeats}, start event {event_repeats}; stale X-Client-State {stale}"
                         + (f"; bad counts on {len(steps_bad)} clients, e.g. {steps_bad[:2]}" if steps_bad else "")))
 
+        # What ME saw for a few clients with repeated steps (to tell crash repeats from real double sends).
+        shown = 0
+        for i, sc in sandbox_clients.items():
+            c = sc["counts"]
+            if c.get("anonymousLinks", 0) > 1 or c.get("client", 0) > 1 or c.get("eventRequests", 0) > 1:
+                if shown == 0:
+                    print("clients with repeated steps (first 4): method path status requestOrder")
+                shown += 1
+                if shown <= 4:
+                    seq = ", ".join(f"{q['method']} {q['path'].rsplit('/client', 1)[-1] or '/client'} {q['status']}"
+                                    f" @{q.get('at', '')[11:19]}" for q in sc.get("requests", []))
+                    print(f"  {i} {sc['clientId']}: {seq}")
+        print(f"  kills at: " + ", ".join(time.strftime('%H:%M:%S', time.gmtime(time.time() - (time.monotonic() - k['restartedAt']) - k['downSeconds'])) for k in kill_log))
         accepted_intents = stats.accepted
         print()
         print("figures:")

@@ -103,6 +103,10 @@ start_bridge keyed "  - code: $APP
   - code: $OTHER_APP
     apiKeys: [\"$OTHER_KEY\"]"
 log "sandbox :$SB_PORT, bridges open :${PORT[open]}, keyed :${PORT[keyed]}; workdir $WORK"
+# The fuzzing follows the document the binary serves; say so when it is not the repository's openapi.yaml.
+if ! curl -fsS "http://127.0.0.1:${PORT[open]}/openapi.yaml" | cmp -s - "$REPO/openapi.yaml"; then
+    log "WARNING: the served /openapi.yaml differs from openapi.yaml (stale binary, or gen-openapi-swift.sh not run)"
+fi
 
 # Devices the dictionaries name exist from the start, so reads, logins and removals reach real devices.
 seed_devices() {  # base auth-header

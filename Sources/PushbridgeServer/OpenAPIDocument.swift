@@ -224,6 +224,41 @@ paths:
       responses:
         '200': { $ref: '#/components/responses/Ready' }
         '503': { $ref: '#/components/responses/Ready' }
+  /v1/apps/{code}/stats:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    get:
+      operationId: appStats
+      summary: Device counts by state and provider, queued intents and the newest failures of one app.
+      responses:
+        '200':
+          description: The app's counts.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [appCode, devices, byState, byProvider, queuedIntents, recentFailures]
+                properties:
+                  appCode: { type: string }
+                  devices: { type: integer, minimum: 0 }
+                  byState: { type: object, additionalProperties: { type: integer } }
+                  byProvider: { type: object, additionalProperties: { type: integer } }
+                  queuedIntents: { type: integer, minimum: 0 }
+                  recentFailures:
+                    type: array
+                    items:
+                      type: object
+                      required: [appCode, deviceId, step, message, at]
+                      properties:
+                        appCode: { type: string }
+                        deviceId: { type: string }
+                        step: { type: string }
+                        status: { type: [integer, 'null'] }
+                        message: { type: string }
+                        at: { type: string, format: date-time }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /metrics:
     get:
       operationId: metrics
