@@ -30,6 +30,8 @@ public final class BridgeServer: Sendable {
     public let registry = PrometheusCollectorRegistry()
     public let metrics: BridgeMetrics
     private let gate: ShutdownGate
+    /// The PostgreSQL store, when `storage.url` is postgres://.
+    private let postgres: PostgresDeviceStore?
 
     public init(configuration: BridgeConfiguration, logger: Logger) async throws {
         self.configuration = configuration
@@ -45,12 +47,26 @@ public final class BridgeServer: Sendable {
         self.providers = providers
         metrics = BridgeMetrics(factory: PrometheusMetricsFactory(registry: self.registry))
         gate = ShutdownGate(drain: .milliseconds(Int64(configuration.shutdownDrainSeconds * 1000)))
-        guard let path = configuration.sqlitePath else {
-            throw ConfigError(key: "storage.url", message: "postgres:// storage is not available in this build yet; use sqlite://")
+        if let path = configuration.sqlitePath {
+            let store = try SQLiteDeviceStore(path: path, sealer: try Self.sealer(configuration, sqlitePath: path))
+            try await store.migrate()
+            self.store = store
+            postgres = nil
+        } else {
+            // PostgreSQL: the pool runs as a service of the group; migrations run once it does (`run`), and
+            // the store holds every query until they succeeded.
+            let store: PostgresDeviceStore
+            do {
+                store = try PostgresDeviceStore(
+                    url: configuration.storageURL, poolSize: configuration.storagePoolSize, sealer: try Self.sealer(postgres: configuration), logger: logger)
+            } catch let error as StorageError {
+                if case .invalidKey = error { throw ConfigError(key: "storage.encryptionKey", message: error.description) }
+                throw ConfigError(key: "storage.url", message: error.description)
+            }
+            self.store = store
+            postgres = store
         }
-        let store = try SQLiteDeviceStore(path: path, sealer: try Self.sealer(configuration, sqlitePath: path))
-        try await store.migrate()
-        self.store = store
+        let pgStore = self.postgres
 
         var httpConfig = HTTPClient.Configuration()
         httpConfig.timeout = .init(connect: .seconds(5), read: .milliseconds(Int64(configuration.emarsys.requestTimeoutSeconds * 1000)))
@@ -73,8 +89,9 @@ public final class BridgeServer: Sendable {
         let engineConfig = EngineConfiguration(
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy) }),
-            sdkVersion: Self.version)
+            sdkVersion: Self.version, lease: .seconds(e.leaseSeconds))
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, startGate: {
+            try? await pgStore?.waitUntilReady()
             let port = await portBox.wait()
             if embedded {
                 let base = "http://\(Self.loopbackHost(for: host)):\(port)/sandbox"
@@ -85,7 +102,7 @@ public final class BridgeServer: Sendable {
 
     /// The key for device data at rest: the configured key, the configured key file, or (the embedded
     /// default) `pushbridge.key` beside the SQLite file, created on first start.
-    static func sealer(_ c: BridgeConfiguration, sqlitePath: String) throws -> Sealer {
+    public static func sealer(_ c: BridgeConfiguration, sqlitePath: String) throws -> Sealer {
         do {
             if let key = c.encryptionKey { return try Sealer(base64: key) }
             if let file = c.encryptionKeyFile { return try Sealer.fromKeyFile(file, create: false) }
@@ -94,6 +111,19 @@ public final class BridgeServer: Sendable {
         } catch let error as StorageError {
             throw ConfigError(key: "storage.encryptionKey", message: error.description)
         }
+    }
+
+    /// The key for PostgreSQL: configured only (there is no file beside a database to create one in).
+    static func sealer(postgres c: BridgeConfiguration) throws -> Sealer {
+        do {
+            if let key = c.encryptionKey { return try Sealer(base64: key) }
+            if let file = c.encryptionKeyFile { return try Sealer.fromKeyFile(file, create: false) }
+        } catch let error as StorageError {
+            throw ConfigError(key: "storage.encryptionKey", message: error.description)
+        }
+        throw ConfigError(
+            key: "storage.encryptionKey",
+            message: "a postgres:// store needs storage.encryptionKey (PUSHBRIDGE_STORAGE_ENCRYPTIONKEY) or storage.encryptionKeyFile: 32 bytes, base64 (`openssl rand -base64 32`), the same on every instance")
     }
 
     /// The address the bridge calls its own embedded sandbox on.
@@ -145,8 +175,15 @@ public final class BridgeServer: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         // Shut down in reverse order: the gate turns /ready and writes to 503, the engine finishes its
         // ME calls in flight, then the server stops listening.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: makeApplication()), .init(service: engine), .init(service: gate),
+        ]
+        if let postgres {
+            // First in the group, so it is the last to stop: the engine's final commits still reach the database.
+            services.insert(.init(service: PostgresService(store: postgres, engine: engine, logger: logger)), at: 0)
+        }
         var groupConfig = ServiceGroupConfiguration(
-            services: [.init(service: makeApplication()), .init(service: engine), .init(service: gate)],
+            services: services,
             gracefulShutdownSignals: signals,
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64((configuration.shutdownDeadlineSeconds + configuration.shutdownDrainSeconds) * 1000))
@@ -184,6 +221,32 @@ extension BridgeServer {
         }
         let age = overview.oldestDueAt.map { max(0, Date().timeIntervalSince($0)) } ?? 0
         metrics.gauge("pushbridge_oldest_due_intent_age_seconds", [], age)
+    }
+}
+
+/// Runs the PostgreSQL pool, migrates once it runs (a failure ends the group, so the start fails with
+/// the message), then listens for work queued by other instances and wakes the engine.
+struct PostgresService: Service {
+    let store: PostgresDeviceStore
+    let engine: Engine
+    let logger: Logger
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            do {
+                try await store.migrate()
+            } catch {
+                logger.critical("storage: migrating PostgreSQL failed", metadata: ["error": "\(error)"])
+                group.cancelAll()
+                throw error
+            }
+            group.addTask { [engine] in
+                await cancelWhenGracefulShutdown { await store.listenForWork { engine.wake() } }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
     }
 }
 

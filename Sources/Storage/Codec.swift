@@ -1,6 +1,16 @@
 import Foundation
 import Workflow
 
+/// Listing cursors, as the API checks them before asking storage.
+public enum ListCursor {
+    /// A cursor is the base64url of a device id; anything else was not made by a listing.
+    public static func isValid(_ cursor: String) -> Bool {
+        guard cursor.count <= 200, cursor.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
+              let id = Codec.deviceId(fromCursor: cursor) else { return false }
+        return !id.isEmpty && id.count <= 128
+    }
+}
+
 /// The JSON form of the engine's state and of intent payloads, as stored.
 enum Codec {
     static func encode<T: Encodable>(_ value: T) throws -> Data {

@@ -11,13 +11,16 @@ public final class SQLiteDeviceStore: DeviceStore {
     private let sealer: Sealer
     public let path: String
 
-    /// - Parameter sealer: the encryption of device data at rest; see `Sealer`.
-    public init(path: String, sealer: Sealer) throws {
+    /// - Parameters:
+    ///   - sealer: the encryption of device data at rest; see `Sealer`.
+    ///   - readOnly: for tools that look at a store a running server owns (`pushbridge status`).
+    public init(path: String, sealer: Sealer, readOnly: Bool = false) throws {
         self.path = path
         self.sealer = sealer
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if !dir.isEmpty && !readOnly { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var config = Configuration()
+        config.readonly = readOnly
         config.busyMode = .timeout(5)
         config.maximumReaderCount = 4
         config.prepareDatabase { db in
@@ -147,7 +150,10 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func nextDueAt() async throws -> Date? {
         try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM devices WHERE due_at IS NOT NULL").map(Codec.date)
+            // A leased device is due for a claim only when its lease has ended.
+            try Int64.fetchOne(
+                db, sql: "SELECT MIN(MAX(due_at, COALESCE(lease_until + 1, due_at))) FROM devices WHERE due_at IS NOT NULL"
+            ).map(Codec.date)
         }
     }
 

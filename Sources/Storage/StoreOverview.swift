@@ -9,7 +9,7 @@ public struct StoreOverview: Sendable, Codable {
         public var queuedIntents: Int = 0
         public init() {}
     }
-    public struct Failure: Sendable, Codable {
+    public struct Failure: Sendable, Codable, Equatable {
         public var appCode: String
         public var deviceId: String
         public var step: String

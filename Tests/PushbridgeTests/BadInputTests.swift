@@ -86,3 +86,32 @@ struct BadInputTests {
         }
     }
 }
+
+@Suite("Paths and methods", .serialized)
+struct PathAndMethodTests {
+    @Test("percent-encoded path parameters mean what they decode to")
+    func percentEncoded() async throws {
+        try await withTestBed { bed in
+            #expect(try await bed.request("PUT", bed.devicePath("a:b"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            let same = try await bed.request("GET", bed.devicePath("a%3Ab"))
+            #expect(same.status == 200)
+            #expect(same.json["deviceId"] as? String == "a:b")
+            #expect(try await bed.request("GET", "/v1/apps/EMS12%2D34567/devices/a:b").status == 200)
+        }
+    }
+
+    @Test("wrong methods on known paths are 405 with Allow; a made-up cursor is 422")
+    func methodsAndCursor() async throws {
+        try await withTestBed { bed in
+            for method in ["POST", "TRACE", "OPTIONS", "PATCH"] {
+                let a = try await bed.request(method, "/health")
+                #expect(a.status == 405, "\(method)")
+                #expect(a.headers["allow"] == "GET")
+                #expect(a.contentType == "application/problem+json")
+            }
+            let listing = try await bed.request("GET", "/v1/apps/EMS12-34567/devices?cursor=garbage!")
+            #expect(listing.status == 422)
+            #expect(listing.json["field"] as? String == "cursor")
+        }
+    }
+}

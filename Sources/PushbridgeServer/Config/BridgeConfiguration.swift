@@ -18,6 +18,9 @@ public struct BridgeConfiguration: Sendable {
         public var retry = RetryPolicy()
         /// Lifetime of the embedded sandbox's contact tokens.
         public var sandboxContactTokenLifetimeSeconds = 3600
+        /// How long a device stays with the instance that claimed it without a commit; a crashed
+        /// instance's devices go to another after this.
+        public var leaseSeconds = 120
     }
     public struct App: Sendable {
         public var code: String
@@ -46,6 +49,8 @@ public struct BridgeConfiguration: Sendable {
     public var encryptionKey: String?
     /// A file holding the key. Neither set: `pushbridge.key` beside the SQLite file, created on first start.
     public var encryptionKeyFile: String?
+    /// PostgreSQL connections per instance (`storage.poolSize`); unused for SQLite.
+    public var storagePoolSize = 10
     public var emarsys = Emarsys()
     public var limits = QueueLimitsConfig()
     /// Descriptor files that add to or override the built-in providers; missing is fine.

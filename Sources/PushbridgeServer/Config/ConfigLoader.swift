@@ -16,11 +16,11 @@ public enum ConfigLoader {
     /// Every scalar key of the file. Environment overrides exist for exactly these.
     static let keys: [String] = [
         "http.host", "http.port",
-        "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile",
+        "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests",
         "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
-        "emarsys.sandboxContactTokenLifetimeSeconds",
+        "emarsys.sandboxContactTokenLifetimeSeconds", "emarsys.leaseSeconds",
         "limits.maxQueuedIntents", "limits.maxQueuedIntentsPerApp",
         "providers.directory",
         "log.level", "log.format",
@@ -135,6 +135,8 @@ public enum ConfigLoader {
         guard maxDelay >= initial else { throw ConfigError(key: "emarsys.retry.maxDelayMs", message: "must not be below emarsys.retry.initialDelayMs") }
         c.emarsys.retry = RetryPolicy(initialDelayMs: initial, maxDelayMs: maxDelay)
         c.emarsys.sandboxContactTokenLifetimeSeconds = try int("emarsys.sandboxContactTokenLifetimeSeconds", c.emarsys.sandboxContactTokenLifetimeSeconds, min: 1)
+        c.storagePoolSize = try int("storage.poolSize", c.storagePoolSize, min: 2, max: 1000)
+        c.emarsys.leaseSeconds = try int("emarsys.leaseSeconds", c.emarsys.leaseSeconds, min: 1, max: 86_400)
         c.limits.maxQueuedIntents = try int("limits.maxQueuedIntents", c.limits.maxQueuedIntents, min: 1)
         c.limits.maxQueuedIntentsPerApp = try int("limits.maxQueuedIntentsPerApp", c.limits.maxQueuedIntentsPerApp, min: 1)
         let dir = try string("providers.directory", c.providersDirectory ?? "")

@@ -97,7 +97,11 @@ struct BridgeAPI: Sendable {
                 guard let n = Int(String(raw)), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit must be a whole number from 1 to 1000.") }
                 limit = n
             }
-            let page = try await self.store.list(app: app.code, state: state, limit: limit, after: query["cursor"].map(String.init))
+            let cursor = query["cursor"].map(String.init)
+            if let cursor, !ListCursor.isValid(cursor) {
+                throw Problem.invalid("cursor", "cursor must be a nextCursor value from an earlier page.")
+            }
+            let page = try await self.store.list(app: app.code, state: state, limit: limit, after: cursor)
             return try Self.json(DevicePageBody(devices: page.devices, nextCursor: page.nextCursor), status: .ok)
         }
         router.post("/v1/tokens/normalize") { request, context in
@@ -137,7 +141,7 @@ struct BridgeAPI: Sendable {
     // MARK: helpers
 
     private func app(_ request: Request, _ context: BasicRequestContext) throws -> BridgeConfiguration.App {
-        let code = try context.parameters.require("code")
+        let code = Self.decoded(try context.parameters.require("code"))
         guard let app = config.app(code) else {
             throw Problem(.notFound, "unknown-app", "Unknown app", detail: "No app with code '\(code.prefix(64))' is configured.")
         }
@@ -147,7 +151,7 @@ struct BridgeAPI: Sendable {
 
     private func target(_ request: Request, _ context: BasicRequestContext) throws -> (BridgeConfiguration.App, DeviceKey) {
         let app = try self.app(request, context)
-        let deviceId = try context.parameters.require("deviceId")
+        let deviceId = Self.decoded(try context.parameters.require("deviceId"))
         guard RequestParsing.validDeviceId(deviceId) else {
             throw Problem(.badRequest, "invalid-device-id", "Invalid device id", detail: "A device id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'.")
         }
@@ -187,6 +191,11 @@ struct BridgeAPI: Sendable {
         case .logout: "contact_anonymous"
         default: "other"
         }
+    }
+
+    /// Path parameters as the client meant them: `a%3Ab` (what encodeURIComponent makes of `a:b`) is `a:b`.
+    static func decoded(_ parameter: String) -> String {
+        parameter.removingPercentEncoding ?? parameter
     }
 
     static func deviceNotFound(_ key: DeviceKey) -> Problem {
@@ -230,7 +239,7 @@ struct NormalizeBody: Encodable {
 
 /// 405 with `Allow` for a known path and a method it does not take, as problem+json.
 enum MethodNotAllowed {
-    static let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch]
+    static let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch, .head, .options, .trace]
 
     static func register(on router: Router<BasicRequestContext>, paths: [String: [HTTPRequest.Method]]) {
         for (path, allowed) in paths {

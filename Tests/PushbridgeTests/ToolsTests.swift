@@ -1,0 +1,84 @@
+import AsyncHTTPClient
+import Foundation
+import PushbridgeServer
+import Storage
+import Testing
+
+@Suite("Command-line tools: import and status", .serialized)
+struct ToolsTests {
+    @Test("import of 10,000 rows with 1% invalid: counts, rejects, and a second run changes nothing")
+    func importTenThousand() async throws {
+        try await withTestBed(configure: { $0.emarsys.maxConcurrentRequests = 32 }) { bed in
+            var csv = "deviceId,provider,token,contactValue\n"
+            var invalidLines: [Int] = []
+            for i in 0..<10_000 {
+                if i % 100 == 42 {
+                    csv += "imp-\(i),apns,not-a-token,\n"
+                    invalidLines.append(i + 2)
+                } else {
+                    csv += "imp-\(i),fcm,tok\(i):APA91b\(String(repeating: "x", count: 40)),\(i % 10 == 0 ? "user\(i)@example.com" : "")\n"
+                }
+            }
+            let rows = ImportFile.parse(csv, format: .csv)
+            #expect(rows.count == 10_000)
+            let importer = Importer(http: bed.http, baseURL: "http://127.0.0.1:\(bed.bridgePort)", appCode: TestBed.app, apiKey: nil, concurrency: 16)
+            let first = try await importer.run(rows)
+            #expect(first.imported == 9_900)
+            #expect(first.unchanged == 0)
+            #expect(first.rejected.count == 100)
+            #expect(first.rejected.map(\.line) == invalidLines)
+            #expect(first.rejected.allSatisfy { $0.reason.contains("apns") || $0.reason.contains("token") })
+            let second = try await importer.run(rows)
+            #expect(second.imported == 0)
+            #expect(second.unchanged == 9_900)
+            #expect(second.rejected.count == 100)
+            let stats = try await bed.request("GET", "/v1/apps/EMS12-34567/stats")
+            #expect(stats.json["devices"] as? Int == 9_900)
+        }
+    }
+
+    @Test("JSON lines and CSV quoting are read; broken lines are reported with their line number")
+    func parsing() {
+        let jsonl = """
+            {"deviceId": "a", "provider": "chrome", "token": {"endpoint": "https://x"}, "contactValue": "c"}
+            not json
+            {"deviceId": "b", "provider": "fcm", "token": "t"}
+            """
+        let rows = ImportFile.parse(jsonl, format: .jsonl)
+        #expect(rows.count == 3)
+        guard case .success(let a) = rows[0], case .failure(let broken) = rows[1] else { Issue.record("unexpected rows"); return }
+        #expect(a.token.contains("endpoint"))
+        #expect(a.contactValue == "c")
+        #expect(broken.line == 2)
+        let csv = "deviceId,provider,token\n\"x,1\",fcm,\"a\"\"b\"\ny,fcm\n"
+        let parsed = ImportFile.parse(csv, format: .csv)
+        guard case .success(let x) = parsed[0], case .failure(let short) = parsed[1] else { Issue.record("unexpected csv rows"); return }
+        #expect(x.deviceId == "x,1" && x.token == "a\"b")
+        #expect(short.line == 3)
+    }
+
+    @Test("status through the API and straight from the store agree, as a table and as JSON")
+    func status() async throws {
+        try await withTestBed { bed in
+            _ = try await bed.request("PUT", bed.devicePath("s1"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            _ = try await bed.request("PUT", bed.devicePath("s2"), json: ["provider": "apns", "token": Tokens.apnsHex()])
+            try await bed.waitForState("s1", "registered")
+            try await bed.waitForState("s2", "registered")
+            let viaAPI = try await StatusReport.from(url: "http://127.0.0.1:\(bed.bridgePort)", apps: [TestBed.app], apiKey: nil, http: bed.http)
+            #expect(viaAPI.apps.first?.devices == 2)
+            #expect(viaAPI.apps.first?.byState == ["registered": 2])
+            #expect(viaAPI.apps.first?.byProvider == ["fcm": 1, "apns": 1])
+            let path = try #require(bed.configuration.sqlitePath)
+            let readOnly = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(bed.configuration, sqlitePath: path), readOnly: true)
+            let fromStore = try await StatusReport.from(store: readOnly, apps: [TestBed.app])
+            try await readOnly.close()
+            #expect(fromStore.apps.first?.devices == 2)
+            #expect(fromStore.apps.first?.byState == viaAPI.apps.first?.byState)
+            let table = viaAPI.rendered()
+            #expect(table.contains("EMS12-34567"))
+            #expect(table.contains("registered"))
+            #expect(table.contains("apns 1, fcm 1"))
+            #expect(table.contains("newest failures: none"))
+        }
+    }
+}
