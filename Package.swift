@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Push token plugins: parse, validate, canonicalise, hash. No I/O.
@@ -52,6 +53,7 @@ let package = Package(
             dependencies: [
                 "Workflow",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -95,13 +97,21 @@ let package = Package(
         .executableTarget(
             name: "pushbridge",
             dependencies: [
-                "PushbridgeServer", "PushTokens", "MESandbox",
+                "PushbridgeServer", "PushTokens", "MESandbox", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(name: "PushTokensTests", dependencies: ["PushTokens"], exclude: ["Vectors"]),
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage"]),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "Workflow",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "MESandboxTests",
             dependencies: [

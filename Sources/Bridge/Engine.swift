@@ -93,48 +93,50 @@ public final class Engine: Service, Sendable {
 
     private func workerLoop() async {
         while let key = await queue.next() {
-            await work(on: key)
+            if await work(on: key) {
+                // Given back before the dispatcher looks again, so that it can claim the device at once.
+                try? await store.releaseLease(key, owner: owner)
+            }
             await queue.done()
             await signal.notify()
         }
     }
 
-    /// Runs `key`'s steps until it is idle, waits, backs off, or has had its turn.
-    private func work(on key: DeviceKey) async {
+    /// Runs `key`'s steps until it is idle, waits, backs off, or has had its turn. Returns false when the
+    /// lease was lost (another instance has the device now: nothing to give back).
+    @discardableResult
+    private func work(on key: DeviceKey) async -> Bool {
         let policy = config.apps[key.appCode] ?? AppPolicy()
         let planner = Planner(policy: policy, sdkVersion: config.sdkVersion)
         let reducer = Reducer(retry: config.retry, sdkVersion: config.sdkVersion)
         var log = logger
         log[metadataKey: "app"] = "\(key.appCode)"
         log[metadataKey: "device"] = "\(key.deviceId)"
-        defer {
-            Task { [store, owner] in try? await store.releaseLease(key, owner: owner) }
-        }
         do {
             for _ in 0..<config.maxStepsPerTurn {
-                guard running.value, let work = try await store.loadWork(key) else { return }
+                guard running.value, let work = try await store.loadWork(key) else { return true }
                 let now = Date()
                 let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
                 let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
                 switch plan {
                 case .idle:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId), now: now)
-                    return
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
+                    return true
                 case .wait(let reason):
                     var state = work.state
                     if reason == .login { state.waitingFor = "login" }
                     // A token move is woken by the release's commit; the poll is a safety net.
                     let next: WorkUpdate.Next = reason == .login ? .whenWoken : .at(now.addingTimeInterval(2))
-                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId), now: now)
-                    return
+                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
+                    return true
                 case .advance(let state, let pop):
-                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId), now: now)
+                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
                 case .forget:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId), now: now)
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
                     log.info("device forgotten")
-                    return
+                    return true
                 case .send(let call, let context):
-                    guard let head = work.head else { return }
+                    guard let head = work.head else { return true }
                     let started = ContinuousClock.now
                     let answer = await me.send(call, context: context, logger: log)
                     let elapsed = ContinuousClock.now - started
@@ -142,15 +144,20 @@ public final class Engine: Service, Sendable {
                     record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     try await store.commit(
-                        key, WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId),
+                        key, WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner),
                         now: Date())
                     logStep(log, call: call, transition: t)
-                    if next != .now { return }
+                    if next != .now { return true }
                 }
             }
+        } catch StorageError.leaseLost {
+            // Another instance took the device after our lease ran out; its work goes on there.
+            log.warning("lease lost; the device is left to the instance that holds it now")
+            return false
         } catch {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
         }
+        return true
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {

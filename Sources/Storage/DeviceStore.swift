@@ -18,11 +18,13 @@ public protocol DeviceStore: Sendable {
 
     /// Leases up to `limit` devices whose work is due, for `lease`; returns their keys.
     func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey]
-    /// The earliest time any device's work is due, or nil when nothing is queued.
+    /// The earliest time any device's work is due, or nil when nothing is queued. A leased device counts
+    /// from when its lease ends (another instance's work is not this one's to wait for).
     func nextDueAt() async throws -> Date?
     /// The device's state and the intent at the head of its queue.
     func loadWork(_ key: DeviceKey) async throws -> Work?
-    /// Commits one engine step.
+    /// Commits one engine step. When `update.owner` is set the commit is fenced: if that owner no longer
+    /// holds the device's lease, nothing changes and `StorageError.leaseLost` is thrown.
     func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws
     /// Gives the device back; its due time stays as the last commit set it.
     func releaseLease(_ key: DeviceKey, owner: String) async throws
@@ -87,8 +89,13 @@ public struct WorkUpdate: Sendable {
     public var forget: Bool
     public var next: Next
     public var newestIntentIdSeen: Int64
+    /// The lease owner committing (the engine always sets it); nil commits unfenced.
+    public var owner: String?
 
-    public init(state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next, newestIntentIdSeen: Int64) {
+    public init(
+        state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next,
+        newestIntentIdSeen: Int64, owner: String? = nil
+    ) {
         self.state = state
         self.headId = headId
         self.headProgress = headProgress
@@ -96,6 +103,7 @@ public struct WorkUpdate: Sendable {
         self.forget = forget
         self.next = next
         self.newestIntentIdSeen = newestIntentIdSeen
+        self.owner = owner
     }
 }
 
@@ -104,12 +112,16 @@ public enum StorageError: Error, CustomStringConvertible {
     case corrupt(String)
     case invalidKey(String)
     case wrongKey
+    /// A fenced commit found that its lease had passed to another instance (or expired and was given
+    /// back): the step was not stored; the worker drops the device.
+    case leaseLost(String)
     public var description: String {
         switch self {
         case .invalidURL(let m): "storage.url: \(m)"
         case .corrupt(let m): "storage: \(m)"
         case .invalidKey(let m): "storage.encryptionKey: \(m)"
         case .wrongKey: "storage.encryptionKey: the database was written with another key; start with the key it was created with"
+        case .leaseLost(let device): "storage: the lease on \(device) was lost; the step was not committed"
         }
     }
 }

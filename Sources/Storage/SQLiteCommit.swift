@@ -11,6 +11,16 @@ struct SQLiteCommit {
     let sealer: Sealer
 
     func apply(_ update: WorkUpdate) throws {
+        if let owner = update.owner {
+            let row = try Row.fetchOne(
+                db, sql: "SELECT lease_owner FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+            let holder: String? = row?["lease_owner"]
+            guard holder == owner else { throw StorageError.leaseLost(key.description) }
+        }
+        try applyFenced(update)
+    }
+
+    private func applyFenced(_ update: WorkUpdate) throws {
         let nowMs = Codec.ms(now)
         if update.forget {
             try forget(update)
@@ -67,7 +77,7 @@ struct SQLiteCommit {
             // Keep the newer intents: drop what the forget covered and start the device afresh.
             try SQLiteRows.deleteIntents(db, key, where: "id <= ?", [newestSeen])
             let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try apply(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen))
+            try applyFenced(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner))
             return
         }
         try SQLiteRows.deleteIntents(db, key, where: "1 = 1")

@@ -1,0 +1,88 @@
+import Foundation
+import PostgresNIO
+import Workflow
+
+/// One engine step in one PostgreSQL transaction, with the same rules as `SQLiteCommit`, fenced by the
+/// lease: the device row is locked first, and when `update.owner` no longer holds the lease nothing changes
+/// and `StorageError.leaseLost` is thrown. A fenced commit renews the lease.
+struct PostgresCommit {
+    let tx: PGTx
+    let key: DeviceKey
+    let now: Date
+    let sealer: Sealer
+    let leaseMs: Int64
+
+    func apply(_ update: WorkUpdate) async throws {
+        let rows = try await tx.rows("SELECT lease_owner FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId) FOR UPDATE")
+        if let owner = update.owner {
+            guard let row = rows.first, try row.decode(String?.self) == owner else { throw StorageError.leaseLost(key.description) }
+        }
+        try await applyLocked(update)
+    }
+
+    private func applyLocked(_ update: WorkUpdate) async throws {
+        let nowMs = Codec.ms(now)
+        if update.forget {
+            try await forget(update)
+            return
+        }
+        if let id = update.headId {
+            if update.popHead {
+                let kind = try await tx.rows("SELECT kind FROM intents WHERE id = \(id)").first.map { try $0.decode(String.self) }
+                try await PostgresRows.deleteIntents(tx, key, .id(id))
+                if kind == "release" { try await wakeWaiters() }
+            } else if let progress = update.headProgress {
+                try await tx.exec("UPDATE intents SET progress = \(progress) WHERE id = \(id)")
+            }
+        }
+        let pending = try await PostgresRows.pendingCount(tx, key)
+        let arrived = try await tx.rows("""
+            SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND id > \(update.newestIntentIdSeen))
+            """).first.map { try $0.decode(Bool.self) } ?? false
+        let due: Int64?
+        switch update.next {
+        case .now: due = pending > 0 ? nowMs : nil
+        case .at(let date): due = pending > 0 ? Codec.ms(date) : nil
+        case .whenWoken: due = (pending > 0 && arrived) ? nowMs : nil
+        }
+        let state = DeviceStateName.of(update.state, pending: pending)
+        let sealed = try Codec.seal(update.state, sealer)
+        let renew = update.owner != nil
+        try await tx.exec("""
+            UPDATE devices SET data = \(sealed), state = \(state.rawValue), pending = \(pending), due_at = \(due),
+                client_id = \(update.state.clientId), updated_at = \(nowMs),
+                lease_until = CASE WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
+            WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+            """)
+    }
+
+    /// A device whose release finished may now send the token it waited for.
+    private func wakeWaiters() async throws {
+        let (app, device) = (key.appCode, key.deviceId)
+        try await tx.exec("""
+            UPDATE devices SET due_at = \(Codec.ms(now)) WHERE app = \(app) AND due_at IS NULL
+            AND device_id IN (SELECT device_id FROM intents WHERE app = \(app) AND waits_for = \(device))
+            """)
+        try await tx.exec("""
+            UPDATE intents SET waits_for = NULL WHERE app = \(app) AND waits_for = \(device)
+            AND NOT EXISTS (SELECT 1 FROM intents r WHERE r.app = \(app) AND r.device_id = \(device) AND r.kind = 'release')
+            """)
+    }
+
+    /// The token is gone at ME: forget the device, unless the backend sent something after the forget.
+    private func forget(_ update: WorkUpdate) async throws {
+        let newestSeen = update.newestIntentIdSeen
+        let later = try await tx.rows("""
+            SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND id > \(newestSeen))
+            """).first.map { try $0.decode(Bool.self) } ?? false
+        if later {
+            try await PostgresRows.deleteIntents(tx, key, .upTo(newestSeen))
+            let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
+            try await applyLocked(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner))
+            return
+        }
+        try await PostgresRows.deleteIntents(tx, key, .all)
+        try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await tx.exec("DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+    }
+}

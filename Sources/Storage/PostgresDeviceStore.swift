@@ -1,0 +1,421 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Workflow
+
+/// Devices and their queued intents in PostgreSQL, shared by several instances of the bridge.
+///
+/// Same protocol and semantics as `SQLiteDeviceStore`, plus what sharing needs:
+/// - `claimDue` leases devices with `FOR UPDATE SKIP LOCKED`, so two instances never take the same device;
+///   a lease that is not given back (a crashed instance) expires and another instance takes the device.
+/// - `commit` is fenced by the lease owner: after the lease was lost it changes nothing and throws
+///   `StorageError.leaseLost`.
+/// - API writes of several instances on one device or one token hash serialise on advisory and row locks.
+/// - `listenForWork` delivers `NOTIFY`s sent by accepts on any instance.
+///
+/// The client must run: call `run()` (a `Service` in the server's group) before or while calling
+/// `migrate()`. Every other method waits until `migrate()` has succeeded.
+public final class PostgresDeviceStore: DeviceStore {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        /// `disable` (default), `prefer`, `require` (encrypted, certificate not verified, as libpq) or `verify-full`.
+        public var sslMode: String
+        public var poolSize: Int
+        /// A schema to use instead of `public` (created when missing); the tests isolate themselves with it.
+        public var schema: String?
+
+        /// Parses `postgres://user:password@host:5432/database?sslmode=require&schema=name`.
+        public init(url: String, poolSize: Int = 10) throws {
+            guard let c = URLComponents(string: url), let scheme = c.scheme, scheme == "postgres" || scheme == "postgresql" else {
+                throw StorageError.invalidURL("must look like postgres://user:password@host:5432/database")
+            }
+            guard let host = c.host, !host.isEmpty else { throw StorageError.invalidURL("names no host") }
+            let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+            guard !database.isEmpty else { throw StorageError.invalidURL("names no database (postgres://host:5432/DATABASE)") }
+            self.host = host
+            port = c.port ?? 5432
+            username = c.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+            password = c.password.flatMap { $0.removingPercentEncoding }
+            self.database = database
+            let query = Dictionary((c.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+            sslMode = query["sslmode"] ?? query["tls"] ?? "disable"
+            guard ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(sslMode) else {
+                throw StorageError.invalidURL("sslmode must be disable, prefer, require or verify-full")
+            }
+            schema = query["schema"]
+            if let schema, schema.isEmpty || !schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                throw StorageError.invalidURL("schema must be letters, digits and _")
+            }
+            for name in query.keys where !["sslmode", "tls", "schema"].contains(name) {
+                throw StorageError.invalidURL("unknown parameter \(name) (known: sslmode, schema)")
+            }
+            self.poolSize = max(2, poolSize)
+        }
+
+        var clientConfiguration: PostgresClient.Configuration {
+            let tls: PostgresClient.Configuration.TLS
+            switch sslMode {
+            case "prefer", "require":
+                var t = TLSConfiguration.makeClientConfiguration()
+                t.certificateVerification = .none
+                tls = sslMode == "prefer" ? .prefer(t) : .require(t)
+            case "verify-ca", "verify-full":
+                tls = .require(.makeClientConfiguration())
+            default:
+                tls = .disable
+            }
+            var cfg = PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+            cfg.options.connectTimeout = .seconds(5)
+            cfg.options.maximumConnections = poolSize
+            cfg.options.minimumConnections = 1
+            if let schema { cfg.options.additionalStartupParameters = [("options", "-c search_path=\(schema)")] }
+            return cfg
+        }
+    }
+
+    public static let workChannel = "pushbridge_work"
+
+    public let client: PostgresClient
+    let sealer: Sealer
+    let logger: Logger
+    let settings: Settings
+    private let ready = ReadyGate()
+    /// The lease duration of the last claim, in ms: commits renew the lease by it.
+    private let leaseMs = Locked<Int64>(120_000)
+
+    public init(settings: Settings, sealer: Sealer, logger: Logger) {
+        self.settings = settings
+        self.sealer = sealer
+        self.logger = logger
+        client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+    }
+
+    public convenience init(url: String, poolSize: Int = 10, sealer: Sealer, logger: Logger) throws {
+        self.init(settings: try Settings(url: url, poolSize: poolSize), sealer: sealer, logger: logger)
+    }
+
+    /// Runs the connection pool until cancelled (a `Service` of the server's group).
+    public func run() async throws {
+        try await client.run()
+    }
+
+    /// Resolves when `migrate()` succeeded; throws when it failed.
+    public func waitUntilReady() async throws {
+        try await ready.wait()
+    }
+
+    public func migrate() async throws {
+        do {
+            if let schema = settings.schema {
+                try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+            }
+            try await transaction(retries: 3) { tx in
+                // One instance migrates at a time; the others find the work done.
+                try await tx.exec("SELECT pg_advisory_xact_lock(7385012345)")
+                try await PostgresSchema.migrate(tx.conn, logger: tx.logger)
+                let check = try await tx.rows("SELECT value FROM meta WHERE name = 'key-check'").first
+                if let check {
+                    let sealed = try check.decode(Data.self)
+                    guard (try? self.sealer.open(sealed)) == Sealer.checkPlaintext else { throw StorageError.wrongKey }
+                } else {
+                    let sealed = try self.sealer.seal(Sealer.checkPlaintext)
+                    try await tx.exec("INSERT INTO meta(name, value) VALUES ('key-check', \(sealed))")
+                }
+                // Leases are kept: other instances may hold them. Expired ones are taken over by claimDue.
+            }
+            await ready.open(nil)
+        } catch {
+            await ready.open(error)
+            throw error
+        }
+    }
+
+    /// The pool ends with `run()`'s task; nothing else to close.
+    public func close() async throws {}
+
+    public func ping() async throws {
+        try await ready.check()
+        try await client.query("SELECT 1", logger: logger)
+    }
+
+    // MARK: API side
+
+    public func accept(
+        _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
+    ) async throws -> AcceptResult {
+        try await ready.wait()
+        return try await transaction { tx in
+            try await PostgresIntake(tx: tx, key: key, now: now, sealer: self.sealer).accept(write, policy: policy, limits: limits, newClientId: newClientId)
+        }
+    }
+
+    public func status(of key: DeviceKey) async throws -> DeviceStatus? {
+        try await ready.wait()
+        return try await withTx { tx in try await PostgresRows.device(tx, key, self.sealer)?.status() }
+    }
+
+    public func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
+        try await ready.wait()
+        let after = cursor.flatMap(Codec.deviceId(fromCursor:)) ?? ""
+        return try await withTx { tx in
+            let cols = PostgresRows.deviceColumns
+            let rows: [PostgresRow]
+            if let state {
+                rows = try await tx.rows("""
+                    SELECT \(unescaped: cols) FROM devices WHERE app = \(app) AND device_id > \(after) AND state = \(state)
+                    ORDER BY device_id LIMIT \(limit + 1)
+                    """)
+            } else {
+                rows = try await tx.rows("""
+                    SELECT \(unescaped: cols) FROM devices WHERE app = \(app) AND device_id > \(after) ORDER BY device_id LIMIT \(limit + 1)
+                    """)
+            }
+            let devices = try rows.prefix(limit).map { try PostgresRows.DeviceRow(row: $0, sealer: self.sealer).status() }
+            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.deviceId) } : nil
+            return DevicePage(devices: devices, nextCursor: next)
+        }
+    }
+
+    public func queuedIntents() async throws -> (total: Int, perApp: [String: Int]) {
+        try await ready.wait()
+        return try await withTx { tx in
+            var perApp: [String: Int] = [:]
+            for row in try await tx.rows("SELECT app, SUM(queued)::BIGINT FROM queue_counts GROUP BY app") {
+                let (app, n) = try row.decode((String, Int64).self)
+                perApp[app] = Int(n)
+            }
+            return (perApp.values.reduce(0, +), perApp)
+        }
+    }
+
+    public func overview(app: String?, failures: Int) async throws -> StoreOverview {
+        try await ready.wait()
+        return try await withTx(snapshot: true) { tx in
+            var apps: [String: StoreOverview.AppCounts] = [:]
+            let grouped = try await tx.rows("""
+                SELECT app, state, provider, COUNT(*) FROM devices WHERE (\(app)::TEXT IS NULL OR app = \(app)) GROUP BY app, state, provider
+                """)
+            for row in grouped {
+                let (a, state, provider, n64) = try row.decode((String, String, String?, Int64).self)
+                let n = Int(n64)
+                apps[a, default: .init()].total += n
+                apps[a, default: .init()].byState[state, default: 0] += n
+                apps[a, default: .init()].byProvider[provider ?? "none", default: 0] += n
+            }
+            for row in try await tx.rows("""
+                SELECT app, SUM(queued)::BIGINT FROM queue_counts WHERE (\(app)::TEXT IS NULL OR app = \(app)) GROUP BY app
+                """) {
+                let (a, n) = try row.decode((String, Int64).self)
+                apps[a, default: .init()].queuedIntents = Int(n)
+            }
+            let oldest = try await tx.rows("SELECT MIN(due_at) FROM devices WHERE due_at IS NOT NULL").first
+                .flatMap { try $0.decode(Int64?.self) }.map(Codec.date)
+            var recent: [StoreOverview.Failure] = []
+            let failed = try await tx.rows("""
+                SELECT \(unescaped: PostgresRows.deviceColumns) FROM devices
+                WHERE state = 'failed' AND (\(app)::TEXT IS NULL OR app = \(app)) ORDER BY updated_at DESC LIMIT \(failures)
+                """)
+            for row in failed {
+                let device = try PostgresRows.DeviceRow(row: row, sealer: self.sealer)
+                guard let e = device.state.lastError else { continue }
+                recent.append(.init(appCode: device.key.appCode, deviceId: device.key.deviceId, step: e.step, status: e.status, message: e.message, at: Timestamp.iso(e.at)))
+            }
+            return StoreOverview(apps: apps, oldestDueAt: oldest, recentFailures: recent)
+        }
+    }
+
+    // MARK: Engine side
+
+    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+        try await ready.wait()
+        let nowMs = Codec.ms(now)
+        let ms = Int64(lease.components.seconds * 1000) + lease.components.attoseconds / 1_000_000_000_000_000
+        leaseMs.set(ms)
+        let until = nowMs + ms
+        return try await transaction { tx in
+            // Locked rows are skipped: another instance is claiming or committing them right now.
+            let rows = try await tx.rows("""
+                WITH due AS (
+                    SELECT app, device_id FROM devices
+                    WHERE due_at <= \(nowMs) AND (lease_until IS NULL OR lease_until < \(nowMs))
+                    ORDER BY due_at LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE devices d SET lease_owner = \(owner), lease_until = \(until)
+                FROM due WHERE d.app = due.app AND d.device_id = due.device_id
+                RETURNING d.app, d.device_id, d.due_at
+                """)
+            return try rows.map { try $0.decode((String, String, Int64).self) }
+                .sorted { $0.2 < $1.2 }
+                .map { DeviceKey(appCode: $0.0, deviceId: $0.1) }
+        }
+    }
+
+    public func nextDueAt() async throws -> Date? {
+        try await ready.wait()
+        return try await withTx { tx in
+            // A leased device is due for someone else only when its lease has expired.
+            try await tx.rows("""
+                SELECT MIN(GREATEST(due_at, COALESCE(lease_until + 1, due_at))) FROM devices WHERE due_at IS NOT NULL
+                """).first.flatMap { try $0.decode(Int64?.self) }.map(Codec.date)
+        }
+    }
+
+    public func loadWork(_ key: DeviceKey) async throws -> Work? {
+        try await ready.wait()
+        return try await withTx(snapshot: true) { tx in
+            guard let device = try await PostgresRows.device(tx, key, self.sealer) else { return nil }
+            let queue = try await PostgresRows.queued(tx, key, self.sealer, limit: 64)
+            let newest = try await tx.rows("SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+                .first.flatMap { try $0.decode(Int64?.self) } ?? 0
+            var blocked = false
+            if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
+                blocked = try await tx.rows("""
+                    SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(holder) AND kind = 'release' AND token_hash = \(hash))
+                    """).first.map { try $0.decode(Bool.self) } ?? false
+            }
+            return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
+        }
+    }
+
+    public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
+        try await ready.wait()
+        let renew = leaseMs.get()
+        try await transaction { tx in
+            try await PostgresCommit(tx: tx, key: key, now: now, sealer: self.sealer, leaseMs: renew).apply(update)
+        }
+    }
+
+    public func releaseLease(_ key: DeviceKey, owner: String) async throws {
+        try await ready.wait()
+        try await client.query("""
+            UPDATE devices SET lease_owner = NULL, lease_until = NULL
+            WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND lease_owner = \(owner)
+            """, logger: logger)
+    }
+
+    // MARK: Wake-ups across instances
+
+    /// Calls `onWork` whenever any instance queued work (`NOTIFY pushbridge_work`), until cancelled.
+    /// Holds one connection of the pool; reconnects after an error.
+    public func listenForWork(_ onWork: @escaping @Sendable () -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await ready.wait()
+                try await client.withConnection { conn in
+                    try await conn.listen(on: Self.workChannel) { notifications in
+                        onWork()  // anything queued while not listening
+                        for try await _ in notifications { onWork() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("listening for work from other instances failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a transaction (READ COMMITTED, row locks do the ordering) and retries it when
+    /// PostgreSQL aborts it for a deadlock or a serialization failure.
+    func transaction<T: Sendable>(retries: Int = 5, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await client.withConnection { conn in
+                    let tx = PGTx(conn: conn, logger: self.logger)
+                    try await tx.exec("BEGIN")
+                    do {
+                        let value = try await body(tx)
+                        try await tx.exec("COMMIT")
+                        return value
+                    } catch {
+                        try? await tx.exec("ROLLBACK")
+                        throw error
+                    }
+                }
+            } catch let error as PSQLError where attempt <= retries && Self.isRetryable(error) {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 * attempt))))
+            }
+        }
+    }
+
+    /// A read: one transaction, a consistent snapshot when `snapshot` (several statements).
+    func withTx<T: Sendable>(snapshot: Bool = false, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
+        try await client.withConnection { conn in
+            let tx = PGTx(conn: conn, logger: self.logger)
+            try await tx.exec(snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY")
+            do {
+                let value = try await body(tx)
+                try await tx.exec("COMMIT")
+                return value
+            } catch {
+                try? await tx.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    static func isRetryable(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001" || state == "23505"
+    }
+}
+
+/// A connection inside a transaction.
+struct PGTx: Sendable {
+    let conn: PostgresConnection
+    let logger: Logger
+
+    func exec(_ query: PostgresQuery) async throws {
+        try await conn.query(query, logger: logger)
+    }
+
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await conn.query(query, logger: logger).collect()
+    }
+
+    /// Rows changed by an UPDATE/DELETE with `RETURNING 1`.
+    func count(_ query: PostgresQuery) async throws -> Int {
+        try await rows(query).count
+    }
+}
+
+/// Opens once: waiters resume with the result of `migrate()`.
+actor ReadyGate {
+    private var result: Result<Void, any Error>?
+    private var waiters: [CheckedContinuation<Void, any Error>] = []
+
+    func open(_ error: (any Error)?) {
+        let r: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
+        result = r
+        for w in waiters { w.resume(with: r) }
+        waiters.removeAll()
+    }
+
+    /// Throws unless migrated (readiness must not wait).
+    func check() throws {
+        guard let result else { throw StorageError.corrupt("the PostgreSQL schema is not migrated yet") }
+        try result.get()
+    }
+
+    func wait() async throws {
+        if let result { return try result.get() }
+        try await withCheckedThrowingContinuation { waiters.append($0) }
+    }
+}
+
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ v: Value) { lock.withLock { value = v } }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import PostgresNIO
+import Workflow
+
+/// One API write in one PostgreSQL transaction, with the same rules as `SQLiteIntake`.
+///
+/// Writes of several instances serialise: first an advisory lock on the token hash (so two devices cannot
+/// both take one token), then advisory locks on this device and the token's holder in key order (a device
+/// that does not exist yet has no row to lock), then their rows `FOR UPDATE` (which also waits for an
+/// engine commit in progress on them). Every transaction takes these locks in that order.
+struct PostgresIntake {
+    let tx: PGTx
+    let key: DeviceKey
+    let now: Date
+    let sealer: Sealer
+
+    func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) async throws -> AcceptResult {
+        let token = SQLiteIntake.token(of: write)
+        var lockKeys = [key]
+        if let token {
+            try await tx.exec("SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(key.appCode):\(token.tokenHash)"), 0))")
+            if let h = try await holder(token), h != key { lockKeys.append(h) }
+        }
+        lockKeys.sort { $0.deviceId < $1.deviceId }
+        for k in lockKeys {
+            try await tx.exec("SELECT pg_advisory_xact_lock(hashtextextended(\("device:\(k.appCode):\(k.deviceId)"), 0))")
+        }
+        for k in lockKeys {
+            try await tx.exec("SELECT 1 FROM devices WHERE app = \(k.appCode) AND device_id = \(k.deviceId) FOR UPDATE")
+        }
+        let device = try await PostgresRows.device(tx, key, sealer)
+        let queued = device == nil ? [] : try await PostgresRows.queued(tx, key, sealer)
+        // Read again under the locks: the holder may have dropped the token meanwhile (removal, forget).
+        var holderKey: DeviceKey?
+        if let token, let h = try await holder(token), h != key { holderKey = h }
+        let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holderKey)
+
+        switch Intake.decide(write, view: view, policy: policy) {
+        case .unknownDevice:
+            return .unknownDevice
+        case .deduplicated:
+            guard let device else { return .unknownDevice }
+            return .deduplicated(try device.status(deduplicated: true))
+        case .enqueue(let payload, let collapse, let takeFrom):
+            let collapsible = collapse ? queued.filter { SQLiteIntake.isTokenIntent($0.intent.payload) }.count : 0
+            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsible
+            if added > 0 {
+                let counts = try await PostgresRows.queuedCounts(tx, app: key.appCode)
+                if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
+                if counts.app + added > limits.maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
+            }
+            if device == nil { try await create(write: write, clientId: newClientId) }
+            if collapse { try await PostgresRows.deleteIntents(tx, key, .tokenIntents) }
+            if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
+            try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
+            try await updateClaims(for: write, token: token)
+            try await touch(write: write, token: token)
+            // Other instances' engines look for due work now (delivered at commit).
+            try await tx.exec("SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
+            guard let stored = try await PostgresRows.device(tx, key, sealer) else { throw StorageError.corrupt("device vanished inside its transaction") }
+            return .accepted(try stored.status(deduplicated: false))
+        }
+    }
+
+    private func holder(_ token: TokenRef) async throws -> DeviceKey? {
+        try await tx.rows("SELECT device_id FROM token_claims WHERE app = \(key.appCode) AND token_hash = \(token.tokenHash)")
+            .first.map { DeviceKey(appCode: key.appCode, deviceId: try $0.decode(String.self)) }
+    }
+
+    private func create(write: DeviceWrite, clientId: String) async throws {
+        let platform: String
+        let provider: String?
+        switch write {
+        case .start(let s):
+            platform = s.token?.platform ?? s.platform
+            provider = s.token?.provider ?? s.provider
+        case .setToken(let t):
+            platform = t.platform
+            provider = t.provider
+        default:
+            throw StorageError.corrupt("only a start or a token creates a device")
+        }
+        var startClientId = clientId
+        if case .start(let s) = write, let given = s.clientId { startClientId = given }
+        let state = DeviceState(clientId: startClientId, platform: platform)
+        let sealed = try Codec.seal(state, sealer)
+        let nowMs = Codec.ms(now)
+        try await tx.exec("""
+            INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
+            VALUES (\(key.appCode), \(key.deviceId), \(startClientId), \(provider), \(platform), NULL, 'pending', 0, NULL, \(nowMs), \(nowMs), \(sealed))
+            """)
+    }
+
+    /// The token leaves `holder`: its queued intents for that token go, and a release is queued ahead of
+    /// everything else there, which this device's push-token step waits for.
+    private func moveToken(_ token: TokenRef, from holder: DeviceKey) async throws {
+        let nowMs = Codec.ms(now)
+        try await PostgresRows.deleteIntents(tx, holder, .setToken(hash: token.tokenHash))
+        try await PostgresRows.insertIntent(tx, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
+        try await tx.exec("DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(token.tokenHash) AND device_id = \(holder.deviceId)")
+        try await tx.exec("""
+            UPDATE devices SET
+                token_hash = CASE WHEN token_hash = \(token.tokenHash) THEN NULL ELSE token_hash END,
+                pending = (SELECT COUNT(*) FROM intents i WHERE i.app = devices.app AND i.device_id = devices.device_id),
+                due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs)
+            WHERE app = \(holder.appCode) AND device_id = \(holder.deviceId)
+            """)
+        try await refreshStateColumn(holder)
+    }
+
+    private func updateClaims(for write: DeviceWrite, token: TokenRef?) async throws {
+        switch write {
+        case .setToken, .start:
+            guard let token else { return }
+            try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            try await tx.exec("""
+                INSERT INTO token_claims(app, token_hash, device_id) VALUES (\(key.appCode), \(token.tokenHash), \(key.deviceId))
+                ON CONFLICT (app, token_hash) DO UPDATE SET device_id = EXCLUDED.device_id
+                """)
+        case .removeToken, .forget:
+            try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        default:
+            break
+        }
+    }
+
+    /// Registration columns follow the newest request; the device becomes due, a backoff in progress is kept.
+    private func touch(write: DeviceWrite, token: TokenRef?) async throws {
+        let pending = try await PostgresRows.pendingCount(tx, key)
+        let nowMs = Codec.ms(now)
+        var provider: String?
+        var platform: String?
+        var setTokenHash = false
+        var tokenHash: String?
+        if let token {
+            (provider, platform, setTokenHash, tokenHash) = (token.provider, token.platform, true, token.tokenHash)
+        } else if case .start(let s) = write {
+            (provider, platform) = (s.provider, s.platform)
+        }
+        switch write {
+        case .removeToken, .forget: (setTokenHash, tokenHash) = (true, nil)
+        default: break
+        }
+        let setRegistration = platform != nil
+        try await tx.exec("""
+            UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
+                provider = CASE WHEN \(setRegistration) THEN \(provider) ELSE provider END,
+                platform = CASE WHEN \(setRegistration) THEN \(platform ?? "") ELSE platform END,
+                token_hash = CASE WHEN \(setTokenHash) THEN \(tokenHash) ELSE token_hash END
+            WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+            """)
+        try await refreshStateColumn(key)
+    }
+
+    private func refreshStateColumn(_ key: DeviceKey) async throws {
+        guard let row = try await PostgresRows.device(tx, key, sealer) else { return }
+        let name = DeviceStateName.of(row.state, pending: row.pending)
+        try await tx.exec("UPDATE devices SET state = \(name.rawValue) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import PostgresNIO
+import Workflow
+
+/// Reading and writing device and intent rows in PostgreSQL (the counterpart of `SQLiteRows`).
+enum PostgresRows {
+    static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data"
+
+    struct DeviceRow {
+        var key: DeviceKey
+        var provider: String?
+        var platform: String
+        var tokenHash: String?
+        var pending: Int
+        var dueAt: Int64?
+        var updatedAt: Int64
+        var state: DeviceState
+
+        init(row: PostgresRow, sealer: Sealer) throws {
+            let (app, deviceId, _, provider, platform, tokenHash, _, pending, dueAt, updatedAt, data) =
+                try row.decode((String, String, String, String?, String, String?, String, Int64, Int64?, Int64, Data).self)
+            key = DeviceKey(appCode: app, deviceId: deviceId)
+            self.provider = provider
+            self.platform = platform
+            self.tokenHash = tokenHash
+            self.pending = Int(pending)
+            self.dueAt = dueAt
+            self.updatedAt = updatedAt
+            state = try Codec.open(DeviceState.self, data, sealer)
+        }
+
+        var registration: DeviceRegistration {
+            DeviceRegistration(key: key, provider: provider, platform: platform, tokenHash: tokenHash, pending: pending, updatedAt: Codec.date(updatedAt))
+        }
+
+        func status(deduplicated: Bool? = nil) throws -> DeviceStatus {
+            DeviceStatus(registration: registration, state: state, deduplicated: deduplicated)
+        }
+    }
+
+    struct QueuedRow {
+        var intent: Intent
+        var tokenHash: String?
+        var waitsFor: String?
+    }
+
+    static func device(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, forUpdate: Bool = false) async throws -> DeviceRow? {
+        let lock = forUpdate ? " FOR UPDATE" : ""
+        return try await tx.rows("""
+            SELECT \(unescaped: deviceColumns) FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)\(unescaped: lock)
+            """).first.map { try DeviceRow(row: $0, sealer: sealer) }
+    }
+
+    /// The device's queue in processing order: releases first, then acceptance order.
+    static func queued(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, limit: Int = 10_000) async throws -> [QueuedRow] {
+        try await tx.rows("""
+            SELECT id, token_hash, waits_for, progress, accepted_at, payload FROM intents
+            WHERE app = \(key.appCode) AND device_id = \(key.deviceId) ORDER BY priority, id LIMIT \(limit)
+            """).map { row in
+            let (id, tokenHash, waitsFor, progress, acceptedAt, payload) = try row.decode((Int64, String?, String?, Int64, Int64, Data).self)
+            let intent = Intent(
+                id: id, payload: try Codec.open(IntentPayload.self, payload, sealer), acceptedAt: Codec.date(acceptedAt), progress: Int(progress))
+            return QueuedRow(intent: intent, tokenHash: tokenHash, waitsFor: waitsFor)
+        }
+    }
+
+    static func adjustQueued(_ tx: PGTx, app: String, by delta: Int) async throws {
+        guard delta != 0 else { return }
+        let shard = Int.random(in: 0..<8)
+        try await tx.exec("""
+            INSERT INTO queue_counts(app, shard, queued) VALUES (\(app), \(shard), \(delta))
+            ON CONFLICT (app, shard) DO UPDATE SET queued = queue_counts.queued + EXCLUDED.queued
+            """)
+    }
+
+    static func pendingCount(_ tx: PGTx, _ key: DeviceKey) async throws -> Int {
+        let n = try await tx.rows("SELECT COUNT(*) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            .first.map { try $0.decode(Int64.self) } ?? 0
+        return Int(n)
+    }
+
+    enum IntentFilter {
+        case all
+        case tokenIntents
+        case setToken(hash: String)
+        case id(Int64)
+        case upTo(Int64)
+    }
+
+    /// Deletes intents of one device; returns how many.
+    @discardableResult
+    static func deleteIntents(_ tx: PGTx, _ key: DeviceKey, _ filter: IntentFilter) async throws -> Int {
+        let (app, device) = (key.appCode, key.deviceId)
+        let n: Int
+        switch filter {
+        case .all:
+            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) RETURNING 1")
+        case .tokenIntents:
+            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind IN ('set-token', 'remove-token') RETURNING 1")
+        case .setToken(let hash):
+            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind = 'set-token' AND token_hash = \(hash) RETURNING 1")
+        case .id(let id):
+            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id = \(id) RETURNING 1")
+        case .upTo(let id):
+            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id <= \(id) RETURNING 1")
+        }
+        try await adjustQueued(tx, app: app, by: -n)
+        return n
+    }
+
+    static func insertIntent(
+        _ tx: PGTx, _ key: DeviceKey, _ payload: IntentPayload, tokenHash: String?, waitsFor: String?, now: Date, sealer: Sealer
+    ) async throws {
+        let sealed = try Codec.seal(payload, sealer)
+        try await tx.exec("""
+            INSERT INTO intents(app, device_id, priority, kind, token_hash, waits_for, progress, accepted_at, payload)
+            VALUES (\(key.appCode), \(key.deviceId), \(payload.priority), \(payload.kind), \(tokenHash), \(waitsFor), 0, \(Codec.ms(now)), \(sealed))
+            """)
+        try await adjustQueued(tx, app: key.appCode, by: 1)
+    }
+
+    static func queuedCounts(_ tx: PGTx, app: String) async throws -> (total: Int, app: Int) {
+        var total = 0
+        var forApp = 0
+        for row in try await tx.rows("SELECT app, SUM(queued)::BIGINT FROM queue_counts GROUP BY app") {
+            let (a, n) = try row.decode((String, Int64).self)
+            total += Int(n)
+            if a == app { forApp = Int(n) }
+        }
+        return (total, forApp)
+    }
+}

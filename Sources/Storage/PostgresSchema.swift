@@ -1,0 +1,97 @@
+import Foundation
+import PostgresNIO
+
+/// PostgreSQL migrations, recorded in `schema_migrations`. Never edit a registered migration: add one.
+///
+/// Several instances may start at once: the migrations run in one transaction under an advisory lock.
+enum PostgresSchema {
+    struct Migration {
+        var version: Int
+        var name: String
+        var sql: [String]
+    }
+
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "devices, intents, token claims, queue counts, meta", sql: [
+            // One row per device. Registration columns are written by the API; `data` (the engine's sealed
+            // DeviceState) only by engine steps. Times are milliseconds since 1970, as in SQLite. Device ids
+            // compare bytewise (COLLATE "C"), so listing pages in the same order as SQLite does.
+            """
+            CREATE TABLE devices (
+                app TEXT NOT NULL,
+                device_id TEXT COLLATE "C" NOT NULL,
+                client_id TEXT NOT NULL,
+                provider TEXT,
+                platform TEXT NOT NULL,
+                token_hash TEXT,
+                state TEXT NOT NULL,
+                pending BIGINT NOT NULL DEFAULT 0,
+                due_at BIGINT,
+                lease_owner TEXT,
+                lease_until BIGINT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                data BYTEA NOT NULL,
+                PRIMARY KEY (app, device_id)
+            )
+            """,
+            "CREATE INDEX devices_due ON devices(due_at) WHERE due_at IS NOT NULL",
+            "CREATE INDEX devices_state ON devices(app, state, device_id)",
+            "CREATE INDEX devices_state_updated ON devices(state, updated_at)",
+            """
+            CREATE TABLE intents (
+                id BIGSERIAL PRIMARY KEY,
+                app TEXT NOT NULL,
+                device_id TEXT COLLATE "C" NOT NULL,
+                priority INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                token_hash TEXT,
+                waits_for TEXT COLLATE "C",
+                progress BIGINT NOT NULL DEFAULT 0,
+                accepted_at BIGINT NOT NULL,
+                payload BYTEA NOT NULL
+            )
+            """,
+            "CREATE INDEX intents_device ON intents(app, device_id, priority, id)",
+            "CREATE INDEX intents_waits ON intents(app, waits_for) WHERE waits_for IS NOT NULL",
+            """
+            CREATE TABLE token_claims (
+                app TEXT NOT NULL,
+                token_hash TEXT NOT NULL,
+                device_id TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (app, token_hash)
+            )
+            """,
+            "CREATE INDEX token_claims_device ON token_claims(app, device_id)",
+            // Queued intents per app, spread over a few rows per app so that writers of one app on several
+            // instances do not all wait for one row lock; readers add the shards up.
+            """
+            CREATE TABLE queue_counts (
+                app TEXT NOT NULL,
+                shard INTEGER NOT NULL,
+                queued BIGINT NOT NULL,
+                PRIMARY KEY (app, shard)
+            )
+            """,
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+        ]),
+    ]
+
+    static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {
+        try await conn.query("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+            """, logger: logger)
+        var applied = Set<Int>()
+        for try await v in try await conn.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+            applied.insert(v)
+        }
+        for m in migrations where !applied.contains(m.version) {
+            for statement in m.sql {
+                try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            try await conn.query("INSERT INTO schema_migrations(version, name) VALUES (\(m.version), \(m.name))", logger: logger)
+            logger.info("storage migration applied", metadata: ["version": "\(m.version)", "name": "\(m.name)"])
+        }
+    }
+}

@@ -1,0 +1,477 @@
+import Foundation
+import Storage
+import Testing
+import Workflow
+
+/// The storage conformance suite: every case runs unchanged against SQLite and PostgreSQL, through
+/// `DeviceStore` only (no HTTP), so no behaviour may differ between the two.
+@Suite("DeviceStore conformance")
+struct StorageConformanceTests {
+    @Test("SQLite", arguments: Conformance.names)
+    func sqlite(_ name: String) async throws {
+        try await Conformance.run(name, on: .sqlite)
+    }
+
+    @Test(
+        "PostgreSQL",
+        .enabled(
+            if: postgresURL != nil,
+            "PUSHBRIDGE_TEST_POSTGRES_URL is not set: the PostgreSQL conformance cases are SKIPPED (scripts/test.sh starts a throwaway server and sets it)"),
+        arguments: Conformance.names)
+    func postgres(_ name: String) async throws {
+        try await Conformance.run(name, on: .postgres)
+    }
+}
+
+enum Conformance {
+    typealias Case = @Sendable (StoreHarness) async throws -> Void
+
+    static let cases: [(String, Case)] = [
+        ("accept creates devices", acceptCreates),
+        ("dedup of same token, login, logout, removal", dedup),
+        ("rotations collapse", collapse),
+        ("token move: release first, blocked until it pops, waiters woken", tokenMove),
+        ("queue bounds, global and per app", queueBounds),
+        ("claimDue: due and unleased only, leases respected", claimDue),
+        ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
+        ("commit: whenWoken with and without newer intents", commitWhenWoken),
+        ("forget without later intents", forgetPlain),
+        ("forget with later intents", forgetWithLater),
+        ("list paging never loses or repeats", listPaging),
+        ("overview counts", overview),
+        ("wrong encryption key fails at migrate", wrongKey),
+        ("fenced commit after a lost lease changes nothing", leaseLost),
+        ("two instances: accepts on one device serialise", concurrentDevice),
+        ("two instances: one token never on two devices", concurrentToken),
+    ]
+
+    static var names: [String] { cases.map(\.0) }
+
+    static func run(_ name: String, on backend: Backend) async throws {
+        guard let body = cases.first(where: { $0.0 == name })?.1 else { Issue.record("no case \(name)"); return }
+        let harness = try await StoreHarness.make(backend)
+        do {
+            try await body(harness)
+        } catch {
+            await harness.close()
+            throw error
+        }
+        await harness.close()
+    }
+
+    // MARK: API side
+
+    static func acceptCreates(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let t = Fixture.token("a")
+        let r = try await store.put(Fixture.start(t), Fixture.key("d1"))
+        guard case .accepted(let status) = r else { Issue.record("start: \(r.kind)"); return }
+        #expect(status.state == "pending")
+        #expect(status.pending == 1)
+        #expect(status.tokenHash == t.tokenHash)
+        #expect(status.deduplicated == false)
+        let read = try #require(try await store.status(of: Fixture.key("d1")))
+        #expect(read.clientId == status.clientId)
+        #expect(read.provider == "fcm")
+        // A token alone creates a device too; a login does not.
+        #expect(try await store.put(.setToken(Fixture.token("b")), Fixture.key("d2")).kind == "accepted")
+        #expect(try await store.put(.login(fieldId: 3, value: "x@example.com"), Fixture.key("d3")).kind == "unknownDevice")
+        #expect(try await store.status(of: Fixture.key("d3")) == nil)
+        let q = try await store.queuedIntents()
+        #expect(q.total == 2)
+        #expect(q.perApp[Fixture.app] == 2)
+        #expect(try await store.nextDueAt() != nil)
+        try await store.ping()
+    }
+
+    static func dedup(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        let t = Fixture.token("a")
+        #expect(try await store.put(Fixture.start(t), k).kind == "accepted")
+        #expect(try await store.put(.setToken(t), k).kind == "deduplicated")
+        #expect(try await store.put(.logout, k).kind == "deduplicated")  // anonymous already
+        #expect(try await store.put(.login(fieldId: 3, value: "jane"), k).kind == "accepted")
+        #expect(try await store.put(.login(fieldId: 3, value: "jane"), k).kind == "deduplicated")
+        #expect(try await store.put(.logout, k).kind == "accepted")
+        #expect(try await store.put(.logout, k).kind == "deduplicated")
+        #expect(try await store.put(.removeToken, k).kind == "accepted")
+        #expect(try await store.put(.removeToken, k).kind == "deduplicated")
+        let s = try #require(try await store.status(of: k))
+        #expect(s.tokenHash == nil)
+        // start, login, logout, remove-token (the set-token collapsed into the start? no: the start stays).
+        let work = try #require(try await store.loadWork(k))
+        #expect(work.queue.map(\.payload.kind) == ["start", "login", "logout", "remove-token"])
+        #expect(try await store.queuedIntents().total == 4)
+    }
+
+    static func collapse(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        #expect(try await store.put(Fixture.start(), k).kind == "accepted")
+        for name in ["r1", "r2", "r3"] {
+            #expect(try await store.put(.setToken(Fixture.token(name)), k).kind == "accepted")
+        }
+        let work = try #require(try await store.loadWork(k))
+        #expect(work.queue.map(\.payload.kind) == ["start", "set-token"])
+        #expect(work.queue.last?.payload == .setToken(Fixture.token("r3")))
+        let s = try #require(try await store.status(of: k))
+        #expect(s.pending == 2)
+        #expect(s.tokenHash == "hash-r3")
+        #expect(try await store.queuedIntents().total == 2)
+        // Back to the first token: still one token intent.
+        #expect(try await store.put(.setToken(Fixture.token("r1")), k).kind == "accepted")
+        #expect(try await store.loadWork(k)?.queue.count == 2)
+    }
+
+    static func tokenMove(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let a = Fixture.key("a")
+        let b = Fixture.key("b")
+        let t = Fixture.token("shared")
+        #expect(try await store.put(Fixture.start(t), a).kind == "accepted")
+        // A's start is worked and the token sent; A idles.
+        let now = Date()
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        var workA = try #require(try await store.loadWork(a))
+        var stateA = workA.state
+        stateA.pushTokenSent = t
+        try await store.commit(a, WorkUpdate(state: stateA, headId: workA.head?.id, popHead: true, next: .now, newestIntentIdSeen: workA.newestIntentId, owner: "w"), now: now)
+        try await store.releaseLease(a, owner: "w")
+        #expect(try await store.status(of: a)?.pending == 0)
+
+        // B takes the token: a release is queued at A, ahead of everything.
+        #expect(try await store.put(.login(fieldId: 3, value: "x"), a).kind == "accepted")
+        #expect(try await store.put(Fixture.start(t), b).kind == "accepted")
+        workA = try #require(try await store.loadWork(a))
+        #expect(workA.queue.map(\.payload.kind) == ["release", "login"])
+        #expect(workA.head?.payload == .release(tokenHash: t.tokenHash))
+        #expect(try await store.status(of: a)?.tokenHash == nil)
+        #expect(try await store.status(of: b)?.tokenHash == t.tokenHash)
+        var workB = try #require(try await store.loadWork(b))
+        #expect(workB.moveBlocked)
+
+        // B waits (not due) until the release pops.
+        let t1 = now.addingTimeInterval(1)
+        let claimed = try await store.claimDue(now: t1, limit: 10, owner: "w", lease: .seconds(60))
+        #expect(Set(claimed) == [a, b])
+        try await store.commit(b, WorkUpdate(state: workB.state, headId: workB.head?.id, next: .whenWoken, newestIntentIdSeen: workB.newestIntentId, owner: "w"), now: t1)
+        try await store.releaseLease(b, owner: "w")
+        #expect(try await store.claimDue(now: t1, limit: 10, owner: "w2", lease: .seconds(60)).isEmpty)
+
+        // The release pops: B is woken and no longer blocked.
+        stateA = workA.state
+        stateA.pushTokenSent = nil
+        try await store.commit(a, WorkUpdate(state: stateA, headId: workA.head?.id, popHead: true, next: .now, newestIntentIdSeen: workA.newestIntentId, owner: "w"), now: t1)
+        try await store.releaseLease(a, owner: "w")
+        workB = try #require(try await store.loadWork(b))
+        #expect(!workB.moveBlocked)
+        let woken = try await store.claimDue(now: t1.addingTimeInterval(0.01), limit: 10, owner: "w3", lease: .seconds(60))
+        #expect(Set(woken) == [a, b])
+    }
+
+    static func queueBounds(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let global = QueueLimits(maxQueuedIntents: 2, maxQueuedIntentsPerApp: 10)
+        #expect(try await store.put(Fixture.start(), Fixture.key("d1"), limits: global).kind == "accepted")
+        #expect(try await store.put(Fixture.start(), Fixture.key("d2"), limits: global).kind == "accepted")
+        #expect(try await store.put(Fixture.start(), Fixture.key("d3"), limits: global).kind == "queueFull:global")
+        #expect(try await store.status(of: Fixture.key("d3")) == nil)
+        #expect(try await store.put(.login(fieldId: 3, value: "x"), Fixture.key("d1"), limits: global).kind == "queueFull:global")
+        #expect(try await store.loadWork(Fixture.key("d1"))?.queue.count == 1)
+        // A rotation that collapses adds nothing, so it passes at the bound.
+        #expect(try await store.put(.setToken(Fixture.token("x")), Fixture.key("d1"), limits: global).kind == "queueFull:global")
+        #expect(try await store.queuedIntents().total == 2)
+
+        let perApp = QueueLimits(maxQueuedIntents: 100, maxQueuedIntentsPerApp: 2)
+        #expect(try await store.put(Fixture.start(), Fixture.key("e1"), limits: perApp).kind == "queueFull:app")
+        #expect(try await store.status(of: Fixture.key("e1")) == nil)
+        #expect(try await store.put(Fixture.start(), Fixture.key("o1", app: Fixture.otherApp), limits: perApp).kind == "accepted")
+        #expect(try await store.put(Fixture.start(), Fixture.key("o2", app: Fixture.otherApp), limits: perApp).kind == "accepted")
+        #expect(try await store.put(Fixture.start(), Fixture.key("o3", app: Fixture.otherApp), limits: perApp).kind == "queueFull:app")
+        let q = try await store.queuedIntents()
+        #expect(q.total == 4)
+        #expect(q.perApp == [Fixture.app: 2, Fixture.otherApp: 2])
+    }
+
+    static func claimDue(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let now = Date()
+        for i in 0..<5 { try await store.put(Fixture.start(), Fixture.key("d\(i)"), now: now) }
+        // Not due yet in the past.
+        #expect(try await store.claimDue(now: now.addingTimeInterval(-10), limit: 10, owner: "x", lease: .seconds(30)).isEmpty)
+        let first = try await store.claimDue(now: now, limit: 3, owner: "A", lease: .seconds(30))
+        #expect(first.count == 3)
+        let second = try await store.claimDue(now: now, limit: 10, owner: "B", lease: .seconds(30))
+        #expect(second.count == 2)
+        #expect(Set(first).isDisjoint(with: second))
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "C", lease: .seconds(30)).isEmpty)
+        // Giving back: claimable again; a stranger cannot give back someone else's lease.
+        try await store.releaseLease(first[0], owner: "B")
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "C", lease: .seconds(30)).isEmpty)
+        try await store.releaseLease(first[0], owner: "A")
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "C", lease: .seconds(30)) == [first[0]])
+        // Expired leases are taken over.
+        let later = try await store.claimDue(now: now.addingTimeInterval(31), limit: 10, owner: "D", lease: .seconds(30))
+        #expect(Set(later) == Set((0..<5).map { Fixture.key("d\($0)") }))
+        // Idle devices are not due.
+        let k = Fixture.key("d0")
+        let w = try #require(try await store.loadWork(k))
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, popHead: true, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "D"), now: now)
+        try await store.releaseLease(k, owner: "D")
+        #expect(try await store.claimDue(now: now.addingTimeInterval(100), limit: 10, owner: "E", lease: .seconds(30)).count == 4)
+    }
+
+    static func commitPopProgressBackoff(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        let now = Date()
+        try await store.put(Fixture.start(Fixture.token("a")), k, now: now)
+        try await store.put(.login(fieldId: 3, value: "x"), k, now: now)
+        #expect(try await store.claimDue(now: now, limit: 1, owner: "w", lease: .seconds(60)) == [k])
+        var w = try #require(try await store.loadWork(k))
+        #expect(w.queue.count == 2)
+        let startId = try #require(w.head?.id)
+        // Progress without a pop.
+        try await store.commit(k, WorkUpdate(state: w.state, headId: startId, headProgress: 1, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: now)
+        w = try #require(try await store.loadWork(k))
+        #expect(w.head?.id == startId)
+        #expect(w.head?.progress == 1)
+        // Pop: the login is next and the device stays due.
+        var state = w.state
+        state.linkedContact = .anonymous
+        try await store.commit(k, WorkUpdate(state: state, headId: startId, popHead: true, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: now)
+        w = try #require(try await store.loadWork(k))
+        #expect(w.queue.map(\.payload.kind) == ["login"])
+        #expect(w.state.linkedContact == .anonymous)
+        #expect(try await store.status(of: k)?.pending == 1)
+        // Backoff: not due before it, and a new intent does not cut it short.
+        let retryAt = now.addingTimeInterval(60)
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, next: .at(retryAt), newestIntentIdSeen: w.newestIntentId, owner: "w"), now: now)
+        try await store.releaseLease(k, owner: "w")
+        #expect(try await store.claimDue(now: now.addingTimeInterval(1), limit: 1, owner: "w", lease: .seconds(60)).isEmpty)
+        try await store.put(.logout, k, now: now.addingTimeInterval(2))
+        #expect(try await store.claimDue(now: now.addingTimeInterval(3), limit: 1, owner: "w", lease: .seconds(60)).isEmpty)
+        let next = try #require(try await store.nextDueAt())
+        #expect(abs(next.timeIntervalSince(retryAt)) < 0.01)
+        #expect(try await store.claimDue(now: retryAt.addingTimeInterval(0.01), limit: 1, owner: "w", lease: .seconds(60)) == [k])
+    }
+
+    static func commitWhenWoken(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let now = Date()
+        let quiet = Fixture.key("quiet")
+        let busy = Fixture.key("busy")
+        for k in [quiet, busy] { try await store.put(Fixture.start(), k, now: now) }
+        #expect(Set(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60))) == [quiet, busy])
+        let wq = try #require(try await store.loadWork(quiet))
+        let wb = try #require(try await store.loadWork(busy))
+        // A login arrives for `busy` after its work was loaded.
+        try await store.put(.login(fieldId: 3, value: "x"), busy, now: now)
+        for (k, w) in [(quiet, wq), (busy, wb)] {
+            var state = w.state
+            state.waitingFor = "login"
+            try await store.commit(k, WorkUpdate(state: state, headId: w.head?.id, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: now)
+            try await store.releaseLease(k, owner: "w")
+        }
+        #expect(try await store.claimDue(now: now.addingTimeInterval(1), limit: 10, owner: "w", lease: .seconds(60)) == [busy])
+        try await store.releaseLease(busy, owner: "w")
+        #expect(try await store.status(of: quiet)?.waitingFor == "login")
+        // The quiet one is woken by its next intent.
+        try await store.put(.login(fieldId: 3, value: "y"), quiet, now: now.addingTimeInterval(2))
+        #expect(Set(try await store.claimDue(now: now.addingTimeInterval(3), limit: 10, owner: "w", lease: .seconds(60))) == [quiet, busy])
+    }
+
+    static func forgetPlain(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        let t = Fixture.token("a")
+        try await store.put(Fixture.start(t), k)
+        #expect(try await store.put(.forget, k).kind == "accepted")
+        let w = try #require(try await store.loadWork(k))
+        #expect(w.queue.map(\.payload.kind) == ["start", "forget"])
+        _ = try await store.claimDue(now: Date(), limit: 1, owner: "w", lease: .seconds(60))
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.queue.last?.id, forget: true, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: Date())
+        #expect(try await store.status(of: k) == nil)
+        #expect(try await store.loadWork(k) == nil)
+        #expect(try await store.queuedIntents().total == 0)
+        #expect(try await store.nextDueAt() == nil)
+        // The token is free: another device takes it without a move.
+        try await store.put(.setToken(t), Fixture.key("d2"))
+        #expect(try await store.loadWork(Fixture.key("d2"))?.moveBlocked == false)
+        #expect(try await store.loadWork(Fixture.key("d2"))?.queue.count == 1)
+    }
+
+    static func forgetWithLater(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        try await store.put(Fixture.start(Fixture.token("a")), k)
+        let clientId = try #require(try await store.status(of: k)?.clientId)
+        try await store.put(.forget, k)
+        _ = try await store.claimDue(now: Date(), limit: 1, owner: "w", lease: .seconds(60))
+        let w = try #require(try await store.loadWork(k))
+        // The backend sends a new token after the forget was loaded.
+        try await store.put(.setToken(Fixture.token("b")), k)
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.queue.last?.id, forget: true, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: Date())
+        let s = try #require(try await store.status(of: k))
+        #expect(s.clientId != clientId)
+        #expect(s.pending == 1)
+        let after = try #require(try await store.loadWork(k))
+        #expect(after.queue.map(\.payload) == [.setToken(Fixture.token("b"))])
+        #expect(try await store.queuedIntents().total == 1)
+        try await store.releaseLease(k, owner: "w")
+        #expect(try await store.claimDue(now: Date().addingTimeInterval(1), limit: 1, owner: "w", lease: .seconds(60)) == [k])
+    }
+
+    static func listPaging(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        var ids: [String] = []
+        for i in 0..<23 {
+            let id = ["Zed", "alpha", "Alpha", "beta", "ß", "9"][i % 6] + "-\(i)"
+            ids.append(id)
+            try await store.put(Fixture.start(), Fixture.key(id))
+        }
+        try await store.put(Fixture.start(), Fixture.key("other", app: Fixture.otherApp))
+        var seen: [String] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let page = try await store.list(app: Fixture.app, state: nil, limit: 5, after: cursor)
+            #expect(page.devices.count <= 5)
+            seen += page.devices.map(\.deviceId)
+            cursor = page.nextCursor
+            pages += 1
+        } while cursor != nil && pages < 20
+        #expect(seen.count == 23)
+        #expect(Set(seen) == Set(ids))
+        #expect(seen == seen.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        #expect(pages == 5)
+        #expect(try await store.list(app: Fixture.app, state: "registered", limit: 5, after: nil).devices.isEmpty)
+        #expect(try await store.list(app: Fixture.app, state: "pending", limit: 50, after: nil).devices.count == 23)
+        let exact = try await store.list(app: Fixture.otherApp, state: nil, limit: 1, after: nil)
+        #expect(exact.devices.map(\.deviceId) == ["other"])
+        #expect(exact.nextCursor == nil)
+    }
+
+    static func overview(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        try await store.put(Fixture.start(Fixture.token("a")), Fixture.key("d1"))
+        try await store.put(.setToken(Fixture.token("b", provider: "apns")), Fixture.key("d2"))
+        try await store.put(Fixture.start(), Fixture.key("o1", app: Fixture.otherApp))
+        let k = Fixture.key("d1")
+        _ = try await store.claimDue(now: Date(), limit: 10, owner: "w", lease: .seconds(60))
+        let w = try #require(try await store.loadWork(k))
+        var state = w.state
+        state.failed = true
+        state.lastError = LastError(step: "client", status: 400, message: "bad request", attempts: 1, at: Date(), nextAttemptAt: nil)
+        try await store.commit(k, WorkUpdate(state: state, headId: w.head?.id, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: Date())
+        let all = try await store.overview(app: nil, failures: 5)
+        #expect(all.apps[Fixture.app]?.total == 2)
+        #expect(all.apps[Fixture.app]?.byState["failed"] == 1)
+        #expect(all.apps[Fixture.app]?.byState["pending"] == 1)
+        #expect(all.apps[Fixture.app]?.byProvider == ["fcm": 1, "apns": 1])
+        #expect(all.apps[Fixture.app]?.queuedIntents == 2)
+        #expect(all.apps[Fixture.otherApp]?.total == 1)
+        #expect(all.recentFailures.map(\.deviceId) == ["d1"])
+        #expect(all.recentFailures.first?.status == 400)
+        #expect(all.oldestDueAt != nil)
+        let one = try await store.overview(app: Fixture.otherApp, failures: 5)
+        #expect(Array(one.apps.keys) == [Fixture.otherApp])
+        #expect(one.recentFailures.isEmpty)
+    }
+
+    static func wrongKey(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        try await store.put(Fixture.start(Fixture.token("a")), Fixture.key("d1"))
+        let other = Sealer(key: .init(size: .bits256))
+        await #expect(throws: StorageError.self) { _ = try await h.open(key: other) }
+        do {
+            _ = try await h.open(key: other)
+        } catch let error as StorageError {
+            guard case .wrongKey = error else { Issue.record("expected wrongKey, got \(error)"); return }
+            #expect(error.description.contains("storage.encryptionKey"))
+        }
+        // The right key still opens it.
+        let again = try await h.open()
+        #expect(try await again.status(of: Fixture.key("d1")) != nil)
+    }
+
+    static func leaseLost(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        let now = Date()
+        try await store.put(Fixture.start(), k, now: now)
+        try await store.put(.login(fieldId: 3, value: "x"), k, now: now)
+        #expect(try await store.claimDue(now: now, limit: 1, owner: "A", lease: .seconds(5)) == [k])
+        let w = try #require(try await store.loadWork(k))
+        // A stalls past its lease; B (a second instance) takes the device over.
+        let other = try await h.open()
+        #expect(try await other.claimDue(now: now.addingTimeInterval(6), limit: 5, owner: "B", lease: .seconds(5)) == [k])
+        var state = w.state
+        state.clientState = "from-A"
+        await #expect(throws: StorageError.self) {
+            try await store.commit(k, WorkUpdate(state: state, headId: w.head?.id, popHead: true, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "A"), now: now)
+        }
+        let after = try #require(try await other.loadWork(k))
+        #expect(after.queue.count == 2)
+        #expect(after.state.clientState == nil)
+        // A's give-back does not touch B's lease; B commits normally.
+        try await store.releaseLease(k, owner: "A")
+        #expect(try await store.claimDue(now: now.addingTimeInterval(7), limit: 5, owner: "C", lease: .seconds(5)).isEmpty)
+        try await other.commit(k, WorkUpdate(state: after.state, headId: after.head?.id, popHead: true, next: .now, newestIntentIdSeen: after.newestIntentId, owner: "B"), now: now)
+        #expect(try await other.loadWork(k)?.queue.count == 1)
+    }
+
+    static func concurrentDevice(_ h: StoreHarness) async throws {
+        let one = try await h.open()
+        let two = try await h.open()
+        let k = Fixture.key("d1")
+        // Both instances race to create the device and rotate its token.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<24 {
+                let store = i % 2 == 0 ? one : two
+                group.addTask {
+                    if i < 4 { try await store.put(Fixture.start(), k) } else { try await store.put(.setToken(Fixture.token("r\(i)")), k) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let w = try #require(try await one.loadWork(k))
+        let kinds = w.queue.map(\.payload.kind)
+        #expect(kinds.filter { $0 == "set-token" }.count == 1)
+        #expect(kinds.filter { $0 == "start" }.count == 4)
+        let s = try #require(try await two.status(of: k))
+        #expect(s.pending == w.queue.count)
+        guard case .setToken(let newest)? = w.queue.last(where: { $0.payload.kind == "set-token" })?.payload else { Issue.record("no token"); return }
+        #expect(s.tokenHash == newest.tokenHash)
+        #expect(try await one.queuedIntents().total == w.queue.count)
+    }
+
+    static func concurrentToken(_ h: StoreHarness) async throws {
+        let one = try await h.open()
+        let two = try await h.open()
+        let t = Fixture.token("contested")
+        let devices = (0..<10).map { Fixture.key("d\($0)") }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, k) in devices.enumerated() {
+                let store = i % 2 == 0 ? one : two
+                group.addTask { try await store.put(.setToken(t), k) }
+            }
+            try await group.waitForAll()
+        }
+        var holders: [DeviceKey] = []
+        var releases = 0
+        for k in devices {
+            let s = try #require(try await one.status(of: k))
+            if s.tokenHash == t.tokenHash { holders.append(k) }
+            let w = try #require(try await one.loadWork(k))
+            releases += w.queue.filter { $0.payload.kind == "release" }.count
+            #expect(w.queue.filter { $0.payload.kind == "set-token" }.count <= 1)
+        }
+        #expect(holders.count == 1)
+        // Every device but the last holder gave the token up with a release.
+        #expect(releases == devices.count - 1)
+        let holder = try #require(holders.first)
+        #expect(try await one.loadWork(holder)?.queue.contains { $0.payload == .setToken(t) } == true)
+    }
+}
