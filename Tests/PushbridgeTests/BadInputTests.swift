@@ -115,3 +115,45 @@ struct PathAndMethodTests {
         }
     }
 }
+
+@Suite("Input limits", .serialized)
+struct InputLimitTests {
+    @Test("events per request, attributes per event, unknown members, oversized headers")
+    func limits() async throws {
+        try await withTestBed { bed in
+            let path = bed.devicePath("lim")
+            // Members the contract does not name are ignored.
+            let start = try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm(), "myOwnField": ["x": 1], "device": ["extra": true]])
+            #expect(start.status == 202)
+            let tooMany = (0..<101).map { ["name": "e\($0)"] }
+            let a = try await bed.request("POST", path + "/events", json: ["events": tooMany])
+            #expect(a.status == 422 && a.json["field"] as? String == "events")
+            let attributes = Dictionary(uniqueKeysWithValues: (0..<51).map { ("k\($0)", "v") })
+            let b = try await bed.request("POST", path + "/events", json: ["events": [["name": "x", "attributes": attributes]]])
+            #expect(b.status == 422 && b.json["field"] as? String == "events[0].attributes")
+            let c = try await bed.request("POST", path + "/events", json: ["events": (0..<100).map { ["name": "e\($0)"] }])
+            #expect(c.status == 202)
+            let longId = String(repeating: "d", count: 129)
+            #expect(try await bed.request("PUT", bed.devicePath(longId), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 400)
+            #expect(try await bed.request("PUT", bed.devicePath(String(repeating: "d", count: 128)), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            // A header section far over the server's limit is refused, never a 5xx.
+            let huge = try? await bed.request("GET", "/health", headers: ["X-Padding": String(repeating: "p", count: 200_000)])
+            if let huge { #expect((400..<500).contains(huge.status), "status \(huge.status)") }
+        }
+    }
+
+    @Test("the per-app queue bound answers 429 for that app only")
+    func perAppBound() async throws {
+        try await withTestBed(configure: {
+            $0.limits.maxQueuedIntentsPerApp = 2
+            $0.apps = [.init(code: "EMS12-34567"), .init(code: "EMS98-76543")]
+        }) { bed in
+            try await bed.addFault(["status": 503, "unlimited": true])
+            for i in 0..<2 { #expect(try await bed.request("PUT", bed.devicePath("p\(i)"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202) }
+            let full = try await bed.request("PUT", bed.devicePath("p9"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            #expect(full.status == 429 && full.headers["retry-after"] != nil)
+            let other = try await bed.request("PUT", "/v1/apps/EMS98-76543/devices/p9", json: ["provider": "fcm", "token": Tokens.fcm()])
+            #expect(other.status == 202)
+        }
+    }
+}
