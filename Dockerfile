@@ -16,9 +16,11 @@
 
 FROM swift:6.3-bookworm AS build
 
-# GRDB compiles against the system SQLite: headers at build time, libsqlite3-0 at run time.
+# C headers the build needs (the full swift image has them already; named to make the need explicit):
+# GRDB compiles against the system SQLite, swift-nio-extras against zlib.
+# scripts/check-dockerfile.sh installs the same packages on the machine that runs it.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsqlite3-dev \
+    && apt-get install -y --no-install-recommends libsqlite3-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
@@ -45,13 +47,16 @@ FROM debian:bookworm-slim
 
 # Only what the binary links, per ldd (checked by scripts/check-dockerfile.sh):
 #   libsqlite3-0  libsqlite3.so.0 (GRDB)
-#   libstdc++6    libstdc++.so.6 (the Swift runtime)
-#   libc6 and libgcc-s1 are part of every Debian base image.
+#   libstdc++6    libstdc++.so.6 (the statically linked Swift runtime)
+#   zlib1g        libz.so.1 (swift-nio-extras' HTTP decompression, via AsyncHTTPClient)
+#   libc6 and libgcc-s1 (libc, libm, ld-linux, libgcc_s) are part of every Debian base image.
+# No libssl (swift-crypto and NIOSSL carry BoringSSL) and no libcurl or libxml2 (FoundationNetworking
+# and FoundationXML are not linked).
 # And one package that is not a library: ca-certificates, the trust roots that NIOSSL reads from
 # /etc/ssl/certs for HTTPS to Mobile Engage.
 # The package list is on one line on purpose: scripts/check-dockerfile.sh compares it with ldd.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libstdc++6 \
+    && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libstdc++6 zlib1g \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 pushbridge \

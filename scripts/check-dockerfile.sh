@@ -45,26 +45,42 @@ echo "hadolint: clean"
 flag_lines="$(grep -c '^ARG SWIFT_BUILD_FLAGS="[^"]*"$' Dockerfile || true)"
 [[ "$flag_lines" == 1 ]] || fail "expected exactly one line 'ARG SWIFT_BUILD_FLAGS=\"...\"' in the Dockerfile, found $flag_lines"
 build_flags="$(sed -n 's/^ARG SWIFT_BUILD_FLAGS="\([^"]*\)"$/\1/p' Dockerfile)"
+# Every `swift build` in the Dockerfile (outside comments) must take exactly these flags.
+builds="$(grep -v '^[[:space:]]*#' Dockerfile | grep -o 'swift build [^ ]*' || true)"
 # shellcheck disable=SC2016 # the literal text, not its expansion
-grep -q 'swift build ${SWIFT_BUILD_FLAGS}' Dockerfile \
-    || fail "the Dockerfile's build does not run 'swift build \${SWIFT_BUILD_FLAGS}'"
+if [[ -z "$builds" ]] || grep -qv '^swift build \${SWIFT_BUILD_FLAGS}$' <<<"$builds"; then
+    fail "every 'swift build' in the Dockerfile must be 'swift build \${SWIFT_BUILD_FLAGS} ...'; found: $(tr '\n' ';' <<<"$builds")"
+fi
 [[ " $build_flags " == *" --static-swift-stdlib "* ]] || fail "SWIFT_BUILD_FLAGS lacks --static-swift-stdlib"
 
-# The runtime stage is everything after the last FROM, without comment lines.
-runtime_stage="$(awk '/^FROM /{stage=""} !/^[[:space:]]*#/ {stage = stage $0 "\n"} END {printf "%s", stage}' Dockerfile)"
-install_lines="$(grep -c 'apt-get install' <<<"$runtime_stage" || true)"
-[[ "$install_lines" == 1 ]] || fail "expected one apt-get install line in the runtime stage, found $install_lines"
-# The words after 'install' up to '&&', '\' or the end of the line, without options.
-read -r -a installed <<<"$(grep 'apt-get install' <<<"$runtime_stage" \
-    | sed -e 's/.*apt-get install//' -e 's/&&.*//' -e 's/\\.*//' \
-    | tr ' ' '\n' | grep -v '^-' | grep -v '^$' | tr '\n' ' ')"
+# stage_packages N: the packages on the one apt-get install line of stage N (1 = the first FROM,
+# 0 = the last), i.e. the words after 'install' up to '&&', '\' or the end of the line, less options.
+stage_packages() {
+    local stage lines
+    stage="$(awk -v want="$1" '
+        /^FROM / { n++; text = "" }
+        !/^[[:space:]]*#/ { text = text $0 "\n"; if (n == want) keep = text }
+        END { printf "%s", (want == 0 ? text : keep) }' Dockerfile)"
+    lines="$(grep -c 'apt-get install' <<<"$stage" || true)"
+    [[ "$lines" == 1 ]] || fail "expected one apt-get install line in Dockerfile stage $1 (0 = runtime), found $lines"
+    grep 'apt-get install' <<<"$stage" \
+        | sed -e 's/.*apt-get install//' -e 's/&&.*//' -e 's/\\.*//' \
+        | tr ' ' '\n' | grep -v '^-' | grep -v '^$' | tr '\n' ' '
+}
+read -r -a build_packages <<<"$(stage_packages 1)"
+read -r -a installed <<<"$(stage_packages 0)"
 [[ ${#installed[@]} -gt 0 ]] || fail "the runtime stage's apt-get install line names no package"
+echo "build stage installs: ${build_packages[*]}"
 echo "runtime stage installs: ${installed[*]}"
 
-# GRDB needs the SQLite headers (scripts/test.sh installs them too).
-if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
-    echo "installing libsqlite3-dev (needed by GRDB)"
-    apt-get update -qq && apt-get install -y -qq libsqlite3-dev
+# The build stage's headers (libsqlite3-dev for GRDB, ...), here as in the image.
+missing=()
+for pkg in "${build_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "installing ${missing[*]} (the Dockerfile's build stage installs them)"
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
 read -r -a flags <<<"$build_flags"
@@ -75,7 +91,7 @@ bin="$(swift build "${flags[@]}" --scratch-path "$SCRATCH" --show-bin-path)/push
 
 ldd_out="$(ldd "$bin")" || fail "ldd failed on $bin (not a dynamic executable?)"
 echo "ldd $bin:"
-sed 's/^/    /' <<<"$ldd_out"
+sed -E 's/^[[:space:]]*/    /' <<<"$ldd_out"
 if grep -q 'not found' <<<"$ldd_out"; then fail "a library the binary links is missing on this machine"; fi
 
 # dpkg -S finds a file by the path its package installed it at; with merged /usr the same file
