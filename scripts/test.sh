@@ -10,4 +10,20 @@ if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq libsqlite3-dev
 fi
 
+# PostgreSQL for the storage conformance suite: a throwaway server on 127.0.0.1 (installed from Debian's packages
+# when missing), stopped on exit. Without it the PostgreSQL cases are skipped, and say so; in CI that is a failure.
+if [ -z "${PUSHBRIDGE_TEST_POSTGRES_URL:-}" ]; then
+    pg_dir=$(mktemp -d /tmp/pushbridge-test-pg.XXXXXX)
+    trap 'scripts/pg-test-server.sh stop "$pg_dir"' EXIT
+    if url=$(scripts/pg-test-server.sh start "$pg_dir"); then
+        export PUSHBRIDGE_TEST_POSTGRES_URL="$url"
+        echo "PostgreSQL for the storage tests: $url"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "FAIL: PostgreSQL could not be started, and CI never skips the PostgreSQL storage tests" >&2
+        exit 1
+    else
+        echo "WARNING: PostgreSQL could not be started: the PostgreSQL storage tests will be skipped" >&2
+    fi
+fi
+
 swift test "$@"
