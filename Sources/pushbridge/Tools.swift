@@ -91,16 +91,10 @@ struct Import: AsyncParsableCommand {
         }
         try await http.shutdown()
         meter.finish()
-        var csv = "line,deviceId,reason\n"
-        for r in summary.rejected { csv += "\(r.line),\(Self.csvField(r.deviceId)),\(Self.csvField(r.reason))\n" }
-        if !summary.rejected.isEmpty { try csv.write(toFile: rejects, atomically: true, encoding: .utf8) }
+        if !summary.rejected.isEmpty { try summary.rejectsCSV.write(toFile: rejects, atomically: true, encoding: .utf8) }
         print("imported \(summary.imported), unchanged \(summary.unchanged), rejected \(summary.rejected.count)"
             + (summary.rejected.isEmpty ? "" : " (reasons in \(rejects))"))
         for r in summary.rejected.prefix(5) { print("  line \(r.line): \(r.reason)") }
-    }
-
-    static func csvField(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 }
 

@@ -28,6 +28,11 @@ struct ToolsTests {
             #expect(first.rejected.count == 100)
             #expect(first.rejected.map(\.line) == invalidLines)
             #expect(first.rejected.allSatisfy { $0.reason.contains("apns") || $0.reason.contains("token") })
+            // The rejects file: a header, then one row per rejected line, read back with the import's own CSV reader.
+            let rejects = ImportFile.csvRecords(first.rejectsCSV)
+            #expect(rejects.first?.fields == ["line", "deviceId", "reason"])
+            #expect(rejects.dropFirst().map { Int($0.fields[0]) } == invalidLines.map { Optional($0) })
+            #expect(rejects.dropFirst().allSatisfy { $0.fields.count == 3 && $0.fields[1].hasPrefix("imp-") && !$0.fields[2].isEmpty })
             let second = try await importer.run(rows)
             #expect(second.imported == 0)
             #expect(second.unchanged == 9_900)

@@ -78,7 +78,7 @@ public enum ImportFile {
     }
 
     /// RFC 4180: fields separated by commas, optionally quoted with `"`, `""` for a quote, newlines in quotes.
-    static func csvRecords(_ text: String) -> [(line: Int, fields: [String])] {
+    public static func csvRecords(_ text: String) -> [(line: Int, fields: [String])] {
         var records: [(Int, [String])] = []
         var fields: [String] = []
         var field = ""

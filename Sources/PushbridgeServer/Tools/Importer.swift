@@ -13,6 +13,17 @@ public struct Importer: Sendable {
         public var unchanged = 0
         public var rejected: [(line: Int, deviceId: String, reason: String)] = []
         public var done: Int { imported + unchanged + rejected.count }
+
+        /// The rejected rows as CSV (`line,deviceId,reason`), for the rejects file.
+        public var rejectsCSV: String {
+            var csv = "line,deviceId,reason\n"
+            for r in rejected { csv += "\(r.line),\(Self.csvField(r.deviceId)),\(Self.csvField(r.reason))\n" }
+            return csv
+        }
+
+        static func csvField(_ s: String) -> String {
+            s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
         public static func == (a: Summary, b: Summary) -> Bool {
             a.imported == b.imported && a.unchanged == b.unchanged && a.rejected.map(\.line) == b.rejected.map(\.line)
         }
