@@ -140,9 +140,10 @@ enum Conformance {
         try await store.releaseLease(a, owner: "w")
         #expect(try await store.status(of: a)?.pending == 0)
 
-        // B takes the token: a release is queued at A, ahead of everything.
-        #expect(try await store.put(.login(fieldId: 3, value: "x"), a).kind == "accepted")
-        #expect(try await store.put(Fixture.start(t), b).kind == "accepted")
+        // B takes the token: a release is queued at A, ahead of everything. (Accepted at `now`, so that a
+        // slow machine cannot push B's due time past `t1`.)
+        #expect(try await store.put(.login(fieldId: 3, value: "x"), a, now: now).kind == "accepted")
+        #expect(try await store.put(Fixture.start(t), b, now: now).kind == "accepted")
         workA = try #require(try await store.loadWork(a))
         #expect(workA.queue.map(\.payload.kind) == ["release", "login"])
         #expect(workA.head?.payload == .release(tokenHash: t.tokenHash))
