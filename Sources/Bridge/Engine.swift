@@ -113,8 +113,18 @@ public final class Engine: Service, Sendable {
         log[metadataKey: "app"] = "\(key.appCode)"
         log[metadataKey: "device"] = "\(key.deviceId)"
         do {
+            // The next step's work when the last commit read it already (same transaction).
+            var prefetched: Work?
             for _ in 0..<config.maxStepsPerTurn {
-                guard running.value, let work = try await store.loadWork(key) else { return true }
+                guard running.value else { return true }
+                let loaded: Work?
+                if let prefetched {
+                    loaded = prefetched
+                } else {
+                    loaded = try await store.loadWork(key)
+                }
+                prefetched = nil
+                guard let work = loaded else { return true }
                 let now = Date()
                 let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
                 let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
@@ -130,7 +140,9 @@ public final class Engine: Service, Sendable {
                     try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
                     return true
                 case .advance(let state, let pop):
-                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
+                    let update = WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
+                    guard let next = try await commitAndLoad(key, update, now: now) else { return true }
+                    prefetched = next
                 case .forget:
                     try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
                     log.info("device forgotten")
@@ -143,11 +155,17 @@ public final class Engine: Service, Sendable {
                     let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
                     record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
-                    try await store.commit(
-                        key, WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner),
-                        now: Date())
-                    logStep(log, call: call, transition: t)
-                    if next != .now { return true }
+                    let update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
+                    if next == .now {
+                        let following = try await commitAndLoad(key, update, now: Date())
+                        logStep(log, call: call, transition: t)
+                        guard let following else { return true }
+                        prefetched = following
+                    } else {
+                        try await store.commit(key, update, now: Date())
+                        logStep(log, call: call, transition: t)
+                        return true
+                    }
                 }
             }
         } catch StorageError.leaseLost {
@@ -158,6 +176,16 @@ public final class Engine: Service, Sendable {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
         }
         return true
+    }
+
+    /// Commits a step after which the worker goes on, and gives the device's next work. SQLite does both in
+    /// one transaction; other stores commit, then load.
+    private func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
+        if let sqlite = store as? SQLiteDeviceStore {
+            return try await sqlite.commitAndLoad(key, update, now: now)
+        }
+        try await store.commit(key, update, now: now)
+        return try await store.loadWork(key)
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {

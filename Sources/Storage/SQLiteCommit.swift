@@ -13,7 +13,7 @@ struct SQLiteCommit {
     func apply(_ update: WorkUpdate) throws {
         if let owner = update.owner {
             let row = try Row.fetchOne(
-                db, sql: "SELECT lease_owner FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+                db.cachedStatement(sql: "SELECT lease_owner FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
             let holder: String? = row?["lease_owner"]
             guard holder == owner else { throw StorageError.leaseLost(key.description) }
         }
@@ -28,16 +28,16 @@ struct SQLiteCommit {
         }
         if let id = update.headId {
             if update.popHead {
-                let kind = try String.fetchOne(db, sql: "SELECT kind FROM intents WHERE id = ?", arguments: [id])
+                let kind = try String.fetchOne(db.cachedStatement(sql: "SELECT kind FROM intents WHERE id = ?"), arguments: [id])
                 try SQLiteRows.deleteIntents(db, key, where: "id = ?", [id])
                 if kind == "release" { try wakeWaiters() }
             } else if let progress = update.headProgress {
-                try db.execute(sql: "UPDATE intents SET progress = ? WHERE id = ?", arguments: [progress, id])
+                try db.cachedStatement(sql: "UPDATE intents SET progress = ? WHERE id = ?").execute(arguments: [progress, id])
             }
         }
         let pending = try SQLiteRows.pendingCount(db, key)
         let arrived = try Bool.fetchOne(
-            db, sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)",
+            db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)"),
             arguments: [key.appCode, key.deviceId, update.newestIntentIdSeen]) ?? false
         let due: Int64?
         switch update.next {

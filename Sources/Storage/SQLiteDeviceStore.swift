@@ -7,8 +7,10 @@ import Workflow
 /// One instance per file: leases live in the file too, but are cleared at open, because no other
 /// process may work the same file.
 public final class SQLiteDeviceStore: DeviceStore {
-    private let pool: DatabasePool
-    private let sealer: Sealer
+    let pool: DatabasePool
+    let sealer: Sealer
+    /// Every write after the migrations goes through group commit.
+    let writes: SQLiteGroupCommit
     public let path: String
 
     /// - Parameters:
@@ -27,6 +29,7 @@ public final class SQLiteDeviceStore: DeviceStore {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")  // WAL + NORMAL: durable across process crashes
         }
         pool = try DatabasePool(path: path, configuration: config)
+        writes = SQLiteGroupCommit(pool: pool)
     }
 
     public func migrate() async throws {
@@ -56,7 +59,15 @@ public final class SQLiteDeviceStore: DeviceStore {
     public func accept(
         _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
     ) async throws -> AcceptResult {
-        try await pool.write { db in
+        let sealer = self.sealer
+        // A write that would change nothing (deduplicated, or for an unknown device) is answered from a read
+        // snapshot, beside other readers; everything else is decided again inside the write transaction.
+        if let unchanged = try await pool.read({ db in
+            try SQLiteIntake(db: db, key: key, now: now, sealer: sealer).unchangedOutcome(write, policy: policy)
+        }) {
+            return unchanged
+        }
+        return try await writes.write { db in
             try SQLiteIntake(db: db, key: key, now: now, sealer: sealer).accept(write, policy: policy, limits: limits, newClientId: newClientId)
         }
     }
@@ -130,14 +141,13 @@ public final class SQLiteDeviceStore: DeviceStore {
     public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
         let nowMs = Codec.ms(now)
         let until = nowMs + Int64(lease.components.seconds * 1000)
-        return try await pool.write { db in
+        return try await writes.write { db in
             let rows = try Row.fetchAll(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT app, device_id FROM devices
                     WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
                     ORDER BY due_at LIMIT ?
-                    """,
+                    """),
                 arguments: [nowMs, nowMs, limit])
             let keys = rows.map { DeviceKey(appCode: $0["app"], deviceId: $0["device_id"]) }
             let statement = try db.cachedStatement(sql: "UPDATE devices SET lease_owner = ?, lease_until = ? WHERE app = ? AND device_id = ?")
@@ -158,31 +168,46 @@ public final class SQLiteDeviceStore: DeviceStore {
     }
 
     public func loadWork(_ key: DeviceKey) async throws -> Work? {
-        try await pool.read { db in
-            guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
-            let queue = try SQLiteRows.queued(db, key, sealer, limit: 64)
-            let head = queue.first
-            let newest = try Int64.fetchOne(
-                db, sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId]) ?? 0
-            var blocked = false
-            if let head, let holder = head.waitsFor, let hash = head.tokenHash {
-                blocked = try Bool.fetchOne(
-                    db,
-                    sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND kind = 'release' AND token_hash = ?)",
-                    arguments: [key.appCode, holder, hash]) ?? false
-            }
-            return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
+        let sealer = self.sealer
+        return try await pool.read { db in try Self.work(db, key, sealer) }
+    }
+
+    /// Commits one engine step and reads the device's next work in the same transaction: what `commit`
+    /// then `loadWork` give, with one trip to storage instead of two. Nil when the device is gone.
+    public func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
+        let sealer = self.sealer
+        let loaded = try await writes.write { db in
+            try SQLiteCommit(db: db, key: key, now: now, sealer: sealer).apply(update)
+            // A failed read does not undo the commit, as a failed `loadWork` after `commit` would not.
+            return Result { try Self.work(db, key, sealer) }
         }
+        return try loaded.get()
+    }
+
+    private static func work(_ db: Database, _ key: DeviceKey, _ sealer: Sealer) throws -> Work? {
+        guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
+        let queue = try SQLiteRows.queued(db, key, sealer, limit: 64)
+        let head = queue.first
+        let newest = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]) ?? 0
+        var blocked = false
+        if let head, let holder = head.waitsFor, let hash = head.tokenHash {
+            blocked = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND kind = 'release' AND token_hash = ?)"),
+                arguments: [key.appCode, holder, hash]) ?? false
+        }
+        return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
     }
 
     public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
-        try await pool.write { db in
+        let sealer = self.sealer
+        try await writes.write { db in
             try SQLiteCommit(db: db, key: key, now: now, sealer: sealer).apply(update)
         }
     }
 
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
-        try await pool.write { db in
+        try await writes.write { db in
             try db.cachedStatement(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE app = ? AND device_id = ? AND lease_owner = ?")
                 .execute(arguments: [key.appCode, key.deviceId, owner])
         }

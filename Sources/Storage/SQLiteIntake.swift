@@ -10,7 +10,15 @@ struct SQLiteIntake {
     let now: Date
     let sealer: Sealer
 
-    func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) throws -> AcceptResult {
+    /// What the rules need, read from the store.
+    private struct Reads {
+        var device: SQLiteRows.DeviceRow?
+        var queued: [SQLiteRows.QueuedRow]
+        var token: TokenRef?
+        var decision: IntakeDecision
+    }
+
+    private func read(_ write: DeviceWrite, policy: AppPolicy) throws -> Reads {
         let device = try SQLiteRows.device(db, key, sealer)
         let queued = try device == nil ? [] : SQLiteRows.queued(db, key, sealer)
         let token = Self.token(of: write)
@@ -22,8 +30,31 @@ struct SQLiteIntake {
             if let holderId, holderId != key.deviceId { holder = DeviceKey(appCode: key.appCode, deviceId: holderId) }
         }
         let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holder)
+        return Reads(device: device, queued: queued, token: token, decision: Intake.decide(write, view: view, policy: policy))
+    }
 
-        switch Intake.decide(write, view: view, policy: policy) {
+    /// The answer to a write that changes nothing (deduplicated, unknown device), or nil when it must be
+    /// stored. Safe on a read snapshot: what it answers is what `accept` would answer at that moment.
+    func unchangedOutcome(_ write: DeviceWrite, policy: AppPolicy) throws -> AcceptResult? {
+        let reads = try read(write, policy: policy)
+        switch reads.decision {
+        case .unknownDevice:
+            return .unknownDevice
+        case .deduplicated:
+            guard let device = reads.device else { return .unknownDevice }
+            return .deduplicated(try device.status(deduplicated: true))
+        case .enqueue:
+            return nil
+        }
+    }
+
+    func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) throws -> AcceptResult {
+        let reads = try read(write, policy: policy)
+        let device = reads.device
+        let queued = reads.queued
+        let token = reads.token
+
+        switch reads.decision {
         case .unknownDevice:
             return .unknownDevice
         case .deduplicated:
@@ -39,16 +70,22 @@ struct SQLiteIntake {
                 if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
                 if counts.app + added > limits.maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
             }
-            if device == nil { try create(write: write, clientId: newClientId) }
+            var row: SQLiteRows.DeviceRow
+            if let device {
+                row = device
+            } else {
+                row = try create(write: write, clientId: newClientId)
+            }
             if collapse {
                 try SQLiteRows.deleteIntents(db, key, where: "kind IN ('set-token', 'remove-token')")
             }
             if let takeFrom, let token { try moveToken(token, from: takeFrom) }
             try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
             try updateClaims(for: write, token: token)
-            try touch(write: write, token: token)
-            guard let stored = try SQLiteRows.device(db, key, sealer) else { throw StorageError.corrupt("device vanished inside its transaction") }
-            return .accepted(try stored.status(deduplicated: false))
+            // The row as the transaction leaves it: this write touches only registration columns, so the
+            // engine's state is the one just read (or created).
+            try touch(write: write, token: token, row: &row)
+            return .accepted(try row.status(deduplicated: false))
         }
     }
 
@@ -67,7 +104,7 @@ struct SQLiteIntake {
         }
     }
 
-    private func create(write: DeviceWrite, clientId: String) throws {
+    private func create(write: DeviceWrite, clientId: String) throws -> SQLiteRows.DeviceRow {
         let platform: String
         let provider: String?
         switch write {
@@ -89,6 +126,8 @@ struct SQLiteIntake {
             """).execute(arguments: [
                 key.appCode, key.deviceId, startClientId, provider, platform, Codec.ms(now), Codec.ms(now), try Codec.seal(state, sealer),
             ])
+        return SQLiteRows.DeviceRow(
+            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: Codec.ms(now), state: state)
     }
 
     /// The token leaves `holder`: its queued intents for that token go, and a release is queued
@@ -115,12 +154,11 @@ struct SQLiteIntake {
         switch write {
         case .setToken, .start:
             guard let token else { return }
-            try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO token_claims(app, token_hash, device_id) VALUES (?, ?, ?)",
-                arguments: [key.appCode, token.tokenHash, key.deviceId])
+            try db.cachedStatement(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?").execute(arguments: [key.appCode, key.deviceId])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO token_claims(app, token_hash, device_id) VALUES (?, ?, ?)")
+                .execute(arguments: [key.appCode, token.tokenHash, key.deviceId])
         case .removeToken, .forget:
-            try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+            try db.cachedStatement(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?").execute(arguments: [key.appCode, key.deviceId])
         default:
             break
         }
@@ -128,26 +166,40 @@ struct SQLiteIntake {
 
     /// Registration columns follow the newest request; the device becomes due (a failed one too:
     /// a new intent retries its failed step), but a backoff in progress is kept.
-    private func touch(write: DeviceWrite, token: TokenRef?) throws {
+    ///
+    /// `row` is the device as it was before this write; it leaves as the transaction leaves it. The state
+    /// column follows from the engine's state (which an API write never changes) and the new pending count.
+    private func touch(write: DeviceWrite, token: TokenRef?, row: inout SQLiteRows.DeviceRow) throws {
+        let pending = try SQLiteRows.pendingCount(db, key)
+        let nowMs = Codec.ms(now)
         var sets = ["pending = ?", "due_at = COALESCE(due_at, ?)", "updated_at = ?"]
-        var args: [DatabaseValueConvertible?] = [try SQLiteRows.pendingCount(db, key), Codec.ms(now), Codec.ms(now)]
+        var args: [DatabaseValueConvertible?] = [pending, nowMs, nowMs]
+        row.pending = pending
+        row.dueAt = row.dueAt ?? nowMs
+        row.updatedAt = nowMs
         if let token {
             sets += ["token_hash = ?", "provider = ?", "platform = ?"]
             args += [token.tokenHash, token.provider, token.platform]
+            row.tokenHash = token.tokenHash
+            row.provider = token.provider
+            row.platform = token.platform
         } else if case .start(let s) = write {
             sets += ["provider = ?", "platform = ?"]
             args += [s.provider, s.platform]
+            row.provider = s.provider
+            row.platform = s.platform
         }
         switch write {
         case .removeToken, .forget:
             sets.append("token_hash = NULL")
+            row.tokenHash = nil
         default:
             break
         }
-        try db.execute(
-            sql: "UPDATE devices SET \(sets.joined(separator: ", ")) WHERE app = ? AND device_id = ?",
-            arguments: StatementArguments(args + [key.appCode, key.deviceId]))
-        try refreshStateColumn(key)
+        sets.append("state = ?")
+        args.append(DeviceStateName.of(row.state, pending: pending).rawValue)
+        try db.cachedStatement(sql: "UPDATE devices SET \(sets.joined(separator: ", ")) WHERE app = ? AND device_id = ?")
+            .execute(arguments: StatementArguments(args + [key.appCode, key.deviceId]))
     }
 
     private func refreshStateColumn(_ key: DeviceKey) throws {

@@ -16,6 +16,17 @@ enum SQLiteRows {
         var updatedAt: Int64
         var state: DeviceState
 
+        init(key: DeviceKey, provider: String?, platform: String, tokenHash: String?, pending: Int, dueAt: Int64?, updatedAt: Int64, state: DeviceState) {
+            self.key = key
+            self.provider = provider
+            self.platform = platform
+            self.tokenHash = tokenHash
+            self.pending = pending
+            self.dueAt = dueAt
+            self.updatedAt = updatedAt
+            self.state = state
+        }
+
         init(row: Row, sealer: Sealer) throws {
             key = DeviceKey(appCode: row["app"], deviceId: row["device_id"])
             provider = row["provider"]
@@ -84,9 +95,8 @@ enum SQLiteRows {
     /// Deletes intents matching `condition` of one device; returns how many.
     @discardableResult
     static func deleteIntents(_ db: Database, _ key: DeviceKey, where condition: String, _ extra: [DatabaseValueConvertible] = []) throws -> Int {
-        try db.execute(
-            sql: "DELETE FROM intents WHERE app = ? AND device_id = ? AND \(condition)",
-            arguments: StatementArguments([key.appCode, key.deviceId] + extra))
+        try db.cachedStatement(sql: "DELETE FROM intents WHERE app = ? AND device_id = ? AND \(condition)")
+            .execute(arguments: StatementArguments([key.appCode, key.deviceId] + extra))
         let n = db.changesCount
         try adjustQueued(db, app: key.appCode, by: -n)
         return n
