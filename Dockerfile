@@ -5,10 +5,11 @@
 #   docker build -t pushbridge .
 #   docker run -p 8080:8080 -v pushbridge-data:/data pushbridge
 #
-# Configuration is by environment only (PUSHBRIDGE_EMARSYS_SANDBOX=false,
-# PUSHBRIDGE_EMARSYS_CLIENTSERVICEURL=..., PUSHBRIDGE_APPS_..., see README "Configuration"); with no
-# config file the built-in defaults apply, including the embedded ME sandbox. A YAML file can be
-# mounted at /app/config/pushbridge.yaml, or named with `serve --config`.
+# Scalar settings come from the environment (PUSHBRIDGE_EMARSYS_SANDBOX=false,
+# PUSHBRIDGE_EMARSYS_CLIENTSERVICEURL=..., see README "Configuration"); the apps list comes from a YAML
+# file mounted at /app/config/pushbridge.yaml (or named with `serve --config`), since the environment
+# does not reach into it. With no file the built-in defaults apply: the demo app and the embedded ME
+# sandbox.
 #
 # Builder and runtime are the same distribution (Debian 12 "bookworm"): the runtime stage installs
 # exactly the Debian packages whose shared libraries the binary links. scripts/check-dockerfile.sh
