@@ -96,6 +96,18 @@ struct OperationsTests {
         }
     }
 
+    @Test("/ready is 503 naming storage when storage does not answer; /health stays 200")
+    func readyWithoutStorage() async throws {
+        try await withTestBed { bed in
+            #expect(try await bed.request("GET", "/ready").status == 200)
+            try await #require(bed.server).store.close()
+            let ready = try await bed.request("GET", "/ready")
+            #expect(ready.status == 503)
+            #expect((ready.json["checks"] as? [String: String])?["storage"] == "not answering")
+            #expect(try await bed.request("GET", "/health").status == 200)
+        }
+    }
+
     @Test("graceful shutdown: /ready and writes answer 503 while draining; what was queued survives the restart")
     func gracefulShutdown() async throws {
         try await withTestBed(configure: { $0.shutdownDrainSeconds = 1.5 }) { bed in
