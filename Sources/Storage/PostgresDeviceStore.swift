@@ -329,18 +329,7 @@ public final class PostgresDeviceStore: DeviceStore {
         while true {
             attempt += 1
             do {
-                return try await client.withConnection { conn in
-                    let tx = PGTx(conn: conn, logger: self.logger)
-                    try await tx.exec("BEGIN")
-                    do {
-                        let value = try await body(tx)
-                        try await tx.exec("COMMIT")
-                        return value
-                    } catch {
-                        try? await tx.exec("ROLLBACK")
-                        throw error
-                    }
-                }
+                return try await run(begin: "BEGIN", body)
             } catch let error as PSQLError where attempt <= retries && Self.isRetryable(error) {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 * attempt))))
             }
@@ -349,9 +338,14 @@ public final class PostgresDeviceStore: DeviceStore {
 
     /// A read: one transaction, a consistent snapshot when `snapshot` (several statements).
     func withTx<T: Sendable>(snapshot: Bool = false, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
+        try await run(begin: snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY", body)
+    }
+
+    /// `body` between `begin` and COMMIT on one pooled connection; ROLLBACK when it throws.
+    private func run<T: Sendable>(begin: String, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
         try await client.withConnection { conn in
             let tx = PGTx(conn: conn, logger: self.logger)
-            try await tx.exec(snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY")
+            try await tx.exec(PostgresQuery(unsafeSQL: begin))
             do {
                 let value = try await body(tx)
                 try await tx.exec("COMMIT")
