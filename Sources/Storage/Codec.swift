@@ -11,27 +11,34 @@ public enum ListCursor {
     }
 }
 
-/// The JSON form of the engine's state and of intent payloads, as stored.
+/// How the engine's state and intent payloads are stored: `StoredForm` (binary), sealed.
+///
+/// Rows written before the binary form hold JSON (it starts with `{`); they are still read, and become
+/// binary when next written.
 enum Codec {
-    static func encode<T: Encodable>(_ value: T) throws -> Data {
+    static func seal<T: StoredCodable>(_ value: T, _ sealer: Sealer) throws -> Data {
+        try sealer.seal(Data(StoredForm.encode(value)))
+    }
+
+    static func open<T: StoredCodable & Decodable>(_ type: T.Type, _ data: Data, _ sealer: Sealer) throws -> T {
+        try decode(type, sealer.open(data))
+    }
+
+    static func decode<T: StoredCodable & Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+        if data.first == UInt8(ascii: "{") {
+            let d = JSONDecoder()
+            d.dateDecodingStrategy = .millisecondsSince1970
+            return try d.decode(type, from: data)
+        }
+        return try StoredForm.decode(type, from: data)
+    }
+
+    /// The form rows had before `StoredForm`; kept to write such rows in tests.
+    static func legacyJSON<T: Encodable>(_ value: T) throws -> Data {
         let e = JSONEncoder()
         e.dateEncodingStrategy = .millisecondsSince1970
         e.outputFormatting = [.sortedKeys]
         return try e.encode(value)
-    }
-
-    static func seal<T: Encodable>(_ value: T, _ sealer: Sealer) throws -> Data {
-        try sealer.seal(encode(value))
-    }
-
-    static func open<T: Decodable>(_ type: T.Type, _ data: Data, _ sealer: Sealer) throws -> T {
-        try decode(type, sealer.open(data))
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
-        return try d.decode(type, from: data)
     }
 
     static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }

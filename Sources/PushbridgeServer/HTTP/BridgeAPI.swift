@@ -202,6 +202,11 @@ struct BridgeAPI: Sendable {
         Problem(.notFound, "unknown-device", "Unknown device", detail: "Device '\(key.deviceId)' is not known for app \(key.appCode); PUT the device or its push token first.")
     }
 
+    /// A device status, written without `JSONEncoder` (the same bytes; see `DeviceStatus.jsonBytes`).
+    static func json(_ value: DeviceStatus, status: HTTPResponse.Status) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes())))
+    }
+
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

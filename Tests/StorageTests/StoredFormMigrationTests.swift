@@ -1,0 +1,59 @@
+import Foundation
+import GRDB
+import Testing
+import Workflow
+@testable import Storage
+
+/// Databases written before the binary stored form hold the engine's state and intent payloads as sealed JSON.
+/// They must read the same, and turn binary when next written.
+@Suite("Stored form: rows written as JSON by earlier versions")
+struct StoredFormMigrationTests {
+    @Test("A SQLite file with JSON rows reads the same state, queue and status, and its next commit writes the binary form")
+    func legacyRows() async throws {
+        let h = try await StoreHarness.make(.sqlite)
+        do {
+            try await Self.legacyRows(h)
+        } catch {
+            await h.close()
+            throw error
+        }
+        await h.close()
+    }
+
+    static func legacyRows(_ h: StoreHarness) async throws {
+        let store = try #require(try await h.open() as? SQLiteDeviceStore)
+        let key = Fixture.key("d1")
+        try await store.put(Fixture.start(Fixture.token("a"), contact: .identified(fieldId: 3, value: "jane@example.com")), key)
+        try await store.put(.events([CustomEvent(name: "e", timestamp: "2026-11-29T08:00:00.000Z", attributes: ["k": "v"])]), key)
+        var state = try #require(try await store.loadWork(key)).state
+        state.contactToken = "contact-token"
+        state.clientState = "client-state"
+        state.pushTokenSent = Fixture.token("a")
+        state.steps = StepTimes(clientAt: Date(timeIntervalSince1970: 1_764_403_200.123), contactAt: nil, pushTokenAt: Date())
+        try await store.commit(key, WorkUpdate(state: state, headId: nil, next: .whenWoken, newestIntentIdSeen: 0), now: Date())
+        let before = try #require(try await store.loadWork(key))
+        let statusBefore = try #require(try await store.status(of: key))
+
+        // Rewrite every sealed value the way earlier versions stored it.
+        let sealer = store.sealer
+        try await store.pool.write { db in
+            try db.execute(sql: "UPDATE devices SET data = ? WHERE device_id = 'd1'", arguments: [try sealer.seal(Codec.legacyJSON(before.state))])
+            for intent in before.queue {
+                try db.execute(sql: "UPDATE intents SET payload = ? WHERE id = ?", arguments: [try sealer.seal(Codec.legacyJSON(intent.payload)), intent.id])
+            }
+        }
+        func firstByte(_ sql: String) async throws -> UInt8? {
+            try await store.pool.read { db in try Data.fetchOne(db, sql: sql).flatMap { try? sealer.open($0).first } }
+        }
+        #expect(try await firstByte("SELECT data FROM devices WHERE device_id = 'd1'") == UInt8(ascii: "{"))
+
+        let after = try #require(try await store.loadWork(key))
+        #expect(after.state == before.state)
+        #expect(after.queue == before.queue)
+        #expect(try await store.status(of: key) == statusBefore)
+
+        try await store.commit(key, WorkUpdate(state: after.state, headId: nil, next: .whenWoken, newestIntentIdSeen: 0), now: Date())
+        #expect(try await firstByte("SELECT data FROM devices WHERE device_id = 'd1'") == StoredForm.version)
+        #expect(try #require(try await store.loadWork(key)).state == before.state)
+    }
+}
