@@ -62,7 +62,7 @@ public final class SQLiteDeviceStore: DeviceStore {
         let sealer = self.sealer
         // A write that would change nothing (deduplicated, or for an unknown device) is answered from a read
         // snapshot, beside other readers; everything else is decided again inside the write transaction.
-        if let unchanged = try await pool.read({ db in
+        if let unchanged = try readInPlace({ db in
             try SQLiteIntake(db: db, key: key, now: now, sealer: sealer).unchangedOutcome(write, policy: policy)
         }) {
             return unchanged
@@ -72,8 +72,18 @@ public final class SQLiteDeviceStore: DeviceStore {
         }
     }
 
+    // Point reads (a status, a deduplicated write's snapshot, an engine load) take a few dozen microseconds:
+    // they run on the calling thread through GRDB's synchronous `read` (a reader connection, used in place),
+    // which saves the two thread hops of the async `read`, worth more than the read itself. Listings and
+    // overviews, which may scan, stay on GRDB's reader queues.
+
+    /// GRDB's synchronous read (a sync function, so that overload resolution does not pick the async one).
+    private func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
-        try await pool.read { db in
+        try readInPlace { db in
             try SQLiteRows.device(db, key, sealer).map { try $0.status() }
         }
     }
@@ -169,7 +179,7 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func loadWork(_ key: DeviceKey) async throws -> Work? {
         let sealer = self.sealer
-        return try await pool.read { db in try Self.work(db, key, sealer) }
+        return try readInPlace { db in try Self.work(db, key, sealer) }
     }
 
     /// Commits one engine step and reads the device's next work in the same transaction: what `commit`
