@@ -20,14 +20,21 @@
 #   scale       status reads of random stored devices and ingest with S_small and S_large devices seeded
 #               (`pushbridge seed`), the bridge's VmRSS at the end of each
 #   start-up    process start to /ready 200, on the fresh database and on the S_large one
+#   scaleout    one and two bridge instances on one PostgreSQL (scripts/pg-test-server.sh with PG_DURABLE=1:
+#               fsync, synchronous_commit and full_page_writes on; storage.poolSize 16), a fresh database per
+#               run: ingest as above (wrk at BENCH_CONNECTIONS per instance, two wrk at once for two instances,
+#               req/s summed) and the workflow with BENCH_SCALEOUT_DEVICES new devices (one import per
+#               instance, the CSV split in halves for two); reported as 2 instances ÷ 1
 #
 # Knobs (environment): BENCH_DURATION (s per wrk run, 10), BENCH_THREADS (1), BENCH_CONNECTIONS (32),
 # BENCH_WORKFLOW_DEVICES (20000), BENCH_SCALE_SMALL (10000), BENCH_SCALE_LARGE (1000000),
+# BENCH_SCALEOUT_DEVICES (10000),
 # BENCH_MAX_CONCURRENT (64, emarsys.maxConcurrentRequests), BENCH_LATENCY_MS (20),
 # BENCH_INGEST_ME_LATENCY_MS (1000; 0 measures ingest with the workflow running at full speed), BENCH_OUT
 # (bench-results.json), BENCH_SKIP_BUILD=1 (use the existing binary), BENCH_BIN (another binary, e.g. an
 # older build to compare), BENCH_PHASES (all; or a subset of
-# "ingest workflow scale", for profiling runs).
+# "ingest workflow scale scaleout", for profiling runs), BENCH_BRIDGE_PORT (18080; the second instance of
+# scaleout listens on the next port), BENCH_SANDBOX_PORT (18090), BENCH_KEEP=1 (keep the work folder: logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -38,15 +45,18 @@ CONNS=${BENCH_CONNECTIONS:-32}
 WORKFLOW_N=${BENCH_WORKFLOW_DEVICES:-20000}
 SCALE_SMALL=${BENCH_SCALE_SMALL:-10000}
 SCALE_LARGE=${BENCH_SCALE_LARGE:-1000000}
+SCALEOUT_N=${BENCH_SCALEOUT_DEVICES:-10000}
 MAXCONC=${BENCH_MAX_CONCURRENT:-64}
 LATENCY_MS=${BENCH_LATENCY_MS:-20}
 INGEST_ME_LATENCY_MS=${BENCH_INGEST_ME_LATENCY_MS:-1000}
 OUT=${BENCH_OUT:-$ROOT/bench-results.json}
-PHASES=${BENCH_PHASES:-ingest workflow scale}
+PHASES=${BENCH_PHASES:-ingest workflow scale scaleout}
 APP=EMS12-34567
 BRIDGE_PORT=${BENCH_BRIDGE_PORT:-18080}
+BRIDGE2_PORT=$((BRIDGE_PORT + 1))   # scaleout's second instance
 SANDBOX_PORT=${BENCH_SANDBOX_PORT:-18090}
 CALLS_PER_DEVICE=3   # token-only PUT: client, anonymous contact link, push token (no start event)
+PG_POOL=16           # storage.poolSize of each instance in scaleout
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -68,20 +78,27 @@ if ! command -v wrk >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
     else sudo apt-get update -qq >&2 && sudo apt-get install -y -qq wrk >&2; fi
 fi
-command -v curl >/dev/null && command -v python3 >/dev/null || { echo "curl and python3 are needed" >&2; exit 1; }
+if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then echo "curl and python3 are needed" >&2; exit 1; fi
 
 # --- processes ---------------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pushbridge-bench.XXXXXX")
 SANDBOX_PID=""
-BRIDGE_PID=""
+BRIDGE_PID=""    # the bridge on BRIDGE_PORT
+BRIDGE2_PID=""   # scaleout's second instance, on BRIDGE2_PORT
 cleanup() {
-    for pid in $BRIDGE_PID $SANDBOX_PID; do
+    for pid in $BRIDGE_PID $BRIDGE2_PID $SANDBOX_PID; do
         kill "$pid" 2>/dev/null || true
     done
-    for pid in $BRIDGE_PID $SANDBOX_PID; do
+    for pid in $BRIDGE_PID $BRIDGE2_PID $SANDBOX_PID; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     done
+    if [[ -d "$WORK/pg" ]]; then   # scaleout's PostgreSQL (its server log kept with BENCH_KEEP=1)
+        if [[ "${BENCH_KEEP:-0}" == 1 && -f "$WORK/pg/pgdir" ]]; then
+            cp "$(cat "$WORK/pg/pgdir")/server.log" "$WORK/postgres.log" 2>/dev/null || true
+        fi
+        "$ROOT/scripts/pg-test-server.sh" stop "$WORK/pg" || true
+    fi
     if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -91,13 +108,19 @@ RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 record() { printf '%s\n' "$1" >>"$RESULTS"; }   # one JSON object per figure
 
-# config DIR: a bridge configuration with its database in DIR, calling the standalone sandbox.
+# config DIR [STORAGE_URL [PORT]]: a bridge configuration in DIR, calling the standalone sandbox, listening on
+# PORT (BRIDGE_PORT), with its database in DIR or, given a postgres:// STORAGE_URL, there (key PG_KEY).
 config() {
-    local dir=$1
+    local dir=$1 url=${2:-} port=${3:-$BRIDGE_PORT} storage
     mkdir -p "$dir"
+    if [[ -z "$url" ]]; then
+        storage="{ url: \"sqlite://$dir/pushbridge.sqlite\" }"
+    else
+        storage="{ url: \"$url\", encryptionKey: \"$PG_KEY\", poolSize: $PG_POOL }"
+    fi
     cat >"$dir/pushbridge.yaml" <<EOF
-http: { host: 127.0.0.1, port: $BRIDGE_PORT }
-storage: { url: "sqlite://$dir/pushbridge.sqlite" }
+http: { host: 127.0.0.1, port: $port }
+storage: $storage
 emarsys:
   sandbox: false
   clientServiceURL: "http://127.0.0.1:$SANDBOX_PORT"
@@ -137,26 +160,33 @@ start_sandbox() {
     wait_http "http://127.0.0.1:$SANDBOX_PORT/_sandbox/health" 30
 }
 
-# start_bridge CFG NAME: starts the bridge, records the time from exec to /ready 200 as startup.NAME
+# start_bridge CFG NAME [PORT]: starts the bridge whose configuration listens on PORT (BRIDGE_PORT: pid in
+# BRIDGE_PID, log bridge.log; BRIDGE2_PORT: BRIDGE2_PID, bridge2.log), records the time from exec to /ready 200
+# as startup.NAME
 start_bridge() {
-    local cfg=$1 name=$2 t0 t1
-    port_free "$BRIDGE_PORT"
+    local cfg=$1 name=$2 port=${3:-$BRIDGE_PORT} t0 t1 pid blog="$WORK/bridge.log"
+    [[ "$port" == "$BRIDGE_PORT" ]] || blog="$WORK/bridge2.log"
+    port_free "$port"
     t0=$(now)
-    "$BIN" serve --config "$cfg" >>"$WORK/bridge.log" 2>&1 &
-    BRIDGE_PID=$!
-    wait_http "http://127.0.0.1:$BRIDGE_PORT/ready" 60
+    "$BIN" serve --config "$cfg" >>"$blog" 2>&1 &
+    pid=$!
+    if [[ "$port" == "$BRIDGE_PORT" ]]; then BRIDGE_PID=$pid; else BRIDGE2_PID=$pid; fi
+    wait_http "http://127.0.0.1:$port/ready" 60 || { tail -n 20 "$blog" >&2; return 1; }
     t1=$(now)
-    kill -0 "$BRIDGE_PID" 2>/dev/null || { tail -n 20 "$WORK/bridge.log" >&2; return 1; }
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$blog" >&2; return 1; }
     record "{\"figure\": \"startup.$name\", \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))")}"
 }
 
-stop_bridge() {
-    [[ -n "$BRIDGE_PID" ]] || return 0
-    kill "$BRIDGE_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$BRIDGE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$BRIDGE_PID" 2>/dev/null || true
-    wait "$BRIDGE_PID" 2>/dev/null || true
+stop_bridge() {  # stops the bridge(s) running: SIGTERM, up to 10 s to exit, then SIGKILL
+    local pid
+    for pid in $BRIDGE_PID $BRIDGE2_PID; do kill "$pid" 2>/dev/null || true; done
+    for pid in $BRIDGE_PID $BRIDGE2_PID; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     BRIDGE_PID=""
+    BRIDGE2_PID=""
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -206,25 +236,34 @@ end
 EOF
 cat "$WORK/done.lua" >>"$WORK/reads.lua"
 
-# wrk_run FIGURE URL SCRIPT [ARGS...]: a bounded wrk run; records the WRKJSON line as FIGURE.
-wrk_run() {
-    local figure=$1 url=$2 script=$3
-    shift 3
-    local out
+# wrk_json URL SCRIPT [ARGS...]: a bounded wrk run; prints its WRKJSON line's JSON.
+wrk_json() {
+    local url=$1 script=$2
+    shift 2
+    local out json
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$script" "$url" -- "$@" 2>&1) || { echo "$out" >&2; return 1; }
-    local json
     json=$(grep '^WRKJSON ' <<<"$out" | sed 's/^WRKJSON //')
     [[ -n "$json" ]] || { echo "$out" >&2; return 1; }
+    echo "$json"
+}
+
+# wrk_run FIGURE URL SCRIPT [ARGS...]: a bounded wrk run; records the WRKJSON line as FIGURE.
+wrk_run() {
+    local figure=$1 json
+    shift
+    json=$(wrk_json "$@")
     log "$figure: $json"
     record "{\"figure\": \"$figure\", \"threads\": $THREADS, \"connections\": $CONNS, \"wrk\": $json}"
 }
 
 BRIDGE="http://127.0.0.1:$BRIDGE_PORT"
+BRIDGE2="http://127.0.0.1:$BRIDGE2_PORT"
 SANDBOX="http://127.0.0.1:$SANDBOX_PORT"
 
-# poll_registered TARGET TIMEOUT_S: polls GET /stats until byState.registered >= TARGET; prints the time it did.
+# poll_registered BASE TARGET TIMEOUT_S: polls BASE's GET /stats until byState.registered >= TARGET; prints the
+# time it did.
 poll_registered() {
-    python3 - "$BRIDGE/v1/apps/$APP/stats" "$1" "$2" <<'EOF'
+    python3 - "$1/v1/apps/$APP/stats" "$2" "$3" <<'EOF'
 import json, sys, time, urllib.request
 url, target, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 end = time.time() + timeout
@@ -261,7 +300,7 @@ EOF
 
 # --- run ---------------------------------------------------------------------------------------------
 log "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); work folder $WORK"
-record "{\"figure\": \"machine\", \"nproc\": $(nproc), \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\", \"mem_kb\": $(awk '/MemTotal/ {print $2}' /proc/meminfo), \"duration_s\": $DURATION, \"threads\": $THREADS, \"connections\": $CONNS, \"max_concurrent_requests\": $MAXCONC, \"latency_ms\": $LATENCY_MS, \"me_calls_per_device\": $CALLS_PER_DEVICE, \"workflow_devices\": $WORKFLOW_N, \"scale_small\": $SCALE_SMALL, \"scale_large\": $SCALE_LARGE}"
+record "{\"figure\": \"machine\", \"nproc\": $(nproc), \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\", \"mem_kb\": $(awk '/MemTotal/ {print $2}' /proc/meminfo), \"duration_s\": $DURATION, \"threads\": $THREADS, \"connections\": $CONNS, \"max_concurrent_requests\": $MAXCONC, \"latency_ms\": $LATENCY_MS, \"me_calls_per_device\": $CALLS_PER_DEVICE, \"workflow_devices\": $WORKFLOW_N, \"scale_small\": $SCALE_SMALL, \"scale_large\": $SCALE_LARGE, \"scaleout_devices\": $SCALEOUT_N}"
 
 start_sandbox
 log "sandbox pid $SANDBOX_PID"
@@ -329,9 +368,8 @@ EOF
         t0=$(now)
         (cd "$WORK/workflow-$latency" && "$BIN" import devices.csv --app "$APP" --url "$BRIDGE" --concurrency "$CONNS" >import.log 2>&1) &
         IMPORT_PID=$!
-        t1=$(poll_registered "$WORKFLOW_N" 600)
+        t1=$(poll_registered "$BRIDGE" "$WORKFLOW_N" 600)
         wait "$IMPORT_PID" || { cat "$WORK/workflow-$latency/import.log" >&2; exit 1; }
-        ingested=$(now)
         record "{\"figure\": \"workflow_$latency\", \"devices\": $WORKFLOW_N, \"latency_ms\": $latency, \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))"), \"devices_per_s\": $(python3 -c "print(round($WORKFLOW_N / ($t1 - $t0), 1))"), \"rss_kb\": $(rss_kb "$BRIDGE_PID")}"
         log "workflow at ${latency} ms: $(tail -n1 "$RESULTS")"
         stop_bridge
@@ -356,6 +394,89 @@ if [[ " $PHASES " == *" scale "* ]]; then
         rm -rf "$WORK/scale-$size"
     done
     me_latency 0
+fi
+
+if [[ " $PHASES " == *" scaleout "* ]]; then
+    log "scaleout: starting PostgreSQL (PG_DURABLE=1: fsync, synchronous_commit, full_page_writes on)"
+    PG_URL=$(PG_DURABLE=1 "$ROOT/scripts/pg-test-server.sh" start "$WORK/pg")
+    PG_SERVER=${PG_URL%/*}   # postgres://postgres@127.0.0.1:PORT, the database left off
+    PSQL="$(cat "$WORK/pg/bin")/psql"
+    # storage.encryptionKey, the same on every instance: 32 bytes, base64 (as scripts/multi-instance-test.py)
+    PG_KEY=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+    pg_show() { "$PSQL" -X -q -At "$PG_URL" -c "SHOW $1"; }
+    record "{\"figure\": \"scaleout_postgres\", \"version\": \"$(pg_show server_version)\", \"fsync\": \"$(pg_show fsync)\", \"synchronous_commit\": \"$(pg_show synchronous_commit)\", \"full_page_writes\": \"$(pg_show full_page_writes)\", \"pool_size\": $PG_POOL}"
+    log "scaleout: $(tail -n1 "$RESULTS")"
+    # scaleout_bridges N KIND: N instances (A on BRIDGE_PORT, B on BRIDGE2_PORT) on a fresh database scaleout_KIND_N
+    scaleout_bridges() {
+        local n=$1 kind=$2 url
+        "$PSQL" -X -q -v ON_ERROR_STOP=1 "$PG_URL" -c "CREATE DATABASE scaleout_${kind}_$n" >&2
+        url="$PG_SERVER/scaleout_${kind}_$n"
+        start_bridge "$(config "$WORK/scaleout-$kind-$n-A" "$url")" "scaleout_${kind}_${n}_A"
+        if (( n == 2 )); then
+            start_bridge "$(config "$WORK/scaleout-$kind-$n-B" "$url" "$BRIDGE2_PORT")" "scaleout_${kind}_${n}_B" "$BRIDGE2_PORT"
+        fi
+        log "scaleout $kind: $n instance(s), pids $BRIDGE_PID $BRIDGE2_PID, database scaleout_${kind}_$n"
+    }
+    for n in 1 2; do
+        # ingest: as the ingest phase, the same load (wrk -c CONNS) on each instance
+        me_latency "$INGEST_ME_LATENCY_MS"
+        scaleout_bridges "$n" ingest
+        if (( n == 1 )); then
+            wrk_run scaleout_ingest_1 "$BRIDGE" "$WORK/ingest.lua" "so1"
+        else
+            wrk_json "$BRIDGE" "$WORK/ingest.lua" "so2a" >"$WORK/scaleout-ingest-A.json" &
+            wrk_a=$!
+            wrk_json "$BRIDGE2" "$WORK/ingest.lua" "so2b" >"$WORK/scaleout-ingest-B.json" &
+            wrk_b=$!
+            wait "$wrk_a" || exit 1
+            wait "$wrk_b" || exit 1
+            record "$(python3 - "$WORK/scaleout-ingest-A.json" "$WORK/scaleout-ingest-B.json" "$THREADS" "$CONNS" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+n = a["requests"] + b["requests"]
+both = {"requests": n, "duration_s": max(a["duration_s"], b["duration_s"]), "rps": round(a["rps"] + b["rps"], 1),
+        "p50_ms": max(a["p50_ms"], b["p50_ms"]), "p99_ms": max(a["p99_ms"], b["p99_ms"]),   # the worse instance
+        "mean_ms": round((a["mean_ms"] * a["requests"] + b["mean_ms"] * b["requests"]) / max(n, 1), 3),
+        "non2xx": a["non2xx"] + b["non2xx"], "socket_errors": a["socket_errors"] + b["socket_errors"]}
+print(json.dumps({"figure": "scaleout_ingest_2", "threads": int(sys.argv[3]), "connections": int(sys.argv[4]),
+                  "wrk": both, "instances": {"A": a, "B": b}}))
+EOF
+)"
+            log "scaleout_ingest_2: $(tail -n1 "$RESULTS")"
+        fi
+        stop_bridge
+
+        # workflow: SCALEOUT_N new devices, sandbox answering at once; one import per instance, the CSV in halves
+        me_latency 0
+        dir="$WORK/scaleout-workflow-$n"
+        mkdir -p "$dir"
+        python3 - "$dir" "$SCALEOUT_N" "$n" <<'EOF'
+import sys
+folder, total, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for p in range(parts):   # devices-0.csv for A, devices-1.csv for B: consecutive slices of the N devices
+    with open(f"{folder}/devices-{p}.csv", "w") as f:
+        f.write("deviceId,provider,token\n")
+        for i in range(total * p // parts, total * (p + 1) // parts):
+            f.write(f"so{parts}-{i},fcm,so{parts}-{i}:APA91bWorkflowTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n")
+EOF
+        scaleout_bridges "$n" workflow
+        bases=("$BRIDGE" "$BRIDGE2")
+        import_pids=()
+        t0=$(now)
+        for ((i = 0; i < n; i++)); do
+            (cd "$dir" && "$BIN" import "devices-$i.csv" --app "$APP" --url "${bases[i]}" --concurrency "$CONNS" >"import-$i.log" 2>&1) &
+            import_pids+=("$!")
+        done
+        t1=$(poll_registered "$BRIDGE" "$SCALEOUT_N" 600)   # the shared database: A's stats count B's devices too
+        for i in "${!import_pids[@]}"; do
+            wait "${import_pids[i]}" || { cat "$dir/import-$i.log" >&2; exit 1; }
+        done
+        rss=$(rss_kb "$BRIDGE_PID")
+        if (( n == 2 )); then rss="$rss, $(rss_kb "$BRIDGE2_PID")"; fi
+        record "{\"figure\": \"scaleout_workflow_$n\", \"instances\": $n, \"devices\": $SCALEOUT_N, \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))"), \"devices_per_s\": $(python3 -c "print(round($SCALEOUT_N / ($t1 - $t0), 1))"), \"rss_kb\": [$rss]}"
+        log "scaleout_workflow_$n: $(tail -n1 "$RESULTS")"
+        stop_bridge
+    done
 fi
 record "{\"figure\": \"machine_end\", \"loadavg_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 
@@ -406,6 +527,14 @@ if f"reads_{large}" in f:
         row(f"{what} at {large} ÷ at {small}", f"{r:.2f}", "≥ 0.8", r >= 0.8, f"{a:.0f} ÷ {b:.0f} req/s")
     rss = f[f"rss_{large}"]["kb"] / 1024
     row(f"RSS at {large} devices", f"{rss:.2f} MB", "< 64 MB", rss < 64, f"at {small}: {f[f'rss_{small}']['kb'] / 1024:.2f} MB")
+if "scaleout_ingest_1" in f and "scaleout_ingest_2" in f:
+    one, two = f["scaleout_ingest_1"]["wrk"], f["scaleout_ingest_2"]["wrk"]
+    row("PostgreSQL ingest, 2 instances ÷ 1", f"{ratio(two['rps'], one['rps']):.2f}", "", None,
+        f"{two['rps']:.0f} ÷ {one['rps']:.0f} req/s; p50 / p99 {two['p50_ms']:.1f} / {two['p99_ms']:.1f} ms "
+        f"(the worse instance) ÷ {one['p50_ms']:.1f} / {one['p99_ms']:.1f} ms")
+if "scaleout_workflow_1" in f and "scaleout_workflow_2" in f:
+    one, two = f["scaleout_workflow_1"]["devices_per_s"], f["scaleout_workflow_2"]["devices_per_s"]
+    row("PostgreSQL workflow, 2 instances ÷ 1", f"{ratio(two, one):.2f}", "", None, f"{two:.0f} ÷ {one:.0f} dev/s")
 for name in ("startup.fresh", f"startup.seeded_{large}"):
     if name in f:
         s = f[name]["seconds"]
@@ -415,7 +544,13 @@ json.dump(doc, open(out, "w"), indent=2, sort_keys=True)
 m = f["machine"]
 print(f"\npushbridge end-to-end benchmark: {m['nproc']} cores, {m['cpu']}, load {m['loadavg_start']} -> {f.get('machine_end', {}).get('loadavg_end', '?')}")
 print(f"wrk -t{m['threads']} -c{m['connections']} -d{m['duration_s']}s; workflow N = {m['workflow_devices']} token-only PUTs ({calls} ME calls per device); maxConcurrentRequests {maxconc}")
-print(f"ingest, dedup and scale runs with ME answers held {ingest_latency} ms (the API path alone)\n")
+print(f"ingest, dedup and scale runs with ME answers held {ingest_latency} ms (the API path alone)")
+if "scaleout_postgres" in f:
+    pg = f["scaleout_postgres"]
+    print(f"scaleout: PostgreSQL {pg['version']} (fsync {pg['fsync']}, synchronous_commit {pg['synchronous_commit']}, "
+          f"full_page_writes {pg['full_page_writes']}), poolSize {pg['pool_size']} per instance, wrk -c{m['connections']} "
+          f"per instance, workflow N = {m.get('scaleout_devices', '?')}")
+print()
 print("| figure | value | target | result | figures |")
 print("| --- | --- | --- | --- | --- |")
 for r in rows:
@@ -427,6 +562,14 @@ for k in ("health", "health_after", "ingest", "dedup", "ingest_live", "me_limit"
     if k in f:
         w = f[k]["wrk"]
         other.append(f"| {k} | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+if "scaleout_ingest_1" in f:
+    w = f["scaleout_ingest_1"]["wrk"]
+    other.append(f"| scaleout_ingest_1 (PostgreSQL, A) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+if "scaleout_ingest_2" in f:
+    for name, w in sorted(f["scaleout_ingest_2"]["instances"].items()):
+        other.append(f"| scaleout_ingest_2 (PostgreSQL, {name}) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+    w = f["scaleout_ingest_2"]["wrk"]
+    other.append(f"| scaleout_ingest_2 (A + B) | {w['rps']:.0f} | ≤ {w['p50_ms']:.2f} | ≤ {w['p99_ms']:.2f} | {w['non2xx']} |")
 print("| run | req/s | p50 ms | p99 ms | non-2xx |\n| --- | --- | --- | --- | --- |")
 print("\n".join(other))
 for k in (f"seed_{small}", f"seed_{large}"):

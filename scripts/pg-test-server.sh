@@ -6,6 +6,11 @@
 #                                         `pushbridge_test`, and writes its URL to DIR/url (and prints it)
 #   scripts/pg-test-server.sh stop DIR    stops that server and removes DIR
 #
+# The server runs with fsync, synchronous_commit and full_page_writes off (throwaway data: a fast suite). With
+# PG_DURABLE=1 in the environment, `start` keeps PostgreSQL's durable defaults instead (for benchmarks such as
+# scripts/bench.sh's scaleout phase, which must measure what a production setup would see); max_connections is
+# 200 either way.
+#
 # CI runs as root and PostgreSQL refuses to run as root, so the server runs as the `postgres` user (created by the
 # Debian package) through runuser; as another user it runs as that user.
 set -euo pipefail
@@ -46,9 +51,14 @@ start)
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_owner "$bin/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
-    # Throwaway data: durability off makes the suite fast; max_connections covers two bridges and the tests.
+    # Throwaway data: durability off makes the suite fast (unless PG_DURABLE=1); max_connections covers two
+    # bridges and the tests.
+    settings="-c max_connections=200"
+    if [ "${PG_DURABLE:-0}" != 1 ]; then
+        settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off $settings"
+    fi
     as_owner "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 30 \
-        -o "-h 127.0.0.1 -p $port -k $pgdir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-h 127.0.0.1 -p $port -k $pgdir $settings" \
         start >&2 || { cat "$pgdir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres pushbridge_test
     url="postgres://postgres@127.0.0.1:$port/pushbridge_test"
