@@ -141,7 +141,7 @@ public final class Engine: Service, Sendable {
                     return true
                 case .advance(let state, let pop):
                     let update = WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
-                    guard let next = try await commitAndLoad(key, update, now: now) else { return true }
+                    guard let next = try await store.commitAndLoad(key, update, now: now) else { return true }
                     prefetched = next
                 case .forget:
                     try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
@@ -157,7 +157,7 @@ public final class Engine: Service, Sendable {
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     let update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     if next == .now {
-                        let following = try await commitAndLoad(key, update, now: Date())
+                        let following = try await store.commitAndLoad(key, update, now: Date())
                         logStep(log, call: call, transition: t)
                         guard let following else { return true }
                         prefetched = following
@@ -176,16 +176,6 @@ public final class Engine: Service, Sendable {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
         }
         return true
-    }
-
-    /// Commits a step after which the worker goes on, and gives the device's next work. SQLite does both in
-    /// one transaction; other stores commit, then load.
-    private func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
-        if let sqlite = store as? SQLiteDeviceStore {
-            return try await sqlite.commitAndLoad(key, update, now: now)
-        }
-        try await store.commit(key, update, now: now)
-        return try await store.loadWork(key)
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {

@@ -26,6 +26,10 @@ public protocol DeviceStore: Sendable {
     /// Commits one engine step. When `update.owner` is set the commit is fenced: if that owner no longer
     /// holds the device's lease, nothing changes and `StorageError.leaseLost` is thrown.
     func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws
+    /// Commits one engine step and reads the device's next work: what `commit` then `loadWork` give, in one
+    /// trip to storage where the store can (nil when the device is gone). A failed read after a successful
+    /// commit keeps the commit.
+    func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work?
     /// Gives the device back; its due time stays as the last commit set it.
     func releaseLease(_ key: DeviceKey, owner: String) async throws
 

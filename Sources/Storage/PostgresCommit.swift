@@ -35,10 +35,14 @@ struct PostgresCommit {
                 try await tx.exec("UPDATE intents SET progress = \(progress) WHERE id = \(id)")
             }
         }
-        let pending = try await PostgresRows.pendingCount(tx, key)
-        let arrived = try await tx.rows("""
-            SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND id > \(update.newestIntentIdSeen))
-            """).first.map { try $0.decode(Bool.self) } ?? false
+        // The pending count, and whether intents arrived after the worker's load, in one round trip.
+        let counted = try await tx.rows("""
+            SELECT COUNT(*), COALESCE(MAX(id), 0) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+            """)
+        var (count, newest): (Int64, Int64) = (0, 0)
+        if let row = counted.first { (count, newest) = try row.decode((Int64, Int64).self) }
+        let pending = Int(count)
+        let arrived = newest > update.newestIntentIdSeen
         let due: Int64?
         switch update.next {
         case .now: due = pending > 0 ? nowMs : nil

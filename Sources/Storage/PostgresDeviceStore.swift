@@ -84,6 +84,8 @@ public final class PostgresDeviceStore: DeviceStore {
     let logger: Logger
     let settings: Settings
     private let ready = ReadyGate()
+    /// Opens when `run()` starts the pool.
+    private let running = ReadyGate()
     /// The lease duration of the last claim, in ms: commits renew the lease by it.
     private let leaseMs = Locked<Int64>(120_000)
 
@@ -100,6 +102,7 @@ public final class PostgresDeviceStore: DeviceStore {
 
     /// Runs the connection pool until cancelled (a `Service` of the server's group).
     public func run() async throws {
+        await running.open(nil)
         try await client.run()
     }
 
@@ -109,6 +112,8 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func migrate() async throws {
+        // Connections are leased only once the pool runs (PostgresNIO warns about a lease before `run()`).
+        try await running.wait()
         do {
             if let schema = settings.schema {
                 try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
@@ -148,6 +153,13 @@ public final class PostgresDeviceStore: DeviceStore {
         _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
     ) async throws -> AcceptResult {
         try await ready.wait()
+        // A write that would change nothing is answered from a read-only snapshot, without locks; everything
+        // else is decided again under the locks of the write transaction.
+        if let unchanged = try await withTx(snapshot: true, { tx in
+            try await PostgresIntake(tx: tx, key: key, now: now, sealer: self.sealer).unchangedOutcome(write, policy: policy)
+        }) {
+            return unchanged
+        }
         return try await transaction { tx in
             try await PostgresIntake(tx: tx, key: key, now: now, sealer: self.sealer).accept(write, policy: policy, limits: limits, newClientId: newClientId)
         }
@@ -155,7 +167,10 @@ public final class PostgresDeviceStore: DeviceStore {
 
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
         try await ready.wait()
-        return try await withTx { tx in try await PostgresRows.device(tx, key, self.sealer)?.status() }
+        // One statement: no transaction around it (one round trip instead of three).
+        return try await client.withConnection { conn in
+            try await PostgresRows.device(PGTx(conn: conn, logger: self.logger), key, self.sealer)?.status()
+        }
     }
 
     public func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
@@ -236,7 +251,7 @@ public final class PostgresDeviceStore: DeviceStore {
         let ms = Int64(lease.components.seconds * 1000) + lease.components.attoseconds / 1_000_000_000_000_000
         leaseMs.set(ms)
         let until = nowMs + ms
-        return try await transaction { tx in
+        return try await transaction(synchronous: false) { tx in
             // Locked rows are skipped: another instance is claiming or committing them right now.
             let rows = try await tx.rows("""
                 WITH due AS (
@@ -267,27 +282,48 @@ public final class PostgresDeviceStore: DeviceStore {
 
     public func loadWork(_ key: DeviceKey) async throws -> Work? {
         try await ready.wait()
-        return try await withTx(snapshot: true) { tx in
-            guard let device = try await PostgresRows.device(tx, key, self.sealer) else { return nil }
-            let queue = try await PostgresRows.queued(tx, key, self.sealer, limit: 64)
-            let newest = try await tx.rows("SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-                .first.flatMap { try $0.decode(Int64?.self) } ?? 0
-            var blocked = false
-            if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
-                blocked = try await tx.rows("""
-                    SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(holder) AND kind = 'release' AND token_hash = \(hash))
-                    """).first.map { try $0.decode(Bool.self) } ?? false
-            }
-            return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
+        return try await withTx(snapshot: true) { tx in try await Self.work(tx, key, self.sealer) }
+    }
+
+    private static func work(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer) async throws -> Work? {
+        guard let device = try await PostgresRows.device(tx, key, sealer) else { return nil }
+        let queue = try await PostgresRows.queued(tx, key, sealer, limit: 64)
+        let newest = try await tx.rows("SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            .first.flatMap { try $0.decode(Int64?.self) } ?? 0
+        var blocked = false
+        if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
+            blocked = try await tx.rows("""
+                SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(holder) AND kind = 'release' AND token_hash = \(hash))
+                """).first.map { try $0.decode(Bool.self) } ?? false
         }
+        return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
     }
 
     public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
         try await ready.wait()
         let renew = leaseMs.get()
-        try await transaction { tx in
+        try await transaction(synchronous: false) { tx in
             try await PostgresCommit(tx: tx, key: key, now: now, sealer: self.sealer, leaseMs: renew).apply(update)
         }
+    }
+
+    /// The commit, then the read in the same transaction (it sees the commit's rows and any intent committed
+    /// meanwhile, as a separate `loadWork` would); a failed read is rolled back to its savepoint alone.
+    public func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
+        try await ready.wait()
+        let renew = leaseMs.get()
+        let loaded = try await transaction(synchronous: false) { tx in
+            try await PostgresCommit(tx: tx, key: key, now: now, sealer: self.sealer, leaseMs: renew).apply(update)
+            // A failed read must not undo the commit (PostgreSQL would roll back the whole transaction).
+            try await tx.exec("SAVEPOINT load")
+            do {
+                return Result<Work?, any Error>.success(try await Self.work(tx, key, self.sealer))
+            } catch {
+                try await tx.exec("ROLLBACK TO SAVEPOINT load")
+                return .failure(error)
+            }
+        }
+        return try loaded.get()
     }
 
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
@@ -324,12 +360,20 @@ public final class PostgresDeviceStore: DeviceStore {
 
     /// Runs `body` in a transaction (READ COMMITTED, row locks do the ordering) and retries it when
     /// PostgreSQL aborts it for a deadlock or a serialization failure.
-    func transaction<T: Sendable>(retries: Int = 5, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
+    ///
+    /// `synchronous: false` commits without waiting for the WAL flush (`synchronous_commit = off` for this
+    /// transaction only): for engine steps and leases, whose loss in a PostgreSQL crash (the last few hundred ms)
+    /// only repeats work, as a bridge crash between an ME answer and its commit does. API writes, the intents
+    /// behind a 2xx, always wait for the flush.
+    func transaction<T: Sendable>(retries: Int = 5, synchronous: Bool = true, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await run(begin: "BEGIN", body)
+                return try await run(begin: "BEGIN", synchronous ? body : { tx in
+                    try await tx.exec("SET LOCAL synchronous_commit TO OFF")
+                    return try await body(tx)
+                })
             } catch let error as PSQLError where attempt <= retries && Self.isRetryable(error) {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 * attempt))))
             }

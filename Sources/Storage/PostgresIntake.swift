@@ -14,6 +14,34 @@ struct PostgresIntake {
     let now: Date
     let sealer: Sealer
 
+    /// What the rules need, read from the store.
+    private struct Reads {
+        var device: PostgresRows.DeviceRow?
+        var queued: [PostgresRows.QueuedRow]
+        var decision: IntakeDecision
+    }
+
+    private func read(_ write: DeviceWrite, token: TokenRef?, policy: AppPolicy) async throws -> Reads {
+        let device = try await PostgresRows.device(tx, key, sealer)
+        let queued = device == nil ? [] : try await PostgresRows.queued(tx, key, sealer)
+        var holderKey: DeviceKey?
+        if let token, let h = try await holder(token), h != key { holderKey = h }
+        let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holderKey)
+        return Reads(device: device, queued: queued, decision: Intake.decide(write, view: view, policy: policy))
+    }
+
+    /// The answer to a write that changes nothing (deduplicated, unknown device), or nil when it must be
+    /// stored; read without locks in a read-only snapshot, as `SQLiteIntake.unchangedOutcome` does. Such a write
+    /// takes no lock and writes no WAL (a `FOR UPDATE` would, and its commit would wait for a flush).
+    func unchangedOutcome(_ write: DeviceWrite, policy: AppPolicy) async throws -> AcceptResult? {
+        let reads = try await read(write, token: SQLiteIntake.token(of: write), policy: policy)
+        switch reads.decision {
+        case .unknownDevice: return .unknownDevice
+        case .deduplicated: return try reads.device.map { .deduplicated(try $0.status(deduplicated: true)) } ?? .unknownDevice
+        case .enqueue: return nil
+        }
+    }
+
     func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) async throws -> AcceptResult {
         let token = SQLiteIntake.token(of: write)
         var lockKeys = [key]
@@ -28,14 +56,11 @@ struct PostgresIntake {
         for k in lockKeys {
             try await tx.exec("SELECT 1 FROM devices WHERE app = \(k.appCode) AND device_id = \(k.deviceId) FOR UPDATE")
         }
-        let device = try await PostgresRows.device(tx, key, sealer)
-        let queued = device == nil ? [] : try await PostgresRows.queued(tx, key, sealer)
         // Read again under the locks: the holder may have dropped the token meanwhile (removal, forget).
-        var holderKey: DeviceKey?
-        if let token, let h = try await holder(token), h != key { holderKey = h }
-        let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holderKey)
+        let reads = try await read(write, token: token, policy: policy)
+        let (device, queued) = (reads.device, reads.queued)
 
-        switch Intake.decide(write, view: view, policy: policy) {
+        switch reads.decision {
         case .unknownDevice:
             return .unknownDevice
         case .deduplicated:
@@ -49,16 +74,22 @@ struct PostgresIntake {
                 if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
                 if counts.app + added > limits.maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
             }
-            if device == nil { try await create(write: write, clientId: newClientId) }
+            var row: PostgresRows.DeviceRow
+            if let device {
+                row = device
+            } else {
+                row = try await create(write: write, clientId: newClientId)
+            }
             if collapse { try await PostgresRows.deleteIntents(tx, key, .tokenIntents) }
             if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
             try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
             try await updateClaims(for: write, token: token)
-            try await touch(write: write, token: token)
+            // The row as the transaction leaves it: an API write changes only registration columns, so the
+            // engine's state is the one read under the lock (or created).
+            try await touch(write: write, token: token, row: &row)
             // Other instances' engines look for due work now (delivered at commit).
             try await tx.exec("SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
-            guard let stored = try await PostgresRows.device(tx, key, sealer) else { throw StorageError.corrupt("device vanished inside its transaction") }
-            return .accepted(try stored.status(deduplicated: false))
+            return .accepted(try row.status(deduplicated: false))
         }
     }
 
@@ -67,7 +98,7 @@ struct PostgresIntake {
             .first.map { DeviceKey(appCode: key.appCode, deviceId: try $0.decode(String.self)) }
     }
 
-    private func create(write: DeviceWrite, clientId: String) async throws {
+    private func create(write: DeviceWrite, clientId: String) async throws -> PostgresRows.DeviceRow {
         let platform: String
         let provider: String?
         switch write {
@@ -89,6 +120,8 @@ struct PostgresIntake {
             INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
             VALUES (\(key.appCode), \(key.deviceId), \(startClientId), \(provider), \(platform), NULL, 'pending', 0, NULL, \(nowMs), \(nowMs), \(sealed))
             """)
+        return PostgresRows.DeviceRow(
+            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: nowMs, state: state)
     }
 
     /// The token leaves `holder`: its queued intents for that token go, and a release is queued ahead of
@@ -125,31 +158,29 @@ struct PostgresIntake {
     }
 
     /// Registration columns follow the newest request; the device becomes due, a backoff in progress is kept.
-    private func touch(write: DeviceWrite, token: TokenRef?) async throws {
+    /// `row` is the device before this write and leaves as the transaction leaves it; the state column follows
+    /// from the engine's state (which an API write never changes) and the new pending count.
+    private func touch(write: DeviceWrite, token: TokenRef?, row: inout PostgresRows.DeviceRow) async throws {
         let pending = try await PostgresRows.pendingCount(tx, key)
         let nowMs = Codec.ms(now)
-        var provider: String?
-        var platform: String?
-        var setTokenHash = false
-        var tokenHash: String?
+        row.pending = pending
+        row.dueAt = row.dueAt ?? nowMs
+        row.updatedAt = nowMs
         if let token {
-            (provider, platform, setTokenHash, tokenHash) = (token.provider, token.platform, true, token.tokenHash)
+            (row.provider, row.platform, row.tokenHash) = (token.provider, token.platform, token.tokenHash)
         } else if case .start(let s) = write {
-            (provider, platform) = (s.provider, s.platform)
+            (row.provider, row.platform) = (s.provider, s.platform)
         }
         switch write {
-        case .removeToken, .forget: (setTokenHash, tokenHash) = (true, nil)
+        case .removeToken, .forget: row.tokenHash = nil
         default: break
         }
-        let setRegistration = platform != nil
+        let state = DeviceStateName.of(row.state, pending: pending).rawValue
         try await tx.exec("""
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
-                provider = CASE WHEN \(setRegistration) THEN \(provider) ELSE provider END,
-                platform = CASE WHEN \(setRegistration) THEN \(platform ?? "") ELSE platform END,
-                token_hash = CASE WHEN \(setTokenHash) THEN \(tokenHash) ELSE token_hash END
+                provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state)
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
-        try await refreshStateColumn(key)
     }
 
     private func refreshStateColumn(_ key: DeviceKey) async throws {

@@ -6,37 +6,7 @@ import Workflow
 enum PostgresRows {
     static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data"
 
-    struct DeviceRow {
-        var key: DeviceKey
-        var provider: String?
-        var platform: String
-        var tokenHash: String?
-        var pending: Int
-        var dueAt: Int64?
-        var updatedAt: Int64
-        var state: DeviceState
-
-        init(row: PostgresRow, sealer: Sealer) throws {
-            let (app, deviceId, _, provider, platform, tokenHash, _, pending, dueAt, updatedAt, data) =
-                try row.decode((String, String, String, String?, String, String?, String, Int64, Int64?, Int64, Data).self)
-            key = DeviceKey(appCode: app, deviceId: deviceId)
-            self.provider = provider
-            self.platform = platform
-            self.tokenHash = tokenHash
-            self.pending = Int(pending)
-            self.dueAt = dueAt
-            self.updatedAt = updatedAt
-            state = try Codec.open(DeviceState.self, data, sealer)
-        }
-
-        var registration: DeviceRegistration {
-            DeviceRegistration(key: key, provider: provider, platform: platform, tokenHash: tokenHash, pending: pending, updatedAt: Codec.date(updatedAt))
-        }
-
-        func status(deduplicated: Bool? = nil) throws -> DeviceStatus {
-            DeviceStatus(registration: registration, state: state, deduplicated: deduplicated)
-        }
-    }
+    typealias DeviceRow = StoredDevice
 
     struct QueuedRow {
         var intent: Intent
@@ -128,5 +98,15 @@ enum PostgresRows {
             if a == app { forApp = Int(n) }
         }
         return (total, forApp)
+    }
+}
+
+extension StoredDevice {
+    init(row: PostgresRow, sealer: Sealer) throws {
+        let (app, deviceId, _, provider, platform, tokenHash, _, pending, dueAt, updatedAt, data) =
+            try row.decode((String, String, String, String?, String, String?, String, Int64, Int64?, Int64, Data).self)
+        self.init(
+            key: DeviceKey(appCode: app, deviceId: deviceId), provider: provider, platform: platform, tokenHash: tokenHash,
+            pending: Int(pending), dueAt: dueAt, updatedAt: updatedAt, state: try Codec.open(DeviceState.self, data, sealer))
     }
 }

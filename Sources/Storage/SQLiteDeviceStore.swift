@@ -182,8 +182,7 @@ public final class SQLiteDeviceStore: DeviceStore {
         return try readInPlace { db in try Self.work(db, key, sealer) }
     }
 
-    /// Commits one engine step and reads the device's next work in the same transaction: what `commit`
-    /// then `loadWork` give, with one trip to storage instead of two. Nil when the device is gone.
+    /// The commit and the read in the same (grouped) write transaction.
     public func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
         let sealer = self.sealer
         let loaded = try await writes.write { db in

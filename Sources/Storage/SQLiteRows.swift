@@ -6,47 +6,7 @@ import Workflow
 enum SQLiteRows {
     static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data"
 
-    struct DeviceRow {
-        var key: DeviceKey
-        var provider: String?
-        var platform: String
-        var tokenHash: String?
-        var pending: Int
-        var dueAt: Int64?
-        var updatedAt: Int64
-        var state: DeviceState
-
-        init(key: DeviceKey, provider: String?, platform: String, tokenHash: String?, pending: Int, dueAt: Int64?, updatedAt: Int64, state: DeviceState) {
-            self.key = key
-            self.provider = provider
-            self.platform = platform
-            self.tokenHash = tokenHash
-            self.pending = pending
-            self.dueAt = dueAt
-            self.updatedAt = updatedAt
-            self.state = state
-        }
-
-        init(row: Row, sealer: Sealer) throws {
-            key = DeviceKey(appCode: row["app"], deviceId: row["device_id"])
-            provider = row["provider"]
-            platform = row["platform"]
-            tokenHash = row["token_hash"]
-            pending = row["pending"]
-            dueAt = row["due_at"]
-            updatedAt = row["updated_at"]
-            let data: Data = row["data"]
-            state = try Codec.open(DeviceState.self, data, sealer)
-        }
-
-        var registration: DeviceRegistration {
-            DeviceRegistration(key: key, provider: provider, platform: platform, tokenHash: tokenHash, pending: pending, updatedAt: Codec.date(updatedAt))
-        }
-
-        func status(deduplicated: Bool? = nil) throws -> DeviceStatus {
-            DeviceStatus(registration: registration, state: state, deduplicated: deduplicated)
-        }
-    }
+    typealias DeviceRow = StoredDevice
 
     struct QueuedRow {
         var intent: Intent
@@ -121,5 +81,14 @@ enum SQLiteRows {
             if (row["app"] as String) == app { forApp = n }
         }
         return (total, forApp)
+    }
+}
+
+extension StoredDevice {
+    init(row: Row, sealer: Sealer) throws {
+        self.init(
+            key: DeviceKey(appCode: row["app"], deviceId: row["device_id"]), provider: row["provider"], platform: row["platform"],
+            tokenHash: row["token_hash"], pending: row["pending"], dueAt: row["due_at"], updatedAt: row["updated_at"],
+            state: try Codec.open(DeviceState.self, row["data"] as Data, sealer))
     }
 }
