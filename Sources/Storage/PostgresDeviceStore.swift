@@ -362,7 +362,7 @@ public final class PostgresDeviceStore: DeviceStore {
     /// PostgreSQL aborts it for a deadlock or a serialization failure.
     ///
     /// `synchronous: false` commits without waiting for the WAL flush (`synchronous_commit = off` for this
-    /// transaction only): for engine steps and leases, whose loss in a PostgreSQL crash (the last few hundred ms)
+    /// transaction only): for engine steps and lease claims, whose loss in a PostgreSQL crash (the last few hundred ms)
     /// only repeats work, as a bridge crash between an ME answer and its commit does. API writes, the intents
     /// behind a 2xx, always wait for the flush.
     func transaction<T: Sendable>(retries: Int = 5, synchronous: Bool = true, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
