@@ -8,6 +8,11 @@ import Workflow
 /// process may work the same file.
 public final class SQLiteDeviceStore: DeviceStore {
     let pool: DatabasePool
+    /// Read-only connections for the synchronous point reads alone (see `readInPlace`). They must not come from
+    /// `pool`: an asynchronous read gives its connection back only once it runs again on one of Swift's executor
+    /// threads, so synchronous reads waiting for a connection of the same pool on every such thread would
+    /// deadlock (a test hammers both kinds at once).
+    let pointReads: DatabasePool
     let sealer: Sealer
     /// Every write after the migrations goes through group commit.
     let writes: SQLiteGroupCommit
@@ -29,6 +34,11 @@ public final class SQLiteDeviceStore: DeviceStore {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")  // WAL + NORMAL: durable across process crashes
         }
         pool = try DatabasePool(path: path, configuration: config)
+        var pointConfig = config
+        pointConfig.readonly = true
+        // One connection per thread that can run a point read at once: the executor's threads.
+        pointConfig.maximumReaderCount = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        pointReads = try DatabasePool(path: path, configuration: pointConfig)
         writes = SQLiteGroupCommit(pool: pool)
     }
 
@@ -47,6 +57,7 @@ public final class SQLiteDeviceStore: DeviceStore {
     }
 
     public func close() async throws {
+        try pointReads.close()
         try pool.close()
     }
 
@@ -73,13 +84,13 @@ public final class SQLiteDeviceStore: DeviceStore {
     }
 
     // Point reads (a status, a deduplicated write's snapshot, an engine load) take a few dozen microseconds:
-    // they run on the calling thread through GRDB's synchronous `read` (a reader connection, used in place),
-    // which saves the two thread hops of the async `read`, worth more than the read itself. Listings and
-    // overviews, which may scan, stay on GRDB's reader queues.
+    // they run on the calling thread through GRDB's synchronous `read` on `pointReads`, which saves the two
+    // thread hops of the async `read`, worth more than the read itself. Listings and overviews, which may scan,
+    // stay on `pool`'s reader queues.
 
     /// GRDB's synchronous read (a sync function, so that overload resolution does not pick the async one).
     private func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        try pointReads.read(body)
     }
 
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
