@@ -33,14 +33,6 @@ enum Codec {
         return try StoredForm.decode(type, from: data)
     }
 
-    /// The form rows had before `StoredForm`; kept to write such rows in tests.
-    static func legacyJSON<T: Encodable>(_ value: T) throws -> Data {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .millisecondsSince1970
-        e.outputFormatting = [.sortedKeys]
-        return try e.encode(value)
-    }
-
     static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
     static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
 

@@ -37,9 +37,9 @@ struct StoredFormMigrationTests {
         // Rewrite every sealed value the way earlier versions stored it.
         let sealer = store.sealer
         try await store.pool.write { db in
-            try db.execute(sql: "UPDATE devices SET data = ? WHERE device_id = 'd1'", arguments: [try sealer.seal(Codec.legacyJSON(before.state))])
+            try db.execute(sql: "UPDATE devices SET data = ? WHERE device_id = 'd1'", arguments: [try sealer.seal(legacyJSON(before.state))])
             for intent in before.queue {
-                try db.execute(sql: "UPDATE intents SET payload = ? WHERE id = ?", arguments: [try sealer.seal(Codec.legacyJSON(intent.payload)), intent.id])
+                try db.execute(sql: "UPDATE intents SET payload = ? WHERE id = ?", arguments: [try sealer.seal(legacyJSON(intent.payload)), intent.id])
             }
         }
         func firstByte(_ sql: String) async throws -> UInt8? {
@@ -56,4 +56,12 @@ struct StoredFormMigrationTests {
         #expect(try await firstByte("SELECT data FROM devices WHERE device_id = 'd1'") == StoredForm.version)
         #expect(try #require(try await store.loadWork(key)).state == before.state)
     }
+}
+
+/// The form rows had before `StoredForm` (what `Codec` wrote then).
+private func legacyJSON<T: Encodable>(_ value: T) throws -> Data {
+    let e = JSONEncoder()
+    e.dateEncodingStrategy = .millisecondsSince1970
+    e.outputFormatting = [.sortedKeys]
+    return try e.encode(value)
 }
