@@ -27,7 +27,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -35,42 +34,12 @@ import tempfile
 import threading
 import time
 
+from testlib import APP, REPO, free_port, log, requests, wait_http
+
 print = functools.partial(print, flush=True)  # noqa: A001
 
-try:
-    import requests
-except ImportError:  # pragma: no cover
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "requests"])
-    import requests
-
-APP = "EMS12-34567"
 B64URL = string.ascii_letters + string.digits + "-_"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_CONCURRENT = 16
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, deadline_s, proc=None):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 class Instance:

@@ -12,40 +12,18 @@ quarter got a 2xx the bridge receives SIGTERM. Checks:
 
 Ends with `N passed, M failed`; exits non-zero when any check fails.
 """
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-import requests
+from testlib import APP, REPO, free_port, requests, wait_http
 
-APP = "EMS12-34567"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICES = 400
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ok(url, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def main():
@@ -72,11 +50,11 @@ apps:
     procs = [sandbox]
     results = {}
     try:
-        assert wait_ok(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 30), "sandbox did not start"
+        assert wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 30), "sandbox did not start"
         requests.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json={"status": 503, "unlimited": True}, timeout=5)
         bridge = subprocess.Popen([binary, "serve", "--config", config], stdout=logs, stderr=logs)
         procs.append(bridge)
-        assert wait_ok(f"http://127.0.0.1:{bridge_port}/ready", 30), "bridge did not become ready"
+        assert wait_http(f"http://127.0.0.1:{bridge_port}/ready", 30), "bridge did not become ready"
 
         base = f"http://127.0.0.1:{bridge_port}/v1/apps/{APP}/devices"
         accepted = {}  # device -> token that got a 2xx
@@ -136,7 +114,7 @@ apps:
 
         bridge = subprocess.Popen([binary, "serve", "--config", config], stdout=logs, stderr=logs)
         procs.append(bridge)
-        assert wait_ok(f"http://127.0.0.1:{bridge_port}/ready", 30), "bridge did not restart"
+        assert wait_http(f"http://127.0.0.1:{bridge_port}/ready", 30), "bridge did not restart"
         requests.delete(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", timeout=5)
         lost = []
         deadline = time.monotonic() + 120
