@@ -13,14 +13,7 @@ import Workflow
 struct SQLiteReadConcurrencyTests {
     @Test("2,000 concurrent status reads, deduplicated writes, listings and counts all finish")
     func mixedReads() async throws {
-        let h = try await StoreHarness.make(.sqlite)
-        do {
-            try await Self.mixedReads(h)
-        } catch {
-            await h.close()
-            throw error
-        }
-        await h.close()
+        try await StoreHarness.withFresh(.sqlite, Self.mixedReads)
     }
 
     static func mixedReads(_ h: StoreHarness) async throws {

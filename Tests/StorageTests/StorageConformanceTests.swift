@@ -49,14 +49,7 @@ enum Conformance {
 
     static func run(_ name: String, on backend: Backend) async throws {
         guard let body = cases.first(where: { $0.0 == name })?.1 else { Issue.record("no case \(name)"); return }
-        let harness = try await StoreHarness.make(backend)
-        do {
-            try await body(harness)
-        } catch {
-            await harness.close()
-            throw error
-        }
-        await harness.close()
+        try await StoreHarness.withFresh(backend, body)
     }
 
     // MARK: API side

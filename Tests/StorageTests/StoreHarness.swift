@@ -34,6 +34,18 @@ final class StoreHarness: @unchecked Sendable {
         return StoreHarness(backend: backend, location: location, key: Sealer(key: SymmetricKey(size: .bits256)))
     }
 
+    /// Runs `body` on a fresh location of `backend`, and closes it (stores and files) whether `body` throws or not.
+    static func withFresh(_ backend: Backend, _ body: (StoreHarness) async throws -> Void) async throws {
+        let harness = try await make(backend)
+        do {
+            try await body(harness)
+        } catch {
+            await harness.close()
+            throw error
+        }
+        await harness.close()
+    }
+
     private init(backend: Backend, location: String, key: Sealer) {
         self.backend = backend
         self.location = location

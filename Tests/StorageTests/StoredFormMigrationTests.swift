@@ -10,14 +10,7 @@ import Workflow
 struct StoredFormMigrationTests {
     @Test("A SQLite file with JSON rows reads the same state, queue and status, and its next commit writes the binary form")
     func legacyRows() async throws {
-        let h = try await StoreHarness.make(.sqlite)
-        do {
-            try await Self.legacyRows(h)
-        } catch {
-            await h.close()
-            throw error
-        }
-        await h.close()
+        try await StoreHarness.withFresh(.sqlite, Self.legacyRows)
     }
 
     static func legacyRows(_ h: StoreHarness) async throws {
