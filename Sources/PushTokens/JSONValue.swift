@@ -56,3 +56,10 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 }
+
+extension JSONValue {
+    /// Parses one complete JSON text (RFC 8259, UTF-8) with the limits of the token parser: nesting up to
+    /// 16 levels, integers as `Int64` when they have no fraction or exponent, the last of duplicate members
+    /// wins. Nil when the bytes are not such a text.
+    public static func parse(_ bytes: [UInt8]) -> JSONValue? { JSONParser.parse(bytes) }
+}

@@ -21,11 +21,11 @@ enum JSONInput {
         guard buffer.readableBytes > 0 else {
             throw Problem(.badRequest, "invalid-json", "Invalid JSON", detail: "The request needs a JSON object body.")
         }
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
-        } catch {
-            throw Problem(.badRequest, "invalid-json", "Invalid JSON", detail: "The body is not valid JSON.")
+        // The same strict parser the token plugins use for subscriptions given as text, so a subscription
+        // object in the body follows the same rules (no fraction or exponent in `expirationTime`, at most
+        // 16 levels nested in the body), at a fraction of the cost of `JSONDecoder` into `JSONValue`.
+        guard let value = JSONValue.parse(Array(buffer.readableBytesView)) else {
+            throw Problem(.badRequest, "invalid-json", "Invalid JSON", detail: "The body is not valid JSON (RFC 8259, UTF-8, at most 16 levels nested in the body).")
         }
         guard case .object(let object) = value else {
             throw Problem(.unprocessableContent, "invalid-field", "Invalid request member", detail: "The body must be a JSON object.", field: "")
@@ -81,6 +81,7 @@ struct Members {
         switch object[key] {
         case nil, .null?: return nil
         case .integer(let i)? where i >= min && i <= max: return Int(i)
+        case .double(let d)? where Int64(exactly: d).map { $0 >= min && $0 <= max } == true: return Int(d)  // 3.0
         default: throw Problem.invalid(name(key), "\(name(key)) must be a whole number between \(min) and \(max).")
         }
     }
