@@ -48,6 +48,12 @@ struct BadInputTests {
             let big = Data("{\"provider\": \"fcm\", \"token\": \"\(String(repeating: "a", count: 70_000))\"}".utf8)
             expectProblem(try await bed.request("PUT", path, raw: big, headers: auth), 413)
             expectProblem(try await bed.request("PUT", bed.devicePath("bad%20id"), json: good, headers: auth), 400)
+            // A final newline is not part of an id (ICU's `$` used to let it through), nor are 129 characters.
+            expectProblem(try await bed.request("PUT", bed.devicePath("d1%0A"), json: good, headers: auth), 400)
+            expectProblem(try await bed.request("PUT", bed.devicePath(String(repeating: "d", count: 129)), json: good, headers: auth), 400)
+            expectProblem(try await bed.request("PUT", bed.devicePath("d%C3%A9"), json: good, headers: auth), 400)
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm(), "device": ["timezone": "+0100\n"]], headers: auth), 422, field: "device.timezone")
+            expectProblem(try await bed.request("PUT", path, json: ["provider": "fcm", "token": Tokens.fcm(), "device": ["timezone": "+01:0"]], headers: auth), 422, field: "device.timezone")
             expectProblem(try await bed.request("POST", path + "/events", json: ["events": [["name": "x"]]], headers: auth), 404)
             expectProblem(try await bed.request("PUT", path + "/contact", json: ["fieldValue": "a@example.com"], headers: auth), 404)
             expectProblem(try await bed.request("GET", "/v1/nothing-here"), 404)
@@ -60,6 +66,39 @@ struct BadInputTests {
             #expect((list.json["devices"] as? [Any])?.isEmpty == true)
             let log = await bed.sandbox.requestLog()
             #expect(log.isEmpty)
+        }
+    }
+
+    @Test("bodies follow the token parser's rules: 16 levels, integers without fraction or exponent")
+    func bodyParserRules() async throws {
+        try await withTestBed(configure: Self.configure) { bed in
+            let auth = ["Authorization": "Bearer \(Self.key)"]
+            let path = bed.devicePath("d1")
+            func nested(_ levels: Int) -> Data {
+                // `levels` containers inside each other, the body first (an unknown member holds the rest):
+                // the parser takes the body and 16 levels below it.
+                let inner = String(repeating: "[", count: levels - 1) + String(repeating: "]", count: levels - 1)
+                return Data("{\"provider\": \"fcm\", \"token\": \"\(Tokens.fcm())\", \"extra\": \(inner)}".utf8)
+            }
+            expectProblem(try await bed.request("PUT", path, raw: nested(18), headers: auth), 400)
+            // A subscription object with an exponent in expirationTime is refused, as it is when sent as text.
+            var subscription = Tokens.subscription(host: "fcm.googleapis.com", path: "/fcm/send/")
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: subscription), as: UTF8.self)
+                .replacingOccurrences(of: "\"expirationTime\":null", with: "\"expirationTime\":1.7e12")
+            #expect(text.contains("1.7e12"))
+            let asText = try JSONSerialization.data(withJSONObject: ["provider": "chrome", "token": text])
+            expectProblem(try await bed.request("PUT", path, raw: asText, headers: auth), 422, field: "token")
+            let asObject = Data("{\"provider\": \"chrome\", \"token\": \(text)}".utf8)
+            expectProblem(try await bed.request("PUT", path, raw: asObject, headers: auth), 422, field: "token")
+            expectProblem(try await bed.request("GET", path, headers: auth), 404)
+
+            #expect(try await bed.request("PUT", path, raw: nested(17), headers: auth).status == 202)
+            subscription["expirationTime"] = 1_700_000_000_000
+            #expect(try await bed.request("PUT", bed.devicePath("d2"), json: ["provider": "chrome", "token": subscription], headers: auth).status == 202)
+            // A whole number written with a fraction is still that number; a fraction is not.
+            let contact = path + "/contact"
+            expectProblem(try await bed.request("PUT", contact, raw: Data(#"{"fieldValue": "a@example.com", "fieldId": 3.5}"#.utf8), headers: auth), 422, field: "fieldId")
+            #expect(try await bed.request("PUT", contact, raw: Data(#"{"fieldValue": "a@example.com", "fieldId": 3.0}"#.utf8), headers: auth).status == 202)
         }
     }
 
@@ -97,6 +136,9 @@ struct PathAndMethodTests {
             #expect(same.status == 200)
             #expect(same.json["deviceId"] as? String == "a:b")
             #expect(try await bed.request("GET", "/v1/apps/EMS12%2D34567/devices/a:b").status == 200)
+            // 128 characters, every allowed punctuation among them: the longest id there is.
+            let longest = "Az09._:-" + String(repeating: "x", count: 120)
+            #expect(try await bed.request("PUT", bed.devicePath(longest), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
         }
     }
 
