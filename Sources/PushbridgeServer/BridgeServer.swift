@@ -190,7 +190,10 @@ public final class BridgeServer: Sendable {
         let group = ServiceGroup(configuration: groupConfig)
         await groupBox.set(group)
         do {
-            try await group.run()
+            // The HTTP server, the engine and their child tasks continue on the event loop that woke them.
+            try await withTaskExecutorPreference(EventLoopExecutor()) {
+                try await group.run()
+            }
         } catch {
             try? await httpClient.shutdown()
             try? await store.close()

@@ -81,8 +81,10 @@ struct Sandbox: AsyncParsableCommand {
         let sandbox = MESandbox(
             configuration: SandboxConfiguration(contactTokenLifetime: .seconds(settings.emarsys.sandboxContactTokenLifetimeSeconds)),
             logger: logger)
-        try await sandbox.run(host: host, port: port) { port in
-            logger.notice("ME sandbox listening", metadata: ["address": "\(host):\(port)"])
+        try await withTaskExecutorPreference(EventLoopExecutor()) {
+            try await sandbox.run(host: host, port: port) { port in
+                logger.notice("ME sandbox listening", metadata: ["address": "\(host):\(port)"])
+            }
         }
     }
 }

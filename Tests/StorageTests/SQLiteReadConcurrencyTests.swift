@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import PushbridgeServer
 import Storage
 import Synchronization
 import Testing
@@ -14,6 +15,13 @@ struct SQLiteReadConcurrencyTests {
     @Test("2,000 concurrent status reads, deduplicated writes, listings and counts all finish")
     func mixedReads() async throws {
         try await StoreHarness.withFresh(.sqlite, Self.mixedReads)
+    }
+
+    @Test("the same on the event loops, as the server runs them (EventLoopExecutor: two threads, no spare pool)")
+    func mixedReadsOnEventLoops() async throws {
+        try await withTaskExecutorPreference(EventLoopExecutor()) {
+            try await StoreHarness.withFresh(.sqlite, Self.mixedReads)
+        }
     }
 
     static func mixedReads(_ h: StoreHarness) async throws {
