@@ -102,8 +102,9 @@ public final class Engine: Service, Sendable {
         }
     }
 
-    /// Runs `key`'s steps until it is idle, waits, backs off, or has had its turn. Returns false when the
-    /// lease was lost (another instance has the device now: nothing to give back).
+    /// Runs `key`'s steps until it is idle, waits, backs off, or has had its turn. Returns whether the lease
+    /// still has to be given back: not when the turn's last commit gave it back in the same write, nor when
+    /// it was lost (another instance has the device now).
     @discardableResult
     private func work(on key: DeviceKey) async -> Bool {
         let policy = config.apps[key.appCode] ?? AppPolicy()
@@ -130,23 +131,23 @@ public final class Engine: Service, Sendable {
                 let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
                 switch plan {
                 case .idle:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
-                    return true
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
+                    return false
                 case .wait(let reason):
                     var state = work.state
                     if reason == .login { state.waitingFor = "login" }
                     // A token move is woken by the release's commit; the poll is a safety net.
                     let next: WorkUpdate.Next = reason == .login ? .whenWoken : .at(now.addingTimeInterval(2))
-                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
-                    return true
+                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
+                    return false
                 case .advance(let state, let pop):
                     let update = WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     guard let next = try await store.commitAndLoad(key, update, now: now) else { return true }
                     prefetched = next
                 case .forget:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner), now: now)
+                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
                     log.info("device forgotten")
-                    return true
+                    return false
                 case .send(let call, let context):
                     guard let head = work.head else { return true }
                     let started = ContinuousClock.now
@@ -155,16 +156,17 @@ public final class Engine: Service, Sendable {
                     let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
                     record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
-                    let update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
+                    var update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     if next == .now {
                         let following = try await store.commitAndLoad(key, update, now: Date())
                         logStep(log, call: call, transition: t)
                         guard let following else { return true }
                         prefetched = following
                     } else {
+                        update.releaseLease = true
                         try await store.commit(key, update, now: Date())
                         logStep(log, call: call, transition: t)
-                        return true
+                        return false
                     }
                 }
             }

@@ -95,10 +95,13 @@ public struct WorkUpdate: Sendable {
     public var newestIntentIdSeen: Int64
     /// The lease owner committing (the engine always sets it); nil commits unfenced.
     public var owner: String?
+    /// The worker's turn ends with this commit: the lease is given back in the same write, as
+    /// `releaseLease` would do after it (one write fewer per turn).
+    public var releaseLease: Bool
 
     public init(
         state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next,
-        newestIntentIdSeen: Int64, owner: String? = nil
+        newestIntentIdSeen: Int64, owner: String? = nil, releaseLease: Bool = false
     ) {
         self.state = state
         self.headId = headId
@@ -108,6 +111,7 @@ public struct WorkUpdate: Sendable {
         self.next = next
         self.newestIntentIdSeen = newestIntentIdSeen
         self.owner = owner
+        self.releaseLease = releaseLease
     }
 }
 

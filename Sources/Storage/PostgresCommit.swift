@@ -52,10 +52,12 @@ struct PostgresCommit {
         let state = DeviceStateName.of(update.state, pending: pending)
         let sealed = try Codec.seal(update.state, sealer)
         let renew = update.owner != nil
+        let release = update.releaseLease
         try await tx.exec("""
             UPDATE devices SET data = \(sealed), state = \(state.rawValue), pending = \(pending), due_at = \(due),
                 client_id = \(update.state.clientId), updated_at = \(nowMs),
-                lease_until = CASE WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
+                lease_owner = CASE WHEN \(release) THEN NULL ELSE lease_owner END,
+                lease_until = CASE WHEN \(release) THEN NULL WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
     }
@@ -82,7 +84,7 @@ struct PostgresCommit {
         if later {
             try await PostgresRows.deleteIntents(tx, key, .upTo(newestSeen))
             let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try await applyLocked(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner))
+            try await applyLocked(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
             return
         }
         try await PostgresRows.deleteIntents(tx, key, .all)

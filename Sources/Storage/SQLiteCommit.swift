@@ -47,10 +47,12 @@ struct SQLiteCommit {
         }
         let state = DeviceStateName.of(update.state, pending: pending)
         try db.cachedStatement(sql: """
-            UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?
+            UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,
+                lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
             WHERE app = ? AND device_id = ?
             """).execute(arguments: [
-                try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs, key.appCode, key.deviceId,
+                try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs,
+                update.releaseLease, update.releaseLease, key.appCode, key.deviceId,
             ])
     }
 
@@ -77,7 +79,7 @@ struct SQLiteCommit {
             // Keep the newer intents: drop what the forget covered and start the device afresh.
             try SQLiteRows.deleteIntents(db, key, where: "id <= ?", [newestSeen])
             let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try applyFenced(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner))
+            try applyFenced(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
             return
         }
         try SQLiteRows.deleteIntents(db, key, where: "1 = 1")

@@ -34,6 +34,7 @@ enum Conformance {
         ("queue bounds, global and per app", queueBounds),
         ("claimDue: due and unleased only, leases respected", claimDue),
         ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
+        ("commit gives the lease back in the same write when asked", commitReleasesLease),
         ("commit: whenWoken with and without newer intents", commitWhenWoken),
         ("forget without later intents", forgetPlain),
         ("forget with later intents", forgetWithLater),
@@ -214,6 +215,29 @@ enum Conformance {
         try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, popHead: true, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "D"), now: now)
         try await store.releaseLease(k, owner: "D")
         #expect(try await store.claimDue(now: now.addingTimeInterval(100), limit: 10, owner: "E", lease: .seconds(30)).count == 4)
+    }
+
+    static func commitReleasesLease(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let k = Fixture.key("d1")
+        let now = Date()
+        try await store.put(Fixture.start(Fixture.token("a")), k, now: now)
+        try await store.put(.login(fieldId: 3, value: "x"), k, now: now)
+        #expect(try await store.claimDue(now: now, limit: 1, owner: "A", lease: .seconds(60)) == [k])
+        let w = try #require(try await store.loadWork(k))
+        // A commit that keeps going holds the lease: nobody else can claim the device, though it is due.
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, headProgress: 1, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "A"), now: now)
+        #expect(try await store.claimDue(now: now, limit: 1, owner: "B", lease: .seconds(60)).isEmpty)
+        // The turn's last commit gives it back: still due (two intents pending), so B claims it at once,
+        // and A's later commits are fenced off.
+        try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, headProgress: 2, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "A", releaseLease: true), now: now)
+        #expect(try await store.claimDue(now: now, limit: 1, owner: "B", lease: .seconds(60)) == [k])
+        await #expect(throws: StorageError.self) {
+            try await store.commit(k, WorkUpdate(state: w.state, headId: w.head?.id, next: .now, newestIntentIdSeen: w.newestIntentId, owner: "A"), now: now)
+        }
+        let after = try #require(try await store.loadWork(k))
+        #expect(after.head?.progress == 2)
+        #expect(after.queue.count == 2)
     }
 
     static func commitPopProgressBackoff(_ h: StoreHarness) async throws {
