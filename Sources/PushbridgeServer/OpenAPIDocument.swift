@@ -9,7 +9,9 @@ info:
     Runs the Emarsys Mobile Engage v3 SDK workflow on the server for every device a customer
     backend tells it about. Writes answer at once: 202 means the intent is stored durably and will
     reach Mobile Engage; 200 with "deduplicated": true means nothing would change there.
-    Errors are RFC 9457 problem documents. No response ever holds a push token, contact token,
+    Request bodies are JSON (RFC 8259, UTF-8) of at most 64 KiB (413 beyond), nested at most 16
+    levels below the top object (400 beyond). Errors are RFC 9457 problem documents. No response
+    ever holds a push token, contact token,
     refresh token or contact field value, except POST /v1/tokens/normalize, which returns the
     canonical form of the token the caller sent.
 servers:
