@@ -20,6 +20,11 @@ public struct SandboxFault: Sendable, Hashable, Codable {
     public var status: Int?
     /// Matches remaining; `nil` = unlimited (until deleted).
     public var remaining: Int?
+    /// At most this many matches per client (`X-Client-Id`), so that every client meets the fault the same
+    /// number of times however the clients' requests interleave; `nil` = no per-client bound.
+    public var perClient: Int?
+    /// Matches so far per client id, for `perClient` (not in the listing).
+    var hitsByClient: [String: Int] = [:]
     public var path: String?
     public var method: String?
     public var latencyMs: Int?
@@ -27,11 +32,16 @@ public struct SandboxFault: Sendable, Hashable, Codable {
     /// How many requests this fault has hit so far.
     public var hits: Int
 
-    func matches(method requestMethod: String, path requestPath: String) -> Bool {
+    func matches(method requestMethod: String, path requestPath: String, clientId: String?) -> Bool {
         if let remaining, remaining <= 0 { return false }
+        if let perClient, hitsByClient[clientId ?? "", default: 0] >= perClient { return false }
         if let method, method.uppercased() != requestMethod.uppercased() { return false }
         if let path, !requestPath.contains(path) { return false }
         return true
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, mode, status, remaining, perClient, path, method, latencyMs, retryAfter, hits
     }
 
     /// Always writes every key (explicit `null`s), so the listing has a fixed shape.
@@ -41,6 +51,7 @@ public struct SandboxFault: Sendable, Hashable, Codable {
         try container.encode(mode, forKey: .mode)
         try container.encode(status, forKey: .status)
         try container.encode(remaining, forKey: .remaining)
+        try container.encode(perClient, forKey: .perClient)
         try container.encode(path, forKey: .path)
         try container.encode(method, forKey: .method)
         try container.encode(latencyMs, forKey: .latencyMs)
@@ -93,11 +104,13 @@ extension SandboxFault {
         default: throw .invalidField("count", "must be at least 1 (or use unlimited: true)")
         }
 
+        let perClient = try optionalInt("perClient")
+        if let perClient, perClient < 1 { throw .invalidField("perClient", "must be at least 1") }
         let path = try optionalString("path")
         let method = try optionalString("method")?.uppercased()
         let retryAfter = try optionalString("retryAfter")
         return SandboxFault(
-            id: id, mode: mode, status: status, remaining: remaining, path: path, method: method,
+            id: id, mode: mode, status: status, remaining: remaining, perClient: perClient, path: path, method: method,
             latencyMs: latencyMs, retryAfter: retryAfter, hits: 0
         )
     }
@@ -116,8 +129,9 @@ struct FaultList: Sendable {
     }
 
     /// Finds the first fault matching the request and consumes one of its counts.
-    mutating func consume(method: String, path: String) -> SandboxFault? {
-        guard let index = faults.firstIndex(where: { $0.matches(method: method, path: path) }) else { return nil }
+    mutating func consume(method: String, path: String, clientId: String?) -> SandboxFault? {
+        guard let index = faults.firstIndex(where: { $0.matches(method: method, path: path, clientId: clientId) }) else { return nil }
+        if faults[index].perClient != nil { faults[index].hitsByClient[clientId ?? "", default: 0] += 1 }
         faults[index].hits += 1
         if let remaining = faults[index].remaining { faults[index].remaining = remaining - 1 }
         return faults[index]

@@ -45,7 +45,7 @@ extension MESandbox {
         )
         let environment = self.environment
         let (answer, faultId) = state.withLock { state in
-            let fault = state.faults.consume(method: meRequest.method, path: path)
+            let fault = state.faults.consume(method: meRequest.method, path: path, clientId: meRequest.clientId)
             return (state.respond(to: meRequest, fault: fault, environment: environment), fault?.id)
         }
         logger.debug("ME request", metadata: [

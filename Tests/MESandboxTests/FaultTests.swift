@@ -31,6 +31,29 @@ struct FaultTests {
         }
     }
 
+    @Test("perClient: every client meets the fault that many times, however the clients interleave")
+    func perClient() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            var first = TestDevice(harness)
+            var second = TestDevice(harness)
+            _ = try await first.register()
+            _ = try await first.linkAnonymous()
+            _ = try await second.register()
+            _ = try await second.linkAnonymous()
+            try await harness.addFault(#"{"status": 401, "perClient": 1, "unlimited": true, "path": "push-token"}"#)
+            // The first client's retry comes before the second client's first call: it still gets through.
+            #expect(try await first.setPushToken("a").status == 401)
+            #expect(try await first.setPushToken("a").status == 204)
+            #expect(try await second.setPushToken("b").status == 401)
+            #expect(try await second.setPushToken("b").status == 204)
+            let faults = await harness.sandbox.faults()
+            #expect(faults.first?.hits == 2 && faults.first?.perClient == 1 && faults.first?.remaining == nil)
+            let listed = try await harness.get("/_sandbox/faults", as: [SandboxFault].self)
+            #expect(listed.first?.perClient == 1)
+            #expect(try await harness.send(.POST, "/_sandbox/faults", body: #"{"status": 401, "perClient": 0}"#).status == 400)
+        }
+    }
+
     @Test("latency delays the answer, alone or with a status")
     func latency() async throws {
         try await SandboxHarness.withSandbox { harness in
