@@ -9,9 +9,9 @@ import Workflow
 public final class SQLiteDeviceStore: DeviceStore {
     let pool: DatabasePool
     /// Read-only connections for the synchronous point reads alone (see `readInPlace`). They must not come from
-    /// `pool`: an asynchronous read gives its connection back only once it runs again on one of Swift's executor
-    /// threads, so synchronous reads waiting for a connection of the same pool on every such thread would
-    /// deadlock (a test hammers both kinds at once).
+    /// `pool`: an asynchronous read gives its connection back only once it runs again on one of the executor's
+    /// threads (Swift's pool, or the server's two event loops), so synchronous reads waiting for a connection of
+    /// the same pool on every such thread would deadlock (a test hammers both kinds at once, on both executors).
     let pointReads: DatabasePool
     let sealer: Sealer
     /// Every write after the migrations goes through group commit.
