@@ -16,7 +16,9 @@
 #   ingest_live ingest again with the sandbox answering at once, the workflow running beside it (a note)
 #   me-limit    the sandbox's own PUT /v3/apps/{code}/client/push-token hit by wrk (the limit for the workflow)
 #   workflow    N new devices (token-only PUTs through `pushbridge import`: 3 ME calls each) from the first
-#               request to all `registered`, sandbox answering at once, then with 20 ms injected latency
+#               request to all `registered`, sandbox answering at once, then with 20 ms injected latency; also
+#               the bridge's and the sandbox's CPU time per device and the ME calls' mean duration as the
+#               bridge saw them (its /metrics)
 #   scale       status reads of random stored devices and ingest with S_small and S_large devices seeded
 #               (`pushbridge seed`), the bridge's VmRSS at the end of each
 #   start-up    process start to /ready 200, on the fresh database and on the S_large one
@@ -56,6 +58,7 @@ BRIDGE_PORT=${BENCH_BRIDGE_PORT:-18080}
 BRIDGE2_PORT=$((BRIDGE_PORT + 1))   # scaleout's second instance
 SANDBOX_PORT=${BENCH_SANDBOX_PORT:-18090}
 CALLS_PER_DEVICE=3   # token-only PUT: client, anonymous contact link, push token (no start event)
+TICKS=$(getconf CLK_TCK)   # clock ticks per second in /proc/PID/stat
 PG_POOL=16           # storage.poolSize of each instance in scaleout
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -190,6 +193,18 @@ stop_bridge() {  # stops the bridge(s) running: SIGTERM, up to 10 s to exit, the
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system time of a process, in clock ticks
+per_device() { python3 -c "print(round(($2 - $1) * 1000 / $TICKS / $WORKFLOW_N, 3))"; }  # ticks before, after -> ms
+# me_call_ms BASE: the mean duration of the bridge's ME calls so far, as it saw them (its /metrics histogram)
+me_call_ms() {
+    curl -sf "$1/metrics" | python3 -c '
+import sys
+total = count = 0.0
+for line in sys.stdin:
+    if line.startswith("pushbridge_me_call_duration_seconds_sum"): total += float(line.split()[-1])
+    if line.startswith("pushbridge_me_call_duration_seconds_count"): count += float(line.split()[-1])
+print(round(total / count * 1000, 2) if count else "null")'
+}
 
 # --- wrk scripts -------------------------------------------------------------------------------------
 # Every script ends with done(): one JSON line with the figures (no per-response Lua, which would slow wrk).
@@ -365,12 +380,16 @@ EOF
         me_latency "$latency"
         start_bridge "$CFG" "workflow_$latency"
         log "workflow: $WORKFLOW_N devices, ME latency ${latency} ms"
+        b0=$(cpu_ticks "$BRIDGE_PID"); s0=$(cpu_ticks "$SANDBOX_PID")
         t0=$(now)
         (cd "$WORK/workflow-$latency" && "$BIN" import devices.csv --app "$APP" --url "$BRIDGE" --concurrency "$CONNS" >import.log 2>&1) &
         IMPORT_PID=$!
         t1=$(poll_registered "$BRIDGE" "$WORKFLOW_N" 600)
+        b1=$(cpu_ticks "$BRIDGE_PID"); s1=$(cpu_ticks "$SANDBOX_PID")
         wait "$IMPORT_PID" || { cat "$WORK/workflow-$latency/import.log" >&2; exit 1; }
-        record "{\"figure\": \"workflow_$latency\", \"devices\": $WORKFLOW_N, \"latency_ms\": $latency, \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))"), \"devices_per_s\": $(python3 -c "print(round($WORKFLOW_N / ($t1 - $t0), 1))"), \"rss_kb\": $(rss_kb "$BRIDGE_PID")}"
+        # CPU time per device (ingest, ME calls and storage; the sandbox's three answers), and the ME calls'
+        # mean duration as the bridge saw them: where a device's time goes, whatever the machine's load.
+        record "{\"figure\": \"workflow_$latency\", \"devices\": $WORKFLOW_N, \"latency_ms\": $latency, \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))"), \"devices_per_s\": $(python3 -c "print(round($WORKFLOW_N / ($t1 - $t0), 1))"), \"rss_kb\": $(rss_kb "$BRIDGE_PID"), \"bridge_cpu_ms_per_device\": $(per_device "$b0" "$b1"), \"sandbox_cpu_ms_per_device\": $(per_device "$s0" "$s1"), \"me_call_ms\": $(me_call_ms "$BRIDGE")}"
         log "workflow at ${latency} ms: $(tail -n1 "$RESULTS")"
         stop_bridge
     done
@@ -572,6 +591,11 @@ if "scaleout_ingest_2" in f:
     other.append(f"| scaleout_ingest_2 (A + B) | {w['rps']:.0f} | ≤ {w['p50_ms']:.2f} | ≤ {w['p99_ms']:.2f} | {w['non2xx']} |")
 print("| run | req/s | p50 ms | p99 ms | non-2xx |\n| --- | --- | --- | --- | --- |")
 print("\n".join(other))
+for k in ("workflow_0", f"workflow_{latency}"):
+    if k in f and "bridge_cpu_ms_per_device" in f[k]:
+        w = f[k]
+        print(f"\n{k}: {w['devices_per_s']:.0f} dev/s; CPU per device: bridge {w['bridge_cpu_ms_per_device']} ms, "
+              f"sandbox {w['sandbox_cpu_ms_per_device']} ms; ME call as the bridge saw it {w['me_call_ms']} ms (mean)", end="")
 for k in (f"seed_{small}", f"seed_{large}"):
     if k in f:
         print(f"\n{k}: {f[k]['seconds']} s, database {f[k]['db_bytes'] / 1e6:.0f} MB", end="")
