@@ -388,7 +388,7 @@ EOF
         b1=$(cpu_ticks "$BRIDGE_PID"); s1=$(cpu_ticks "$SANDBOX_PID")
         wait "$IMPORT_PID" || { cat "$WORK/workflow-$latency/import.log" >&2; exit 1; }
         # CPU time per device (ingest, ME calls and storage; the sandbox's three answers), and the ME calls'
-        # mean duration as the bridge saw them: where a device's time goes, whatever the machine's load.
+        # mean duration as the bridge saw them: where a device's time goes (these move less with the load).
         record "{\"figure\": \"workflow_$latency\", \"devices\": $WORKFLOW_N, \"latency_ms\": $latency, \"seconds\": $(python3 -c "print(round($t1 - $t0, 3))"), \"devices_per_s\": $(python3 -c "print(round($WORKFLOW_N / ($t1 - $t0), 1))"), \"rss_kb\": $(rss_kb "$BRIDGE_PID"), \"bridge_cpu_ms_per_device\": $(per_device "$b0" "$b1"), \"sandbox_cpu_ms_per_device\": $(per_device "$s0" "$s1"), \"me_call_ms\": $(me_call_ms "$BRIDGE")}"
         log "workflow at ${latency} ms: $(tail -n1 "$RESULTS")"
         stop_bridge
