@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Storage
+import Testing
 import Workflow
 
 /// The PostgreSQL server for the tests, when `PUSHBRIDGE_TEST_POSTGRES_URL` names one (scripts/test.sh starts one).
@@ -112,6 +113,15 @@ extension DeviceStore {
     @discardableResult
     func put(_ write: DeviceWrite, _ key: DeviceKey, limits: QueueLimits = Fixture.limits, now: Date = Date()) async throws -> AcceptResult {
         try await accept(write, for: key, policy: Fixture.policy, limits: limits, newClientId: Fixture.newClientId(), now: now)
+    }
+
+    /// Queues a start (with `token`) and a login for `key`, claims the device for `owner` and loads its work:
+    /// how the cases that commit engine steps begin.
+    func queueStartAndLoginClaimed(_ key: DeviceKey, token: TokenRef? = nil, owner: String, lease: Duration, now: Date) async throws -> Work {
+        try await put(Fixture.start(token), key, now: now)
+        try await put(.login(fieldId: 3, value: "x"), key, now: now)
+        #expect(try await claimDue(now: now, limit: 1, owner: owner, lease: lease) == [key])
+        return try #require(try await loadWork(key))
     }
 }
 
