@@ -73,6 +73,9 @@ struct ConfigTests {
         ("apps:\n  - code: EMS12-34567\n    apiKeys: [short]\n", "apps[0].apiKeys"),
         ("apps:\n  - code: EMS12-34567\n  - code: EMS12-34567\n", "apps[1].code"),
         ("apps:\n  - code: EMS12-34567\n    colour: blue\n", "apps[0].colour"),
+        ("apps:\n  - code: EMS12_34567\n", "apps[0].code"),
+        // A code that ends in a newline (a regular expression's `$` let this one through).
+        ("apps:\n  - code: \"EMS12-34567\\n\"\n", "apps[0].code"),
     ])
     func errorsNameTheKey(yaml: String, key: String) throws {
         try expectError(yaml, key: key)

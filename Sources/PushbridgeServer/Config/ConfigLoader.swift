@@ -164,7 +164,7 @@ public enum ConfigLoader {
             for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv"].contains(k) {
                 throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
             }
-            guard let code = map["code"] as? String, code.range(of: #"^[A-Za-z0-9-]{1,64}$"#, options: .regularExpression) != nil else {
+            guard let code = map["code"] as? String, RequestParsing.isIdentifier(code, maxLength: 64, punctuation: "-") else {
                 throw ConfigError(key: "\(at).code", message: "must be an app code like EMS12-34567")
             }
             if apps.contains(where: { $0.code == code }) { throw ConfigError(key: "\(at).code", message: "\(code) is configured twice") }

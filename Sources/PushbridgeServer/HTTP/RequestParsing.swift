@@ -15,16 +15,17 @@ struct RequestParsing: Sendable {
     /// matched before a final newline.)
     static func validDeviceId(_ id: String) -> Bool { isIdentifier(id, maxLength: 128) }
 
-    static func isIdentifier(_ text: String, maxLength: Int) -> Bool {
+    /// 1 to `maxLength` characters of A-Z, a-z, 0-9 and the ASCII characters in `punctuation`.
+    static func isIdentifier(_ text: String, maxLength: Int, punctuation: StaticString = ".:_-") -> Bool {
         let utf8 = text.utf8
         guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
+        let allowed = UnsafeBufferPointer(start: punctuation.utf8Start, count: punctuation.utf8CodeUnitCount)
         return utf8.allSatisfy { byte in
             switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 return true
             default:
-                return false
+                return allowed.contains(byte)
             }
         }
     }
