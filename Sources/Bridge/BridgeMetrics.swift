@@ -25,6 +25,14 @@ public struct BridgeMetrics: Sendable {
             .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
     }
 
+    /// How long one of the engine's storage operations took (`operation`: claim, load, commit, commit_and_load,
+    /// release): the database's share of a device's turn.
+    public func storeLatency(operation: String, _ duration: Duration) {
+        let (s, atto) = duration.components
+        Timer(label: "pushbridge_store_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+
     public func contactTokenRefresh() {
         Counter(label: "pushbridge_contact_token_refreshes_total", factory: factory).increment()
     }

@@ -69,7 +69,7 @@ public final class Engine: Service, Sendable {
             let free = config.maxConcurrentRequests - (await queue.load)
             if free > 0 {
                 do {
-                    let keys = try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
+                    let keys = try await timed("claim") { try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease) }
                     if !keys.isEmpty {
                         await queue.push(keys)
                         continue
@@ -95,7 +95,7 @@ public final class Engine: Service, Sendable {
         while let key = await queue.next() {
             if await work(on: key) {
                 // Given back before the dispatcher looks again, so that it can claim the device at once.
-                try? await store.releaseLease(key, owner: owner)
+                try? await timed("release") { try await store.releaseLease(key, owner: owner) }
             }
             await queue.done()
             await signal.notify()
@@ -122,7 +122,7 @@ public final class Engine: Service, Sendable {
                 if let prefetched {
                     loaded = prefetched
                 } else {
-                    loaded = try await store.loadWork(key)
+                    loaded = try await timed("load") { try await store.loadWork(key) }
                 }
                 prefetched = nil
                 guard let work = loaded else { return true }
@@ -131,21 +131,27 @@ public final class Engine: Service, Sendable {
                 let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
                 switch plan {
                 case .idle:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
+                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
                     return false
                 case .wait(let reason):
                     var state = work.state
                     if reason == .login { state.waitingFor = "login" }
                     // A token move is woken by the release's commit; the poll is a safety net.
                     let next: WorkUpdate.Next = reason == .login ? .whenWoken : .at(now.addingTimeInterval(2))
-                    try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
+                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
                     return false
                 case .advance(let state, let pop):
+                    if pop && work.queue.count == 1 {
+                        // The last queued intent is done: the turn ends with this commit, as the `.idle` that
+                        // would follow it would end it (an intent queued meanwhile keeps the device due).
+                        try await timed("commit") { try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
+                        return false
+                    }
                     let update = WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
-                    guard let next = try await store.commitAndLoad(key, update, now: now) else { return true }
+                    guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: now) }) else { return true }
                     prefetched = next
                 case .forget:
-                    try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now)
+                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
                     log.info("device forgotten")
                     return false
                 case .send(let call, let context):
@@ -158,13 +164,13 @@ public final class Engine: Service, Sendable {
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     var update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     if next == .now {
-                        let following = try await store.commitAndLoad(key, update, now: Date())
+                        let following = try await timed("commit_and_load") { try await store.commitAndLoad(key, update, now: Date()) }
                         logStep(log, call: call, transition: t)
                         guard let following else { return true }
                         prefetched = following
                     } else {
                         update.releaseLease = true
-                        try await store.commit(key, update, now: Date())
+                        try await timed("commit") { try await store.commit(key, update, now: Date()) }
                         logStep(log, call: call, transition: t)
                         return false
                     }
@@ -178,6 +184,13 @@ public final class Engine: Service, Sendable {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
         }
         return true
+    }
+
+    /// Runs one storage operation and records how long it took.
+    private func timed<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
+        let started = ContinuousClock.now
+        defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
+        return try await body()
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {

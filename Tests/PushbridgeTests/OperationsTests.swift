@@ -52,6 +52,29 @@ struct OperationsTests {
         }
     }
 
+    @Test("a new device costs the engine one load and five writes; the last intent's pop gives the device back")
+    func storageOperationsPerDevice() async throws {
+        try await withTestBed { bed in
+            _ = try await bed.request("PUT", bed.devicePath("s1"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitForState("s1", "registered")
+            // The metric is recorded just after the commit that made the device registered.
+            var text = ""
+            for _ in 0..<250 {
+                text = String(decoding: try await bed.request("GET", "/metrics").body, as: UTF8.self)
+                if metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="commit""#]) != nil { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            // Four ME calls (client, anonymous contact, start event, push token), each committed with the
+            // read of the next step; the pop of the done intent is the turn's last write and releases the lease.
+            #expect(metric(text, "pushbridge_me_call_duration_seconds_count") != nil)
+            #expect(metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="load""#]) == 1)
+            #expect(metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="commit_and_load""#]) == 4)
+            #expect(metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="commit""#]) == 1)
+            #expect(metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="release""#]) == nil)
+            #expect(metric(text, "pushbridge_store_operation_duration_seconds_count", [#"operation="claim""#]) != nil)
+        }
+    }
+
     @Test("X-Request-Id is taken when given, made when not, and echoed")
     func requestId() async throws {
         try await withTestBed { bed in
