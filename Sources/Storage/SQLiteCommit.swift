@@ -10,22 +10,26 @@ struct SQLiteCommit {
     let now: Date
     let sealer: Sealer
 
-    func apply(_ update: WorkUpdate) throws {
-        if let owner = update.owner {
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT lease_owner FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
-            let holder: String? = row?["lease_owner"]
-            guard holder == owner else { throw StorageError.leaseLost(key.description) }
+    /// Must run in a transaction or savepoint of its own: a fenced commit that finds its lease gone throws
+    /// `leaseLost` after its first writes, which the caller's rollback undoes.
+    /// - Returns: whether the device's row holds `update.state` now (false when it was forgotten or is gone).
+    @discardableResult
+    func apply(_ update: WorkUpdate) throws -> Bool {
+        if update.forget {
+            if let owner = update.owner {
+                let holder = try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT lease_owner FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
+                guard holder == owner else { throw StorageError.leaseLost(key.description) }
+            }
+            try forget(update)
+            return false
         }
-        try applyFenced(update)
+        return try applyStep(update)
     }
 
-    private func applyFenced(_ update: WorkUpdate) throws {
+    @discardableResult
+    private func applyStep(_ update: WorkUpdate) throws -> Bool {
         let nowMs = Codec.ms(now)
-        if update.forget {
-            try forget(update)
-            return
-        }
         if let id = update.headId {
             if update.popHead {
                 let kind = try String.fetchOne(db.cachedStatement(sql: "SELECT kind FROM intents WHERE id = ?"), arguments: [id])
@@ -35,10 +39,12 @@ struct SQLiteCommit {
                 try db.cachedStatement(sql: "UPDATE intents SET progress = ? WHERE id = ?").execute(arguments: [progress, id])
             }
         }
-        let pending = try SQLiteRows.pendingCount(db, key)
-        let arrived = try Bool.fetchOne(
-            db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)"),
-            arguments: [key.appCode, key.deviceId, update.newestIntentIdSeen]) ?? false
+        // The queue left behind, and whether intents arrived since the worker's load, in one statement.
+        let counts = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT COUNT(*) AS pending, COALESCE(MAX(id), 0) > ? AS arrived FROM intents WHERE app = ? AND device_id = ?"),
+            arguments: [update.newestIntentIdSeen, key.appCode, key.deviceId])
+        let pending: Int = counts?["pending"] ?? 0
+        let arrived: Bool = counts?["arrived"] ?? false
         let due: Int64?
         switch update.next {
         case .now: due = pending > 0 ? nowMs : nil
@@ -49,11 +55,15 @@ struct SQLiteCommit {
         try db.cachedStatement(sql: """
             UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,
                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
-            WHERE app = ? AND device_id = ?
+            WHERE app = ? AND device_id = ? AND (? IS NULL OR lease_owner = ?)
             """).execute(arguments: [
                 try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs,
-                update.releaseLease, update.releaseLease, key.appCode, key.deviceId,
+                update.releaseLease, update.releaseLease, key.appCode, key.deviceId, update.owner, update.owner,
             ])
+        // The fence: the row is updated only while `owner` holds the lease (the intent writes above roll back).
+        let updated = db.changesCount > 0
+        if update.owner != nil && !updated { throw StorageError.leaseLost(key.description) }
+        return updated
     }
 
     /// A device whose release finished may now send the token it waited for.
@@ -79,7 +89,7 @@ struct SQLiteCommit {
             // Keep the newer intents: drop what the forget covered and start the device afresh.
             try SQLiteRows.deleteIntents(db, key, where: "id <= ?", [newestSeen])
             let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try applyFenced(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
+            try applyStep(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
             return
         }
         try SQLiteRows.deleteIntents(db, key, where: "1 = 1")

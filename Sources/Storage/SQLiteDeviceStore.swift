@@ -197,26 +197,40 @@ public final class SQLiteDeviceStore: DeviceStore {
     public func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
         let sealer = self.sealer
         let loaded = try await writes.write { db in
-            try SQLiteCommit(db: db, key: key, now: now, sealer: sealer).apply(update)
-            // A failed read does not undo the commit, as a failed `loadWork` after `commit` would not.
-            return Result { try Self.work(db, key, sealer) }
+            let written = try SQLiteCommit(db: db, key: key, now: now, sealer: sealer).apply(update)
+            // A failed read does not undo the commit, as a failed `loadWork` after `commit` would not. A step's
+            // commit wrote `update.state` as the device's state (API writes never change it), so only the
+            // queue is read back.
+            return Result { try Self.work(db, key, sealer, state: written ? update.state : nil) }
         }
         return try loaded.get()
     }
 
-    private static func work(_ db: Database, _ key: DeviceKey, _ sealer: Sealer) throws -> Work? {
-        guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
-        let queue = try SQLiteRows.queued(db, key, sealer, limit: 64)
+    private static let queueWindow = 64
+
+    /// The device's work; `state`, when given, is the device's state as the caller just wrote it.
+    private static func work(_ db: Database, _ key: DeviceKey, _ sealer: Sealer, state known: DeviceState? = nil) throws -> Work? {
+        let state: DeviceState
+        if let known {
+            state = known
+        } else {
+            guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
+            state = device.state
+        }
+        let queue = try SQLiteRows.queued(db, key, sealer, limit: queueWindow)
         let head = queue.first
-        let newest = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]) ?? 0
+        // A queue shorter than the window is the whole queue: its largest id is the newest.
+        let newest = try queue.count < queueWindow
+            ? queue.map(\.intent.id).max() ?? 0
+            : Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]) ?? 0
         var blocked = false
         if let head, let holder = head.waitsFor, let hash = head.tokenHash {
             blocked = try Bool.fetchOne(
                 db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND kind = 'release' AND token_hash = ?)"),
                 arguments: [key.appCode, holder, hash]) ?? false
         }
-        return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
+        return Work(state: state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
     }
 
     public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
