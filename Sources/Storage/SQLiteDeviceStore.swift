@@ -88,9 +88,22 @@ public final class SQLiteDeviceStore: DeviceStore {
     // thread hops of the async `read`, worth more than the read itself. Listings and overviews, which may scan,
     // stay on `pool`'s reader queues.
 
-    /// GRDB's synchronous read (a sync function, so that overload resolution does not pick the async one).
+    /// A synchronous read in one read transaction (one snapshot), as GRDB's `read` makes it, but with its BEGIN
+    /// and COMMIT taken from the connection's statement cache: `read` compiles both anew for every read, a few
+    /// per cent of a deduplicated write. (A sync function, so that overload resolution does not pick an async one.)
     private func readInPlace<T>(_ body: (Database) throws -> T) throws -> T {
-        try pointReads.read(body)
+        try pointReads.unsafeRead { db in
+            try db.cachedStatement(sql: "BEGIN DEFERRED TRANSACTION").execute()
+            let value: T
+            do {
+                value = try body(db)
+            } catch {
+                if db.isInsideTransaction { try? db.cachedStatement(sql: "COMMIT TRANSACTION").execute() }
+                throw error
+            }
+            try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+            return value
+        }
     }
 
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
