@@ -27,7 +27,7 @@ func bootstrapLogging(level: String, format: String = "text") -> Logger {
         if format == "json" { return JSONLogHandler(label: label, level: logLevel) }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = logLevel
-        return handler
+        return MetadataDeferringLogHandler(handler)
     }
     return Logger(label: "pushbridge")
 }
