@@ -240,6 +240,14 @@ wrk.body = '{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxx
 EOF
 cat "$WORK/done.lua" >>"$WORK/dedup.lua"
 cp "$WORK/done.lua" "$WORK/plain.lua"
+# The API path with no storage: body, JSON, the provider plugin and the token hash, and a JSON answer.
+cat >"$WORK/normalize.lua" <<EOF
+wrk.method = "POST"
+wrk.path = "/v1/tokens/normalize"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+EOF
+cat "$WORK/done.lua" >>"$WORK/normalize.lua"
 cat >"$WORK/reads.lua" <<EOF
 local counter = 0
 
@@ -262,13 +270,21 @@ wrk_json() {
     echo "$json"
 }
 
-# wrk_run FIGURE URL SCRIPT [ARGS...]: a bounded wrk run; records the WRKJSON line as FIGURE.
+# wrk_run FIGURE URL SCRIPT [ARGS...]: a bounded wrk run; records the WRKJSON line as FIGURE, with the CPU time
+# the server (the sandbox for its own URL, else the bridge) spent per request.
 wrk_run() {
-    local figure=$1 json
+    local figure=$1 json pid t0 t1 cpu=null
     shift
+    if [[ "$1" == "$SANDBOX"* ]]; then pid=$SANDBOX_PID; else pid=${BRIDGE_PID:-}; fi
+    [[ -n "$pid" && -r "/proc/$pid/stat" ]] || pid=""
+    [[ -n "$pid" ]] && t0=$(cpu_ticks "$pid")
     json=$(wrk_json "$@")
-    log "$figure: $json"
-    record "{\"figure\": \"$figure\", \"threads\": $THREADS, \"connections\": $CONNS, \"wrk\": $json}"
+    if [[ -n "$pid" && -r "/proc/$pid/stat" ]]; then
+        t1=$(cpu_ticks "$pid")
+        cpu=$(python3 -c "import json, sys; n = json.loads(sys.argv[1])['requests']; print(round(($t1 - $t0) * 1e6 / $TICKS / n, 1) if n else 'null')" "$json")
+    fi
+    log "$figure: $json, server CPU $cpu µs per request"
+    record "{\"figure\": \"$figure\", \"threads\": $THREADS, \"connections\": $CONNS, \"server_cpu_us_per_request\": $cpu, \"wrk\": $json}"
 }
 
 BRIDGE="http://127.0.0.1:$BRIDGE_PORT"
@@ -359,6 +375,7 @@ if [[ " $PHASES " == *" ingest "* ]]; then
     answer=$(curl -s -w ' %{http_code}' -X PUT "$BRIDGE/v1/apps/$APP/devices/dedup-1/push-token" -H 'Content-Type: application/json' -d "$body")
     [[ "$answer" == *'"deduplicated":true'*' 200' ]] || { echo "the dedup request is not answered 200 deduplicated: $answer" >&2; exit 1; }
     wrk_run dedup "$BRIDGE" "$WORK/dedup.lua"
+    wrk_run normalize "$BRIDGE" "$WORK/normalize.lua"
     wrk_run health_after "$BRIDGE/health" "$WORK/plain.lua"
     record "{\"figure\": \"rss.ingest\", \"kb\": $(rss_kb "$BRIDGE_PID")}"
     me_latency 0
@@ -521,6 +538,10 @@ if health:
     d = f["dedup"]["wrk"]
     r = ratio(d["rps"], health)
     row("dedup ÷ /health", f"{r:.2f}", "≥ 0.8", r >= 0.8, f"{d['rps']:.0f} ÷ {health:.0f} req/s, p99 {d['p99_ms']:.1f} ms")
+    if "normalize" in f:
+        n = f["normalize"]["wrk"]
+        rows.append({"figure": "(note) no storage: POST /v1/tokens/normalize ÷ /health", "value": f"{n['rps'] / health:.2f}", "target": "", "pass": None,
+                     "note": f"{n['rps']:.0f} req/s: body, JSON, provider plugin, token hash and a JSON answer; the ceiling of any PUT"})
     if "ingest_live" in f:
         l = f["ingest_live"]["wrk"]
         rows.append({"figure": "(note) ingest with the workflow running", "value": f"{l['rps'] / health:.2f}", "target": "", "pass": None,
@@ -536,6 +557,10 @@ if "workflow_0" in f:
     w = f[key]["devices_per_s"]
     r = w / ideal
     row(f"workflow at {latency} ms ÷ ideal", f"{r:.2f}", "≥ 0.9", r >= 0.9, f"{w:.0f} dev/s ÷ ({maxconc} ÷ ({calls} × {latency} ms)) = {ideal:.0f}")
+    w0 = f["workflow_0"]["devices_per_s"]
+    if w0 < 0.9 * ideal:
+        rows.append({"figure": f"(note) workflow at 0 ms ÷ ideal at {latency} ms", "value": f"{w0 / ideal:.2f}", "target": "", "pass": None,
+                     "note": f"with ME answering at once this machine does {w0:.0f} dev/s, below 0.9 × {ideal:.0f}: the CPU, not the latency, is the limit"})
     if limit < ideal:
         rows.append({"figure": f"(note) workflow at {latency} ms ÷ min(ideal, ME limit ÷ calls)", "value": f"{w / limit:.2f}", "target": "", "pass": None,
                      "note": f"the sandbox alone answers {me:.0f} req/s here, so at most {limit:.0f} dev/s whatever the latency"})
@@ -577,19 +602,20 @@ for r in rows:
     print(f"| {r['figure']} | {r['value']} | {r['target']} | {verdict} | {r['note']} |")
 print()
 other = []
-for k in ("health", "health_after", "ingest", "dedup", "ingest_live", "me_limit", "reads_" + small, "ingest_" + small, "reads_" + large, "ingest_" + large):
+for k in ("health", "health_after", "normalize", "ingest", "dedup", "ingest_live", "me_limit", "reads_" + small, "ingest_" + small, "reads_" + large, "ingest_" + large):
     if k in f:
         w = f[k]["wrk"]
-        other.append(f"| {k} | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+        cpu = f[k].get("server_cpu_us_per_request")
+        other.append(f"| {k} | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} | {'' if cpu is None else cpu} |")
 if "scaleout_ingest_1" in f:
     w = f["scaleout_ingest_1"]["wrk"]
-    other.append(f"| scaleout_ingest_1 (PostgreSQL, A) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+    other.append(f"| scaleout_ingest_1 (PostgreSQL, A) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} | |")
 if "scaleout_ingest_2" in f:
     for name, w in sorted(f["scaleout_ingest_2"]["instances"].items()):
-        other.append(f"| scaleout_ingest_2 (PostgreSQL, {name}) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} |")
+        other.append(f"| scaleout_ingest_2 (PostgreSQL, {name}) | {w['rps']:.0f} | {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['non2xx']} | |")
     w = f["scaleout_ingest_2"]["wrk"]
-    other.append(f"| scaleout_ingest_2 (A + B) | {w['rps']:.0f} | ≤ {w['p50_ms']:.2f} | ≤ {w['p99_ms']:.2f} | {w['non2xx']} |")
-print("| run | req/s | p50 ms | p99 ms | non-2xx |\n| --- | --- | --- | --- | --- |")
+    other.append(f"| scaleout_ingest_2 (A + B) | {w['rps']:.0f} | ≤ {w['p50_ms']:.2f} | ≤ {w['p99_ms']:.2f} | {w['non2xx']} | |")
+print("| run | req/s | p50 ms | p99 ms | non-2xx | server CPU µs per request |\n| --- | --- | --- | --- | --- | --- |")
 print("\n".join(other))
 for k in ("workflow_0", f"workflow_{latency}"):
     if k in f and "bridge_cpu_ms_per_device" in f[k]:
