@@ -22,7 +22,10 @@ extension SandboxState {
             return answer
         }
 
-        var client = clients[clientId]
+        // Taken out of the dictionary, not copied: a copy would share the history buffers with the entry left
+        // behind, and the first append would copy them whole (thousands of entries for a busy client, under
+        // the lock). It goes back at the end; nothing in between looks it up.
+        var client = clients.removeValue(forKey: clientId)
             ?? ClientRecord(clientId: clientId, appCode: request.appCode, historyCapacity: historyCapacity)
         client.appCode = request.appCode
 
