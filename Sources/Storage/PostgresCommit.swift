@@ -13,7 +13,7 @@ struct PostgresCommit {
     let leaseMs: Int64
 
     func apply(_ update: WorkUpdate) async throws {
-        let rows = try await tx.rows("SELECT lease_owner FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId) FOR UPDATE")
+        let rows = try await tx.rows(PGStatement.LeaseForUpdate.self, "SELECT lease_owner FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId) FOR UPDATE")
         if let owner = update.owner {
             guard let row = rows.first, try row.decode(String?.self) == owner else { throw StorageError.leaseLost(key.description) }
         }
@@ -28,15 +28,15 @@ struct PostgresCommit {
         }
         if let id = update.headId {
             if update.popHead {
-                let kind = try await tx.rows("SELECT kind FROM intents WHERE id = \(id)").first.map { try $0.decode(String.self) }
+                let kind = try await tx.rows(PGStatement.IntentKind.self, "SELECT kind FROM intents WHERE id = \(id)").first.map { try $0.decode(String.self) }
                 try await PostgresRows.deleteIntents(tx, key, .id(id))
                 if kind == "release" { try await wakeWaiters() }
             } else if let progress = update.headProgress {
-                try await tx.exec("UPDATE intents SET progress = \(progress) WHERE id = \(id)")
+                try await tx.exec(PGStatement.IntentProgress.self, "UPDATE intents SET progress = \(progress) WHERE id = \(id)")
             }
         }
         // The pending count, and whether intents arrived after the worker's load, in one round trip.
-        let counted = try await tx.rows("""
+        let counted = try await tx.rows(PGStatement.CountAndNewest.self, """
             SELECT COUNT(*), COALESCE(MAX(id), 0) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
         var (count, newest): (Int64, Int64) = (0, 0)
@@ -53,7 +53,7 @@ struct PostgresCommit {
         let sealed = try Codec.seal(update.state, sealer)
         let renew = update.owner != nil
         let release = update.releaseLease
-        try await tx.exec("""
+        try await tx.exec(PGStatement.CommitStep.self, """
             UPDATE devices SET data = \(sealed), state = \(state.rawValue), pending = \(pending), due_at = \(due),
                 client_id = \(update.state.clientId), updated_at = \(nowMs),
                 lease_owner = CASE WHEN \(release) THEN NULL ELSE lease_owner END,
@@ -65,11 +65,11 @@ struct PostgresCommit {
     /// A device whose release finished may now send the token it waited for.
     private func wakeWaiters() async throws {
         let (app, device) = (key.appCode, key.deviceId)
-        try await tx.exec("""
+        try await tx.exec(PGStatement.WakeWaitingDevices.self, """
             UPDATE devices SET due_at = \(Codec.ms(now)) WHERE app = \(app) AND due_at IS NULL
             AND device_id IN (SELECT device_id FROM intents WHERE app = \(app) AND waits_for = \(device))
             """)
-        try await tx.exec("""
+        try await tx.exec(PGStatement.ClearWaitsFor.self, """
             UPDATE intents SET waits_for = NULL WHERE app = \(app) AND waits_for = \(device)
             AND NOT EXISTS (SELECT 1 FROM intents r WHERE r.app = \(app) AND r.device_id = \(device) AND r.kind = 'release')
             """)
@@ -78,7 +78,7 @@ struct PostgresCommit {
     /// The token is gone at ME: forget the device, unless the backend sent something after the forget.
     private func forget(_ update: WorkUpdate) async throws {
         let newestSeen = update.newestIntentIdSeen
-        let later = try await tx.rows("""
+        let later = try await tx.rows(PGStatement.IntentsAfter.self, """
             SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND id > \(newestSeen))
             """).first.map { try $0.decode(Bool.self) } ?? false
         if later {
@@ -88,7 +88,7 @@ struct PostgresCommit {
             return
         }
         try await PostgresRows.deleteIntents(tx, key, .all)
-        try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-        try await tx.exec("DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await tx.exec(PGStatement.DeleteDevice.self, "DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
     }
 }

@@ -253,7 +253,7 @@ public final class PostgresDeviceStore: DeviceStore {
         let until = nowMs + ms
         return try await transaction(synchronous: false) { tx in
             // Locked rows are skipped: another instance is claiming or committing them right now.
-            let rows = try await tx.rows("""
+            let rows = try await tx.rows(PGStatement.ClaimDue.self, """
                 WITH due AS (
                     SELECT app, device_id FROM devices
                     WHERE due_at <= \(nowMs) AND (lease_until IS NULL OR lease_until < \(nowMs))
@@ -274,7 +274,7 @@ public final class PostgresDeviceStore: DeviceStore {
         try await ready.wait()
         return try await withTx { tx in
             // A leased device is due for someone else only when its lease has expired.
-            try await tx.rows("""
+            try await tx.rows(PGStatement.NextDueAt.self, """
                 SELECT MIN(GREATEST(due_at, COALESCE(lease_until + 1, due_at))) FROM devices WHERE due_at IS NOT NULL
                 """).first.flatMap { try $0.decode(Int64?.self) }.map(Codec.date)
         }
@@ -288,11 +288,11 @@ public final class PostgresDeviceStore: DeviceStore {
     private static func work(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer) async throws -> Work? {
         guard let device = try await PostgresRows.device(tx, key, sealer) else { return nil }
         let queue = try await PostgresRows.queued(tx, key, sealer, limit: 64)
-        let newest = try await tx.rows("SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        let newest = try await tx.rows(PGStatement.NewestIntent.self, "SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
             .first.flatMap { try $0.decode(Int64?.self) } ?? 0
         var blocked = false
         if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
-            blocked = try await tx.rows("""
+            blocked = try await tx.rows(PGStatement.ReleasePending.self, """
                 SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(holder) AND kind = 'release' AND token_hash = \(hash))
                 """).first.map { try $0.decode(Bool.self) } ?? false
         }
@@ -328,10 +328,12 @@ public final class PostgresDeviceStore: DeviceStore {
 
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
         try await ready.wait()
-        try await client.query("""
-            UPDATE devices SET lease_owner = NULL, lease_until = NULL
-            WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND lease_owner = \(owner)
-            """, logger: logger)
+        try await client.withConnection { conn in
+            try await PGTx(conn: conn, logger: self.logger).exec(PGStatement.ReleaseLease.self, """
+                UPDATE devices SET lease_owner = NULL, lease_until = NULL
+                WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND lease_owner = \(owner)
+                """)
+        }
     }
 
     // MARK: Wake-ups across instances

@@ -46,15 +46,15 @@ struct PostgresIntake {
         let token = SQLiteIntake.token(of: write)
         var lockKeys = [key]
         if let token {
-            try await tx.exec("SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(key.appCode):\(token.tokenHash)"), 0))")
+            try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(key.appCode):\(token.tokenHash)"), 0))")
             if let h = try await holder(token), h != key { lockKeys.append(h) }
         }
         lockKeys.sort { $0.deviceId < $1.deviceId }
         for k in lockKeys {
-            try await tx.exec("SELECT pg_advisory_xact_lock(hashtextextended(\("device:\(k.appCode):\(k.deviceId)"), 0))")
+            try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("device:\(k.appCode):\(k.deviceId)"), 0))")
         }
         for k in lockKeys {
-            try await tx.exec("SELECT 1 FROM devices WHERE app = \(k.appCode) AND device_id = \(k.deviceId) FOR UPDATE")
+            try await tx.exec(PGStatement.LockDeviceRow.self, "SELECT 1 FROM devices WHERE app = \(k.appCode) AND device_id = \(k.deviceId) FOR UPDATE")
         }
         // Read again under the locks: the holder may have dropped the token meanwhile (removal, forget).
         let reads = try await read(write, token: token, policy: policy)
@@ -88,13 +88,13 @@ struct PostgresIntake {
             // engine's state is the one read under the lock (or created).
             try await touch(write: write, token: token, row: &row)
             // Other instances' engines look for due work now (delivered at commit).
-            try await tx.exec("SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
+            try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
             return .accepted(try row.status(deduplicated: false))
         }
     }
 
     private func holder(_ token: TokenRef) async throws -> DeviceKey? {
-        try await tx.rows("SELECT device_id FROM token_claims WHERE app = \(key.appCode) AND token_hash = \(token.tokenHash)")
+        try await tx.rows(PGStatement.TokenHolder.self, "SELECT device_id FROM token_claims WHERE app = \(key.appCode) AND token_hash = \(token.tokenHash)")
             .first.map { DeviceKey(appCode: key.appCode, deviceId: try $0.decode(String.self)) }
     }
 
@@ -116,7 +116,7 @@ struct PostgresIntake {
         let state = DeviceState(clientId: startClientId, platform: platform)
         let sealed = try Codec.seal(state, sealer)
         let nowMs = Codec.ms(now)
-        try await tx.exec("""
+        try await tx.exec(PGStatement.InsertDevice.self, """
             INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
             VALUES (\(key.appCode), \(key.deviceId), \(startClientId), \(provider), \(platform), NULL, 'pending', 0, NULL, \(nowMs), \(nowMs), \(sealed))
             """)
@@ -130,8 +130,8 @@ struct PostgresIntake {
         let nowMs = Codec.ms(now)
         try await PostgresRows.deleteIntents(tx, holder, .setToken(hash: token.tokenHash))
         try await PostgresRows.insertIntent(tx, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
-        try await tx.exec("DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(token.tokenHash) AND device_id = \(holder.deviceId)")
-        try await tx.exec("""
+        try await tx.exec(PGStatement.DeleteClaimOfHolder.self, "DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(token.tokenHash) AND device_id = \(holder.deviceId)")
+        try await tx.exec(PGStatement.ReleaseTokenAtHolder.self, """
             UPDATE devices SET
                 token_hash = CASE WHEN token_hash = \(token.tokenHash) THEN NULL ELSE token_hash END,
                 pending = (SELECT COUNT(*) FROM intents i WHERE i.app = devices.app AND i.device_id = devices.device_id),
@@ -145,13 +145,13 @@ struct PostgresIntake {
         switch write {
         case .setToken, .start:
             guard let token else { return }
-            try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-            try await tx.exec("""
+            try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            try await tx.exec(PGStatement.InsertClaim.self, """
                 INSERT INTO token_claims(app, token_hash, device_id) VALUES (\(key.appCode), \(token.tokenHash), \(key.deviceId))
                 ON CONFLICT (app, token_hash) DO UPDATE SET device_id = EXCLUDED.device_id
                 """)
         case .removeToken, .forget:
-            try await tx.exec("DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
         default:
             break
         }
@@ -176,7 +176,7 @@ struct PostgresIntake {
         default: break
         }
         let state = DeviceStateName.of(row.state, pending: pending).rawValue
-        try await tx.exec("""
+        try await tx.exec(PGStatement.Touch.self, """
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
                 provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state)
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
@@ -186,6 +186,6 @@ struct PostgresIntake {
     private func refreshStateColumn(_ key: DeviceKey) async throws {
         guard let row = try await PostgresRows.device(tx, key, sealer) else { return }
         let name = DeviceStateName.of(row.state, pending: row.pending)
-        try await tx.exec("UPDATE devices SET state = \(name.rawValue) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await tx.exec(PGStatement.StateColumn.self, "UPDATE devices SET state = \(name.rawValue) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
     }
 }

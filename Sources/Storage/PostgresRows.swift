@@ -15,15 +15,19 @@ enum PostgresRows {
     }
 
     static func device(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, forUpdate: Bool = false) async throws -> DeviceRow? {
-        let lock = forUpdate ? " FOR UPDATE" : ""
-        return try await tx.rows("""
-            SELECT \(unescaped: deviceColumns) FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)\(unescaped: lock)
-            """).first.map { try DeviceRow(row: $0, sealer: sealer) }
+        let rows = forUpdate
+            ? try await tx.rows(PGStatement.DeviceForUpdate.self, """
+                SELECT \(unescaped: deviceColumns) FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId) FOR UPDATE
+                """)
+            : try await tx.rows(PGStatement.Device.self, """
+                SELECT \(unescaped: deviceColumns) FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+                """)
+        return try rows.first.map { try DeviceRow(row: $0, sealer: sealer) }
     }
 
     /// The device's queue in processing order: releases first, then acceptance order.
     static func queued(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, limit: Int = 10_000) async throws -> [QueuedRow] {
-        try await tx.rows("""
+        try await tx.rows(PGStatement.Queued.self, """
             SELECT id, token_hash, waits_for, progress, accepted_at, payload FROM intents
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId) ORDER BY priority, id LIMIT \(limit)
             """).map { row in
@@ -37,14 +41,14 @@ enum PostgresRows {
     static func adjustQueued(_ tx: PGTx, app: String, by delta: Int) async throws {
         guard delta != 0 else { return }
         let shard = Int.random(in: 0..<8)
-        try await tx.exec("""
+        try await tx.exec(PGStatement.AdjustQueued.self, """
             INSERT INTO queue_counts(app, shard, queued) VALUES (\(app), \(shard), \(delta))
             ON CONFLICT (app, shard) DO UPDATE SET queued = queue_counts.queued + EXCLUDED.queued
             """)
     }
 
     static func pendingCount(_ tx: PGTx, _ key: DeviceKey) async throws -> Int {
-        let n = try await tx.rows("SELECT COUNT(*) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        let n = try await tx.rows(PGStatement.PendingCount.self, "SELECT COUNT(*) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
             .first.map { try $0.decode(Int64.self) } ?? 0
         return Int(n)
     }
@@ -64,15 +68,15 @@ enum PostgresRows {
         let n: Int
         switch filter {
         case .all:
-            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) RETURNING 1")
+            n = try await tx.count(PGStatement.DeleteAllIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) RETURNING 1")
         case .tokenIntents:
-            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind IN ('set-token', 'remove-token') RETURNING 1")
+            n = try await tx.count(PGStatement.DeleteTokenIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind IN ('set-token', 'remove-token') RETURNING 1")
         case .setToken(let hash):
-            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind = 'set-token' AND token_hash = \(hash) RETURNING 1")
+            n = try await tx.count(PGStatement.DeleteSetTokenIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind = 'set-token' AND token_hash = \(hash) RETURNING 1")
         case .id(let id):
-            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id = \(id) RETURNING 1")
+            n = try await tx.count(PGStatement.DeleteIntent.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id = \(id) RETURNING 1")
         case .upTo(let id):
-            n = try await tx.count("DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id <= \(id) RETURNING 1")
+            n = try await tx.count(PGStatement.DeleteIntentsUpTo.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id <= \(id) RETURNING 1")
         }
         try await adjustQueued(tx, app: app, by: -n)
         return n
@@ -82,7 +86,7 @@ enum PostgresRows {
         _ tx: PGTx, _ key: DeviceKey, _ payload: IntentPayload, tokenHash: String?, waitsFor: String?, now: Date, sealer: Sealer
     ) async throws {
         let sealed = try Codec.seal(payload, sealer)
-        try await tx.exec("""
+        try await tx.exec(PGStatement.InsertIntent.self, """
             INSERT INTO intents(app, device_id, priority, kind, token_hash, waits_for, progress, accepted_at, payload)
             VALUES (\(key.appCode), \(key.deviceId), \(payload.priority), \(payload.kind), \(tokenHash), \(waitsFor), 0, \(Codec.ms(now)), \(sealed))
             """)
@@ -92,7 +96,7 @@ enum PostgresRows {
     static func queuedCounts(_ tx: PGTx, app: String) async throws -> (total: Int, app: Int) {
         var total = 0
         var forApp = 0
-        for row in try await tx.rows("SELECT app, SUM(queued)::BIGINT FROM queue_counts GROUP BY app") {
+        for row in try await tx.rows(PGStatement.QueuedCounts.self, "SELECT app, SUM(queued)::BIGINT FROM queue_counts GROUP BY app") {
             let (a, n) = try row.decode((String, Int64).self)
             total += Int(n)
             if a == app { forApp = Int(n) }
