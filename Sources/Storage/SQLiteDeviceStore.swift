@@ -31,6 +31,10 @@ public final class SQLiteDeviceStore: DeviceStore {
         config.busyMode = .timeout(5)
         config.maximumReaderCount = 4
         config.prepareDatabase { db in
+            // A new database gets 8 KB pages (an existing one keeps its own; only VACUUM outside WAL could change
+            // it). With 4 KB pages a device row with its sealed state (~1 KB) spilled into an overflow page of its
+            // own and interior pages held few keys, so a lookup among a million devices walked more pages.
+            try db.execute(sql: "PRAGMA page_size = 8192")
             try db.execute(sql: "PRAGMA synchronous = NORMAL")  // WAL + NORMAL: durable across process crashes
         }
         pool = try DatabasePool(path: path, configuration: config)
