@@ -232,22 +232,21 @@ function request()
 end
 EOF
 cat "$WORK/done.lua" >>"$WORK/ingest.lua"
-cat >"$WORK/dedup.lua" <<EOF
-wrk.method = "PUT"
-wrk.path = "/v1/apps/$APP/devices/dedup-1/push-token"
+# One JSON body, the same request again and again: dedup's PUT, and normalize's POST (the API path with no
+# storage: body, JSON, the provider plugin and the token hash, and a JSON answer) with the very same body.
+DEDUP_BODY='{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+fixed_request_lua() {  # FILE METHOD PATH
+    cat >"$1" <<EOF
+wrk.method = "$2"
+wrk.path = "$3"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+wrk.body = '$DEDUP_BODY'
 EOF
-cat "$WORK/done.lua" >>"$WORK/dedup.lua"
+    cat "$WORK/done.lua" >>"$1"
+}
+fixed_request_lua "$WORK/dedup.lua" PUT "/v1/apps/$APP/devices/dedup-1/push-token"
+fixed_request_lua "$WORK/normalize.lua" POST /v1/tokens/normalize
 cp "$WORK/done.lua" "$WORK/plain.lua"
-# The API path with no storage: body, JSON, the provider plugin and the token hash, and a JSON answer.
-cat >"$WORK/normalize.lua" <<EOF
-wrk.method = "POST"
-wrk.path = "/v1/tokens/normalize"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
-EOF
-cat "$WORK/done.lua" >>"$WORK/normalize.lua"
 cat >"$WORK/reads.lua" <<EOF
 local counter = 0
 
@@ -370,7 +369,7 @@ if [[ " $PHASES " == *" ingest "* ]]; then
     me_latency "$INGEST_ME_LATENCY_MS"
     wrk_run health "$BRIDGE/health" "$WORK/plain.lua"
     wrk_run ingest "$BRIDGE" "$WORK/ingest.lua" "ing"
-    body='{"provider": "fcm", "token": "dedup-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+    body=$DEDUP_BODY
     curl -sf -o /dev/null -X PUT "$BRIDGE/v1/apps/$APP/devices/dedup-1/push-token" -H 'Content-Type: application/json' -d "$body"
     answer=$(curl -s -w ' %{http_code}' -X PUT "$BRIDGE/v1/apps/$APP/devices/dedup-1/push-token" -H 'Content-Type: application/json' -d "$body")
     [[ "$answer" == *'"deduplicated":true'*' 200' ]] || { echo "the dedup request is not answered 200 deduplicated: $answer" >&2; exit 1; }
