@@ -76,6 +76,17 @@ public struct Work: Sendable {
     public var newestIntentId: Int64
 }
 
+/// How much of a device's queue a worker loads (`Work.queue`), in both stores.
+enum QueueWindow {
+    static let size = 64
+
+    /// The newest intent id when `queue` (loaded with `size` as its limit) is shorter than the window, and so is the
+    /// whole queue; nil when more may follow, and the store must read it.
+    static func newestIfWhole(_ queue: [Intent]) -> Int64? {
+        queue.count < size ? queue.map(\.id).max() ?? 0 : nil
+    }
+}
+
 /// One engine step's result.
 public struct WorkUpdate: Sendable {
     public enum Next: Sendable, Hashable {

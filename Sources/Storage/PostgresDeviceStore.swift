@@ -287,9 +287,14 @@ public final class PostgresDeviceStore: DeviceStore {
 
     private static func work(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer) async throws -> Work? {
         guard let device = try await PostgresRows.device(tx, key, sealer) else { return nil }
-        let queue = try await PostgresRows.queued(tx, key, sealer, limit: 64)
-        let newest = try await tx.rows(PGStatement.NewestIntent.self, "SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-            .first.flatMap { try $0.decode(Int64?.self) } ?? 0
+        let queue = try await PostgresRows.queued(tx, key, sealer, limit: QueueWindow.size)
+        let newest: Int64
+        if let whole = QueueWindow.newestIfWhole(queue.map(\.intent)) {
+            newest = whole
+        } else {
+            newest = try await tx.rows(PGStatement.NewestIntent.self, "SELECT MAX(id) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+                .first.flatMap { try $0.decode(Int64?.self) } ?? 0
+        }
         var blocked = false
         if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
             blocked = try await tx.rows(PGStatement.ReleasePending.self, """

@@ -223,8 +223,6 @@ public final class SQLiteDeviceStore: DeviceStore {
         return try loaded.get()
     }
 
-    private static let queueWindow = 64
-
     /// The device's work; `state`, when given, is the device's state as the caller just wrote it.
     private static func work(_ db: Database, _ key: DeviceKey, _ sealer: Sealer, state known: DeviceState? = nil) throws -> Work? {
         let state: DeviceState
@@ -234,12 +232,10 @@ public final class SQLiteDeviceStore: DeviceStore {
             guard let device = try SQLiteRows.device(db, key, sealer) else { return nil }
             state = device.state
         }
-        let queue = try SQLiteRows.queued(db, key, sealer, limit: queueWindow)
+        let queue = try SQLiteRows.queued(db, key, sealer, limit: QueueWindow.size)
         let head = queue.first
-        // A queue shorter than the window is the whole queue: its largest id is the newest.
-        let newest = try queue.count < queueWindow
-            ? queue.map(\.intent.id).max() ?? 0
-            : Int64.fetchOne(
+        let newest = try QueueWindow.newestIfWhole(queue.map(\.intent))
+            ?? Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]) ?? 0
         var blocked = false
         if let head, let holder = head.waitsFor, let hash = head.tokenHash {

@@ -36,6 +36,7 @@ enum Conformance {
         ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
         ("commit gives the lease back in the same write when asked", commitReleasesLease),
         ("commit: whenWoken with and without newer intents", commitWhenWoken),
+        ("load: a queue longer than the loaded window still names its newest intent", newestBeyondWindow),
         ("forget without later intents", forgetPlain),
         ("forget with later intents", forgetWithLater),
         ("list paging never loses or repeats", listPaging),
@@ -292,6 +293,32 @@ enum Conformance {
         // The quiet one is woken by its next intent.
         try await store.put(.login(fieldId: 3, value: "y"), quiet, now: now.addingTimeInterval(2))
         #expect(Set(try await store.claimDue(now: now.addingTimeInterval(3), limit: 10, owner: "w", lease: .seconds(60))) == [quiet, busy])
+    }
+
+    static func newestBeyondWindow(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let now = Date()
+        let short = Fixture.key("short")
+        let long = Fixture.key("long")
+        for (k, events) in [(short, 3), (long, 80)] {
+            try await store.put(Fixture.start(), k, now: now)
+            for i in 0..<events {
+                try await store.put(.events([CustomEvent(name: "e\(i)", timestamp: "2026-11-29T08:00:00.000Z", attributes: [:])]), k, now: now)
+            }
+        }
+        #expect(Set(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60))) == [short, long])
+        let ws = try #require(try await store.loadWork(short))
+        let wl = try #require(try await store.loadWork(long))
+        #expect(ws.queue.count == 4)
+        #expect(ws.newestIntentId == ws.queue.map(\.id).max())
+        // Only the first part of the long queue is loaded; the newest intent lies beyond it.
+        #expect(wl.queue.count < 81)
+        #expect(wl.newestIntentId > wl.queue.map(\.id).max() ?? 0)
+        // Committed as seen, neither device counts anything as newly arrived: neither is due again.
+        for (k, w) in [(short, ws), (long, wl)] {
+            try await store.commit(k, WorkUpdate(state: w.state, headId: nil, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w", releaseLease: true), now: now)
+        }
+        #expect(try await store.claimDue(now: now.addingTimeInterval(1), limit: 10, owner: "w", lease: .seconds(60)).isEmpty)
     }
 
     static func forgetPlain(_ h: StoreHarness) async throws {
