@@ -19,13 +19,15 @@ struct RequestParsing: Sendable {
     static func isIdentifier(_ text: String, maxLength: Int, punctuation: StaticString = ".:_-") -> Bool {
         let utf8 = text.utf8
         guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
-        let allowed = UnsafeBufferPointer(start: punctuation.utf8Start, count: punctuation.utf8CodeUnitCount)
-        return utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return allowed.contains(byte)
+        // `withUTF8Buffer`, not `utf8Start`: a one-character literal may be stored as a scalar, without a pointer.
+        return punctuation.withUTF8Buffer { allowed in
+            utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return true
+                default:
+                    return allowed.contains(byte)
+                }
             }
         }
     }
