@@ -25,7 +25,11 @@ struct MERequest: Sendable {
     var requestOrder: String?
     var clientState: String?
     var contactToken: String?
+    var sdkVersion: String?
+    var sdkMode: String?
     var body: [UInt8]
+    /// Whether another request of the same client was in flight when this one's handler started.
+    var overlapping = false
 }
 
 /// What the sandbox decided to answer.
@@ -39,6 +43,8 @@ struct MEAnswer: Sendable {
     var closeConnection = false
     /// Delay to apply before answering (fault `latencyMs`).
     var latencyMs: Int?
+    /// The injected fault that decided or shaped the answer (for the debug log).
+    var faultId: String?
 }
 
 /// Bytes of the JSON error body every rejection carries.

@@ -79,6 +79,42 @@ extension MESandbox {
             return SandboxHTTP.json(["revoked": count])
         }
 
+        router.get(RouterPath(base + "/violations")) { request, _ in
+            let query = request.uri.queryParameters
+            let clientId = query["clientId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            let kind = query["kind"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            if let kind, SandboxViolation.Kind(rawValue: kind) == nil {
+                // A typo must not read as "no violation".
+                let kinds = SandboxViolation.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                return SandboxHTTP.error(.badRequest, "kind must be one of \(kinds)", field: "kind")
+            }
+            let (list, count) = self.state.withLock { ($0.violationList(clientId: clientId, kind: kind), $0.violationCount) }
+            var response = SandboxHTTP.json(list)
+            response.headers[.xSandboxViolationCount] = String(count)
+            return response
+        }
+
+        router.delete(RouterPath(base + "/violations")) { _, _ -> HTTPResponse.Status in
+            self.state.withLock { $0.clearViolations() }
+            return .noContent
+        }
+
+        router.post(RouterPath(base + "/strict")) { request, _ in
+            var request = request
+            let bytes = Array(buffer: try await request.collectBody(upTo: Self.maxBodySize))
+            do throws(MEFailure) {
+                let object = try BodyValidation.requiredObject(bytes)
+                guard case .bool(let enabled)? = object["enabled"] else {
+                    throw .invalidField("enabled", "must be a boolean")
+                }
+                self.state.withLock { $0.strict = enabled }
+                self.logger.info("sandbox strict mode", metadata: ["sandbox.strict": "\(enabled)"])
+                return SandboxHTTP.json(["strict": enabled])
+            } catch {
+                return SandboxHTTP.error(error.status, error.message, field: error.field)
+            }
+        }
+
         router.post(RouterPath(base + "/reset")) { _, _ -> HTTPResponse.Status in
             self.state.withLock { $0.reset() }
             self.logger.info("sandbox reset")

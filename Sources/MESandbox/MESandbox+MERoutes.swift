@@ -26,11 +26,29 @@ extension MESandbox {
     private func serve<Context: RequestContext>(
         _ route: MERoute, request: Request, context: Context, prefix: String
     ) async throws -> Response {
+        // In flight (I2) from here until the state decision below; `pending` covers the early exits.
+        let clientId = request.headers[.xClientId]
+        let overlapping = state.withLock { $0.enterRequest(clientId: clientId) }
+        var pending = true
+        defer {
+            if pending { state.withLock { $0.leaveRequest(clientId: clientId) } }
+        }
+
         var request = request
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: Self.maxBodySize)
         } catch {
+            if overlapping, let clientId, !clientId.isEmpty {
+                // The body never reached the checks, but the overlap was seen: keep it.
+                let violation = MERequest(
+                    route: route, method: request.method.rawValue, path: Self.pathBelow(prefix: prefix, request.uri.path),
+                    appCode: context.parameters.get("code") ?? "", anonymous: false, clientId: clientId, body: [])
+                let finding = SandboxState.Finding(kind: .overlappingRequest,
+                    detail: "another request of this client was still in flight when this one arrived")
+                let now = Date()
+                state.withLock { $0.record([finding], request: violation, clientId: clientId, at: now) }
+            }
             return SandboxHTTP.error(.contentTooLarge, "request body larger than \(Self.maxBodySize) bytes")
         }
         let path = Self.pathBelow(prefix: prefix, request.uri.path)
@@ -39,18 +57,20 @@ extension MESandbox {
             route: route, method: request.method.rawValue, path: path,
             appCode: context.parameters.get("code") ?? "",
             anonymous: request.uri.queryParameters["anonymous"] == "true",
-            clientId: headers[.xClientId], requestOrder: headers[.xRequestOrder],
+            clientId: clientId, requestOrder: headers[.xRequestOrder],
             clientState: headers[.xClientState], contactToken: headers[.xContactToken],
-            body: Array(buffer: body)
+            sdkVersion: headers[.xEmarsysSDKVersion], sdkMode: headers[.xEmarsysSDKMode],
+            body: Array(buffer: body), overlapping: overlapping
         )
         let environment = self.environment
-        let (answer, faultId) = state.withLock { state in
-            let fault = state.faults.consume(method: meRequest.method, path: path, clientId: meRequest.clientId)
-            return (state.respond(to: meRequest, fault: fault, environment: environment), fault?.id)
+        let answer = state.withLock { state in
+            state.leaveRequest(clientId: clientId)
+            return state.respond(to: meRequest, environment: environment)
         }
+        pending = false
         logger.debug("ME request", metadata: [
             "me.route": "\(route.rawValue)", "me.client_id": "\(meRequest.clientId ?? "-")",
-            "me.status": "\(answer.closeConnection ? 0 : answer.status.code)", "me.fault": "\(faultId ?? "-")",
+            "me.status": "\(answer.closeConnection ? 0 : answer.status.code)", "me.fault": "\(answer.faultId ?? "-")",
         ])
 
         if let latency = answer.latencyMs, latency > 0 {

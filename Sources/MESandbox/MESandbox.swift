@@ -20,7 +20,7 @@ public final class MESandbox: Sendable {
     public init(configuration: SandboxConfiguration = .init(), logger: Logger = Logger(label: "me-sandbox")) {
         self.configuration = configuration
         self.logger = logger
-        self.state = Mutex(SandboxState(historyCapacity: configuration.maxRequestLog))
+        self.state = Mutex(SandboxState(historyCapacity: configuration.maxRequestLog, strict: configuration.strict))
     }
 
     /// Registers every sandbox route on `router` below `prefix` ("" or e.g. "/sandbox"): the ME routes and the
@@ -72,7 +72,33 @@ public final class MESandbox: Sendable {
         state.withLock { $0.faults.faults }
     }
 
-    /// Forgets every client, token, fault and log entry.
+    /// The recorded invariant violations, oldest first (at most `configuration.maxRequestLog` of them).
+    public func violations() async -> [SandboxViolation] {
+        state.withLock { $0.violations.elements }
+    }
+
+    /// How many violations were recorded since the start or the last clear, including those the bounded list
+    /// has dropped.
+    public func violationCount() async -> Int {
+        state.withLock { $0.violationCount }
+    }
+
+    /// Forgets the recorded violations and their count.
+    public func clearViolations() async {
+        state.withLock { $0.clearViolations() }
+    }
+
+    /// Turns strict mode on or off (see `SandboxConfiguration.strict`).
+    public func setStrict(_ enabled: Bool) async {
+        state.withLock { $0.strict = enabled }
+    }
+
+    /// Whether strict mode is on.
+    public func isStrict() async -> Bool {
+        state.withLock { $0.strict }
+    }
+
+    /// Forgets every client, token, fault, log entry and violation (strict mode stays as it is).
     public func reset() async {
         state.withLock { $0.reset() }
     }

@@ -38,4 +38,7 @@ extension HTTPField.Name {
     static let xClientState = HTTPField.Name("X-Client-State")!
     static let xContactToken = HTTPField.Name("X-Contact-Token")!
     static let xRequestOrder = HTTPField.Name("X-Request-Order")!
+    static let xEmarsysSDKVersion = HTTPField.Name("X-EMARSYS-SDK-VERSION")!
+    static let xEmarsysSDKMode = HTTPField.Name("X-EMARSYS-SDK-MODE")!
+    static let xSandboxViolationCount = HTTPField.Name("X-Sandbox-Violation-Count")!
 }

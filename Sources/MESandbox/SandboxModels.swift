@@ -109,3 +109,52 @@ public struct SandboxRequestRecord: Sendable, Hashable, Codable {
     /// Whether an injected fault decided (or shaped) the answer.
     public var fault: Bool
 }
+
+/// A breach of a workflow invariant (`bridge-contract.md`, "Invariants") that the sandbox saw on the wire
+/// (`GET /_sandbox/violations`).
+///
+/// `detail` never holds a push token, contact token, refresh token, client state or contact field value: a push
+/// token is named by `sha256:` and the first 12 hex digits of its SHA-256, another client by its client id.
+public struct SandboxViolation: Sendable, Hashable, Codable {
+    /// The stable `kind` strings.
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        /// I1: `PUT /client/push-token` of a token that another client of the same app code holds.
+        case tokenOnTwoClients = "token-on-two-clients"
+        /// I2: a request of a client arrived while another request of that client was still in flight.
+        case overlappingRequest = "overlapping-request"
+        /// I2: `X-Request-Order` not greater than the previous one of this client.
+        case requestOrderNotIncreasing = "request-order-not-increasing"
+        /// I2: `X-Client-State` missing or not the newest one the sandbox sent to this client.
+        case staleClientState = "stale-client-state"
+        /// `X-Contact-Token` on a call where the SDKs send none (identified contact link, refresh).
+        case unexpectedContactToken = "unexpected-contact-token"
+        /// `X-Request-Order`, `X-EMARSYS-SDK-VERSION` or `X-EMARSYS-SDK-MODE` missing, or `X-Contact-Token`
+        /// missing on a push-token PUT or DELETE or on events.
+        case missingHeader = "missing-header"
+    }
+
+    /// Position in the violation list: 1 for the first since the start (or the last clear), then one more each.
+    public var seq: Int
+    /// One of `Kind`'s raw values.
+    public var kind: String
+    public var clientId: String
+    public var appCode: String
+    public var method: String
+    /// Path below the sandbox prefix, without the query.
+    public var path: String
+    public var detail: String
+    public var at: Date
+
+    public init(
+        seq: Int, kind: String, clientId: String, appCode: String, method: String, path: String, detail: String, at: Date
+    ) {
+        self.seq = seq
+        self.kind = kind
+        self.clientId = clientId
+        self.appCode = appCode
+        self.method = method
+        self.path = path
+        self.detail = detail
+        self.at = at
+    }
+}

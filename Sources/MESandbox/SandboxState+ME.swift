@@ -9,15 +9,18 @@ struct MEEnvironment: Sendable {
 }
 
 extension SandboxState {
-    /// Handles one ME request end to end: observations (order, client state), the fault (if any), the
-    /// operation itself, the new client state, and the log entries. Runs under the sandbox lock.
-    mutating func respond(to request: MERequest, fault: SandboxFault?, environment: MEEnvironment) -> MEAnswer {
+    /// Handles one ME request end to end: the invariant checks (recorded as violations; in strict mode they
+    /// answer 409), the fault (if any, consumed here), the operation itself, the new client state, and the log
+    /// entries. Runs under the sandbox lock.
+    mutating func respond(to request: MERequest, environment: MEEnvironment) -> MEAnswer {
         let order = Self.parseRequestOrder(request.requestOrder)
         guard let clientId = request.clientId, !clientId.isEmpty else {
+            let fault = faults.consume(method: request.method, path: request.path, clientId: request.clientId)
             var answer = faultAnswer(fault) ?? Self.failureAnswer(
                 .badRequest("X-Client-Id header is required", field: "X-Client-Id"))
             answer.retryAfter = fault?.retryAfter
             answer.latencyMs = fault?.latencyMs
+            answer.faultId = fault?.id
             appendLog(request, clientId: nil, order: order, status: answer, fault: fault != nil, at: environment.now)
             return answer
         }
@@ -27,32 +30,50 @@ extension SandboxState {
         // the lock). It goes back at the end; nothing in between looks it up.
         var client = clients.removeValue(forKey: clientId)
             ?? ClientRecord(clientId: clientId, appCode: request.appCode, historyCapacity: historyCapacity)
-        client.appCode = request.appCode
+        let heldBefore = client.pushTokenKey
 
-        // Observations about the caller's discipline; they never reject a request.
-        let echoedNewestState = client.newestClientState == nil || request.clientState == client.newestClientState
+        // What the caller sent, judged before anything changes (faulted requests included).
+        let findings = findings(in: request, client: client, order: order)
+        record(findings, request: request, clientId: clientId, at: environment.now)
+        let echoedNewestState = client.echoesNewestState(request.clientState)
         if !echoedNewestState { client.counts.staleClientStates += 1 }
         if let order, let last = client.lastRequestOrder, order <= last { client.counts.orderViolations += 1 }
+        // Every request seen moves the order on, whatever its answer: a replay must carry a new value.
+        if let order { client.lastRequestOrder = order }
 
         var answer: MEAnswer
-        if let injected = faultAnswer(fault) {
-            // A fault answers instead of the backend: nothing about the client changes except its history.
-            answer = injected
+        var fault: SandboxFault?
+        if strict, let first = findings.first {
+            // Refused before the backend or a fault sees it: no fault count used, no state changed, no new
+            // client state (the caller keeps the newest one it has).
+            let status = HTTPResponse.Status.conflict
+            answer = MEAnswer(status: status, body: errorBody(
+                status: status, message: "invariant violation: \(first.kind.rawValue): \(first.detail)", field: nil))
         } else {
-            if let order { client.lastRequestOrder = order }
-            do throws(MEFailure) {
-                answer = try perform(request, on: &client, environment: environment)
-            } catch {
-                if error.status == .unauthorized { client.counts.unauthorized += 1 }
-                answer = Self.failureAnswer(error)
+            client.appCode = request.appCode
+            fault = faults.consume(method: request.method, path: request.path, clientId: clientId)
+            if let injected = faultAnswer(fault) {
+                // A fault answers instead of the backend: nothing about the client changes except its history.
+                answer = injected
+            } else {
+                do throws(MEFailure) {
+                    answer = try perform(request, on: &client, environment: environment)
+                } catch {
+                    if error.status == .unauthorized { client.counts.unauthorized += 1 }
+                    answer = Self.failureAnswer(error)
+                }
             }
+            // Only an answer that goes out carries a client state, so "newest issued" is the newest one sent.
+            if !answer.closeConnection && fault?.mode != .noClientState {
+                let before = client.newestClientState
+                answer.clientState = issueClientState(for: &client, environment: environment)
+                client.newestMayBeUnread = (fault?.latencyMs ?? 0) > 0
+                client.stateBeforeNewest = before
+            }
+            answer.retryAfter = fault?.retryAfter
+            answer.latencyMs = fault?.latencyMs
+            answer.faultId = fault?.id
         }
-
-        if !answer.closeConnection && fault?.mode != .noClientState {
-            answer.clientState = issueClientState(for: &client, environment: environment)
-        }
-        answer.retryAfter = fault?.retryAfter
-        answer.latencyMs = fault?.latencyMs
 
         client.requestCount += 1
         client.requests.append(SandboxClientRequest(
@@ -60,6 +81,7 @@ extension SandboxState {
             status: answer.closeConnection ? 0 : answer.status.code, at: environment.now,
             sentClientState: echoedNewestState
         ))
+        updatePushTokenIndex(clientId: clientId, from: heldBefore, to: client.pushTokenKey)
         clients[clientId] = client
         appendLog(request, clientId: clientId, order: order, status: answer, fault: fault != nil, at: environment.now)
         return answer

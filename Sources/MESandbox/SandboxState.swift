@@ -18,6 +18,10 @@ struct ClientRecord: Sendable {
     var lastRequestOrder: Int64?
     /// The newest `X-Client-State` issued to this client, and how many were issued.
     var newestClientState: String?
+    /// The newest client state went out in an answer an injected latency delayed, which the caller may have given
+    /// up on (its request timed out) before reading it: the state before it is accepted too, until the next answer.
+    var newestMayBeUnread = false
+    var stateBeforeNewest: String?
     var clientStateSeq = 0
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
@@ -30,6 +34,12 @@ struct ClientRecord: Sendable {
         self.requests = RingBuffer(capacity: historyCapacity)
     }
 
+    /// Whether `sent` echoes the newest client state this client can have read.
+    func echoesNewestState(_ sent: String?) -> Bool {
+        guard let newest = newestClientState else { return true }
+        return sent == newest || (newestMayBeUnread && sent == stateBeforeNewest)
+    }
+
     var view: SandboxClientView {
         SandboxClientView(
             clientId: clientId, appCode: appCode, platform: platform, properties: properties,
@@ -37,6 +47,12 @@ struct ClientRecord: Sendable {
             counts: counts, requests: requests.elements
         )
     }
+}
+
+/// A push token within one app code (key of `SandboxState.pushTokenHolders`).
+struct PushTokenKey: Hashable, Sendable {
+    var appCode: String
+    var token: String
 }
 
 /// A contact token the sandbox issued; tokens are validated by lookup, never by signature.
@@ -70,14 +86,30 @@ struct SandboxState: Sendable {
     var faults = FaultList()
     var log: RingBuffer<SandboxRequestRecord>
     var nextLogSeq = 1
+    /// The newest violations (bounded like the log); `violationCount` counts all of them since the last clear.
+    var violations: RingBuffer<SandboxViolation>
+    var violationCount = 0
+    /// Strict mode: a request with a violation is answered 409 and changes nothing.
+    var strict: Bool
+    /// Requests per client id between handler entry and the state decision (see `enterRequest`).
+    var inFlight: [String: Int] = [:]
+    /// Which clients hold each push token, per app code: the index behind the `token-on-two-clients` check.
+    var pushTokenHolders: [PushTokenKey: Set<String>] = [:]
 
-    init(historyCapacity: Int) {
+    init(historyCapacity: Int, strict: Bool = false) {
         self.historyCapacity = historyCapacity
         self.log = RingBuffer(capacity: historyCapacity)
+        self.violations = RingBuffer(capacity: historyCapacity)
+        self.strict = strict
     }
 
+    /// Forgets clients, tokens, faults, the log and the violations. Strict mode is a setting and stays; the
+    /// in-flight counters describe requests still running, so they stay too.
     mutating func reset() {
-        self = SandboxState(historyCapacity: historyCapacity)
+        let strict = self.strict
+        let inFlight = self.inFlight
+        self = SandboxState(historyCapacity: historyCapacity, strict: strict)
+        self.inFlight = inFlight
     }
 
     mutating func expireAllContactTokens() -> Int {

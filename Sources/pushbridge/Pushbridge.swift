@@ -75,11 +75,15 @@ struct Sandbox: AsyncParsableCommand {
     @Option(name: .long, help: "YAML configuration file; emarsys.sandboxContactTokenLifetimeSeconds and log.level are read from it.")
     var config: String?
 
+    @Flag(name: .long, help: "Strict mode: answer 409 to a request that breaks a workflow invariant (GET /_sandbox/violations lists them).")
+    var strict = false
+
     func run() async throws {
         let settings = try ConfigLoader.load(file: configurationFile(config))
         let logger = bootstrapLogging(level: settings.logLevel)
         let sandbox = MESandbox(
-            configuration: SandboxConfiguration(contactTokenLifetime: .seconds(settings.emarsys.sandboxContactTokenLifetimeSeconds)),
+            configuration: SandboxConfiguration(
+                contactTokenLifetime: .seconds(settings.emarsys.sandboxContactTokenLifetimeSeconds), strict: strict),
             logger: logger)
         try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await sandbox.run(host: host, port: port) { port in
