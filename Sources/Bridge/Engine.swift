@@ -156,6 +156,13 @@ public final class Engine: Service, Sendable {
                     return false
                 case .send(let call, let context):
                     guard let head = work.head else { return true }
+                    if let marked = Planner.beforeSending(call, state: work.state, head: head) {
+                        // Durable before the request leaves: ME may hold the token from now on.
+                        let update = WorkUpdate(state: marked, headId: head.id, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
+                        guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: now) }) else { return true }
+                        prefetched = next
+                        continue
+                    }
                     let started = ContinuousClock.now
                     let answer = await me.send(call, context: context, logger: log)
                     let elapsed = ContinuousClock.now - started
@@ -164,6 +171,10 @@ public final class Engine: Service, Sendable {
                     let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     var update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     if next == .now {
+                        // The next call is planned now only to mark a PUT's token in this commit (no write of its own).
+                        var queue = work.queue
+                        if let progress = t.headProgress { queue[0].progress = progress }
+                        update.state = planner.markingNextPut(t.state, queue: queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs + 1)
                         let following = try await timed("commit_and_load") { try await store.commitAndLoad(key, update, now: Date()) }
                         logStep(log, call: call, transition: t)
                         guard let following else { return true }
@@ -198,7 +209,7 @@ public final class Engine: Service, Sendable {
         metrics.meLatency(endpoint: call.endpoint, elapsed)
         if case .refreshContactToken = call, t.outcome == "success" { metrics.contactTokenRefresh() }
         if !before.relinked && t.state.relinked { metrics.relink() }
-        if case .release = head.payload, case .removePushToken = call, t.outcome == "success" { metrics.tokenMove() }
+        if head.payload.priority == 0, case .removePushToken = call, t.outcome == "success" { metrics.tokenMove() }
     }
 
     private func logStep(_ log: Logger, call: MECall, transition t: Transition) {

@@ -70,7 +70,7 @@ public struct Work: Sendable {
     /// The device's queue in processing order (the head first; bounded).
     public var queue: [Intent]
     public var head: Intent? { queue.first }
-    /// The head's token is still being removed from the device that held it.
+    /// The head's token is still being removed at ME from another device (a release of it is queued there).
     public var moveBlocked: Bool
     /// The newest intent id seen: a commit that finds newer ones keeps the device due.
     public var newestIntentId: Int64

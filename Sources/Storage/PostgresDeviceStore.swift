@@ -296,9 +296,10 @@ public final class PostgresDeviceStore: DeviceStore {
                 .first.flatMap { try $0.decode(Int64?.self) } ?? 0
         }
         var blocked = false
-        if let head = queue.first, let holder = head.waitsFor, let hash = head.tokenHash {
+        if let head = queue.first, let hash = head.tokenHash {
+            // The token is still being released by another device (whichever: the claims may have moved on).
             blocked = try await tx.rows(PGStatement.ReleasePending.self, """
-                SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(holder) AND kind = 'release' AND token_hash = \(hash))
+                SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND token_hash = \(hash) AND kind = 'release' AND device_id <> \(key.deviceId))
                 """).first.map { try $0.decode(Bool.self) } ?? false
         }
         return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)

@@ -67,8 +67,8 @@ struct PostgresIntake {
             guard let device else { return .unknownDevice }
             return .deduplicated(try device.status(deduplicated: true))
         case .enqueue(let payload, let collapse, let takeFrom):
-            let collapsible = collapse ? queued.filter { SQLiteIntake.isTokenIntent($0.intent.payload) }.count : 0
-            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsible
+            let collapsed = collapse ? Intake.collapse(queued: queued.map(\.intent)) : QueueEdits()
+            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsed.dropIds.count
             if added > 0 {
                 let counts = try await PostgresRows.queuedCounts(tx, app: key.appCode)
                 if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
@@ -80,10 +80,10 @@ struct PostgresIntake {
             } else {
                 row = try await create(write: write, clientId: newClientId)
             }
-            if collapse { try await PostgresRows.deleteIntents(tx, key, .tokenIntents) }
+            try await PostgresRows.apply(collapsed, tx, key, now: now, sealer: sealer)
             if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
             try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
-            try await updateClaims(for: write, token: token)
+            try await updateClaims(for: write, token: token, state: device?.state)
             // The row as the transaction leaves it: an API write changes only registration columns, so the
             // engine's state is the one read under the lock (or created).
             try await touch(write: write, token: token, row: &row)
@@ -128,8 +128,11 @@ struct PostgresIntake {
     /// everything else there, which this device's push-token step waits for.
     private func moveToken(_ token: TokenRef, from holder: DeviceKey) async throws {
         let nowMs = Codec.ms(now)
-        try await PostgresRows.deleteIntents(tx, holder, .setToken(hash: token.tokenHash))
-        try await PostgresRows.insertIntent(tx, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
+        let held = try await PostgresRows.device(tx, holder, sealer)
+        let move = Intake.release(
+            tokenHash: token.tokenHash, state: held?.state, queued: try await PostgresRows.queued(tx, holder, sealer).map(\.intent))
+        try await PostgresRows.apply(move.edits, tx, holder, now: now, sealer: sealer)
+        try await PostgresRows.insertIntent(tx, holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
         try await tx.exec(PGStatement.DeleteClaimOfHolder.self, "DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(token.tokenHash) AND device_id = \(holder.deviceId)")
         try await tx.exec(PGStatement.ReleaseTokenAtHolder.self, """
             UPDATE devices SET
@@ -141,20 +144,29 @@ struct PostgresIntake {
         try await refreshStateColumn(holder)
     }
 
-    private func updateClaims(for write: DeviceWrite, token: TokenRef?) async throws {
+    private func updateClaims(for write: DeviceWrite, token: TokenRef?, state: DeviceState?) async throws {
         switch write {
         case .setToken, .start:
             guard let token else { return }
-            try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            try await dropClaims(keeping: state)
             try await tx.exec(PGStatement.InsertClaim.self, """
                 INSERT INTO token_claims(app, token_hash, device_id) VALUES (\(key.appCode), \(token.tokenHash), \(key.deviceId))
                 ON CONFLICT (app, token_hash) DO UPDATE SET device_id = EXCLUDED.device_id
                 """)
         case .removeToken, .forget:
-            try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+            try await dropClaims(keeping: state)
         default:
             break
         }
+    }
+
+    /// Drops this device's claims but those on tokens ME holds on its client (`Intake.claimsKept`).
+    private func dropClaims(keeping state: DeviceState?) async throws {
+        let kept = Intake.claimsKept(by: state)
+        let (first, second) = (kept.first ?? "", kept.dropFirst().first ?? "")
+        try await tx.exec(PGStatement.DeleteClaimsExcept.self, """
+            DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND token_hash NOT IN (\(first), \(second))
+            """)
     }
 
     /// Registration columns follow the newest request; the device becomes due, a backoff in progress is kept.

@@ -17,8 +17,6 @@ enum PGStatement {
     enum AdjustQueued {}
     enum PendingCount {}
     enum DeleteAllIntents {}
-    enum DeleteTokenIntents {}
-    enum DeleteSetTokenIntents {}
     enum DeleteIntent {}
     enum DeleteIntentsUpTo {}
     enum InsertIntent {}
@@ -48,6 +46,8 @@ enum PGStatement {
     enum DeleteClaimOfHolder {}
     enum ReleaseTokenAtHolder {}
     enum InsertClaim {}
+    enum DeleteClaimsExcept {}
+    enum RewriteIntent {}
     enum Touch {}
     enum StateColumn {}
 }

@@ -55,10 +55,17 @@ enum PostgresRows {
 
     enum IntentFilter {
         case all
-        case tokenIntents
-        case setToken(hash: String)
         case id(Int64)
         case upTo(Int64)
+    }
+
+    /// Applies `Intake`'s decision about a device's queued intents.
+    static func apply(_ edits: QueueEdits, _ tx: PGTx, _ key: DeviceKey, now: Date, sealer: Sealer) async throws {
+        for id in edits.dropIds { try await deleteIntents(tx, key, .id(id)) }
+        for rewrite in edits.rewrites {
+            let sealed = try Codec.seal(rewrite.payload, sealer)
+            try await tx.exec(PGStatement.RewriteIntent.self, "UPDATE intents SET payload = \(sealed), token_hash = NULL, waits_for = NULL WHERE id = \(rewrite.id)")
+        }
     }
 
     /// Deletes intents of one device; returns how many.
@@ -69,10 +76,6 @@ enum PostgresRows {
         switch filter {
         case .all:
             n = try await tx.count(PGStatement.DeleteAllIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) RETURNING 1")
-        case .tokenIntents:
-            n = try await tx.count(PGStatement.DeleteTokenIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind IN ('set-token', 'remove-token') RETURNING 1")
-        case .setToken(let hash):
-            n = try await tx.count(PGStatement.DeleteSetTokenIntents.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND kind = 'set-token' AND token_hash = \(hash) RETURNING 1")
         case .id(let id):
             n = try await tx.count(PGStatement.DeleteIntent.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id = \(id) RETURNING 1")
         case .upTo(let id):

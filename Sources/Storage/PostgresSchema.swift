@@ -75,6 +75,9 @@ enum PostgresSchema {
             """,
             "CREATE TABLE meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
         ]),
+        Migration(version: 2, name: "index for the releases a token's PUT waits for", sql: [
+            "CREATE INDEX intents_release ON intents(app, token_hash) WHERE kind = 'release'",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

@@ -238,10 +238,11 @@ public final class SQLiteDeviceStore: DeviceStore {
             ?? Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT MAX(id) FROM intents WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]) ?? 0
         var blocked = false
-        if let head, let holder = head.waitsFor, let hash = head.tokenHash {
+        if let head, let hash = head.tokenHash {
+            // The token is still being released by another device (whichever: the claims may have moved on).
             blocked = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND kind = 'release' AND token_hash = ?)"),
-                arguments: [key.appCode, holder, hash]) ?? false
+                db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND token_hash = ? AND kind = 'release' AND device_id <> ?)"),
+                arguments: [key.appCode, hash, key.deviceId]) ?? false
         }
         return Work(state: state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: newest)
     }

@@ -63,8 +63,8 @@ struct SQLiteIntake {
         case .enqueue(let payload, let collapse, let takeFrom):
             // The queue bound counts what this write adds: the intent, a release at the old holder,
             // less the token intents it collapses.
-            let collapsible = collapse ? queued.filter { Self.isTokenIntent($0.intent.payload) }.count : 0
-            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsible
+            let collapsed = collapse ? Intake.collapse(queued: queued.map(\.intent)) : QueueEdits()
+            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsed.dropIds.count
             if added > 0 {
                 let counts = try SQLiteRows.queuedCounts(db, app: key.appCode)
                 if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
@@ -76,12 +76,10 @@ struct SQLiteIntake {
             } else {
                 row = try create(write: write, clientId: newClientId)
             }
-            if collapse {
-                try SQLiteRows.deleteIntents(db, key, where: "kind IN ('set-token', 'remove-token')")
-            }
+            try SQLiteRows.apply(collapsed, db, key, now: now, sealer: sealer)
             if let takeFrom, let token { try moveToken(token, from: takeFrom) }
             try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
-            try updateClaims(for: write, token: token)
+            try updateClaims(for: write, token: token, state: device?.state)
             // The row as the transaction leaves it: this write touches only registration columns, so the
             // engine's state is the one just read (or created).
             try touch(write: write, token: token, row: &row)
@@ -94,13 +92,6 @@ struct SQLiteIntake {
         case .setToken(let t): t
         case .start(let s): s.token
         default: nil
-        }
-    }
-
-    static func isTokenIntent(_ payload: IntentPayload) -> Bool {
-        switch payload {
-        case .setToken, .removeToken: true
-        default: false
         }
     }
 
@@ -133,8 +124,11 @@ struct SQLiteIntake {
     /// The token leaves `holder`: its queued intents for that token go, and a release is queued
     /// ahead of everything else there, which this device's push-token step waits for.
     private func moveToken(_ token: TokenRef, from holder: DeviceKey) throws {
-        try SQLiteRows.deleteIntents(db, holder, where: "kind = 'set-token' AND token_hash = ?", [token.tokenHash])
-        try SQLiteRows.insertIntent(db, holder, .release(tokenHash: token.tokenHash), tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
+        let held = try SQLiteRows.device(db, holder, sealer)
+        let move = Intake.release(
+            tokenHash: token.tokenHash, state: held?.state, queued: try SQLiteRows.queued(db, holder, sealer).map(\.intent))
+        try SQLiteRows.apply(move.edits, db, holder, now: now, sealer: sealer)
+        try SQLiteRows.insertIntent(db, holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
         try db.execute(
             sql: "DELETE FROM token_claims WHERE app = ? AND token_hash = ? AND device_id = ?",
             arguments: [holder.appCode, token.tokenHash, holder.deviceId])
@@ -150,18 +144,25 @@ struct SQLiteIntake {
         try refreshStateColumn(holder)
     }
 
-    private func updateClaims(for write: DeviceWrite, token: TokenRef?) throws {
+    private func updateClaims(for write: DeviceWrite, token: TokenRef?, state: DeviceState?) throws {
         switch write {
         case .setToken, .start:
             guard let token else { return }
-            try db.cachedStatement(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?").execute(arguments: [key.appCode, key.deviceId])
+            try dropClaims(keeping: state)
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO token_claims(app, token_hash, device_id) VALUES (?, ?, ?)")
                 .execute(arguments: [key.appCode, token.tokenHash, key.deviceId])
         case .removeToken, .forget:
-            try db.cachedStatement(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?").execute(arguments: [key.appCode, key.deviceId])
+            try dropClaims(keeping: state)
         default:
             break
         }
+    }
+
+    /// Drops this device's claims but those on tokens ME holds on its client (`Intake.claimsKept`).
+    private func dropClaims(keeping state: DeviceState?) throws {
+        let kept = Intake.claimsKept(by: state)
+        try db.cachedStatement(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ? AND token_hash NOT IN (?, ?)")
+            .execute(arguments: [key.appCode, key.deviceId, kept.first ?? "", kept.dropFirst().first ?? ""])
     }
 
     /// Registration columns follow the newest request; the device becomes due (a failed one too:

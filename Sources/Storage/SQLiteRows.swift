@@ -72,6 +72,15 @@ enum SQLiteRows {
         try adjustQueued(db, app: key.appCode, by: 1)
     }
 
+    /// Applies `Intake`'s decision about a device's queued intents.
+    static func apply(_ edits: QueueEdits, _ db: Database, _ key: DeviceKey, now: Date, sealer: Sealer) throws {
+        for id in edits.dropIds { try deleteIntents(db, key, where: "id = ?", [id]) }
+        for rewrite in edits.rewrites {
+            try db.cachedStatement(sql: "UPDATE intents SET payload = ?, token_hash = NULL, waits_for = NULL WHERE id = ?")
+                .execute(arguments: [try Codec.seal(rewrite.payload, sealer), rewrite.id])
+        }
+    }
+
     static func queuedCounts(_ db: Database, app: String) throws -> (total: Int, app: Int) {
         var total = 0
         var forApp = 0

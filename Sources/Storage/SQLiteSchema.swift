@@ -68,6 +68,9 @@ enum SQLiteSchema {
             // scan of every device (seconds at a million).
             try db.execute(sql: "CREATE INDEX devices_leased ON devices(lease_owner) WHERE lease_owner IS NOT NULL")
         }
+        m.registerMigration("v5: index for the releases a token's PUT waits for") { db in
+            try db.execute(sql: "CREATE INDEX intents_release ON intents(app, token_hash) WHERE kind = 'release'")
+        }
         return m
     }
 }

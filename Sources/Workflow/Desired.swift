@@ -37,6 +37,8 @@ public struct Desired: Sendable, Hashable {
             contact = .anonymous
         case .release(let hash)?:
             if token?.tokenHash == hash { token = nil }
+        case .releaseAll?:
+            token = nil
         case .forget?:
             token = nil
         case .events?, nil:

@@ -19,6 +19,9 @@ public struct DeviceState: Sendable, Hashable, Codable {
     public var pushTokenSent: TokenRef?
     /// Set after a 401 refresh cycle, a login or a logout: the token is sent again, as the SDKs do.
     public var resendPushToken: Bool
+    /// A token whose `PUT` got no answer (a timeout or a dropped connection): ME may hold it, so a move or a
+    /// removal deletes it as if it were sent. Cleared by the next acknowledged `PUT` or `DELETE`.
+    public var pushTokenUncertain: TokenRef?
     public var lastRequestOrder: Int64
 
     // What the backend asked for, from the intents already completed.
@@ -47,6 +50,7 @@ public struct DeviceState: Sendable, Hashable, Codable {
         self.deviceInfoHashSent = nil
         self.pushTokenSent = nil
         self.resendPushToken = false
+        self.pushTokenUncertain = nil
         self.lastRequestOrder = 0
         self.platform = platform
         self.info = DeviceInfo()
@@ -60,6 +64,11 @@ public struct DeviceState: Sendable, Hashable, Codable {
         self.waitingFor = nil
         self.lastError = nil
         self.steps = StepTimes()
+    }
+
+    /// Whether ME holds (or may hold, after an unanswered `PUT`) the token with this hash on this client.
+    public func holdsAtME(tokenHash: String) -> Bool {
+        pushTokenSent?.tokenHash == tokenHash || pushTokenUncertain?.tokenHash == tokenHash
     }
 
     /// Everything ME knew about the old client is dropped; what the backend asked for stays.

@@ -47,8 +47,8 @@ public enum IntakeDecision: Sendable, Hashable {
     case deduplicated
     /// The write needs a device that does not exist (a login for an unknown device, say).
     case unknownDevice
-    /// Queue `payload`. `collapse`: drop this device's queued token intents first (only the newest token
-    /// is sent). `takeTokenFrom`: the token moves from that device (queue a release there first).
+    /// Queue `payload`. `collapse`: this device's queued token requests are superseded first
+    /// (`Intake.collapse`: only the newest token is sent). `takeTokenFrom`: the token moves from that device (queue a release there first).
     case enqueue(IntentPayload, collapse: Bool, takeTokenFrom: DeviceKey?)
 }
 
@@ -56,7 +56,9 @@ public enum Intake {
     public static func decide(_ write: DeviceWrite, view: IntakeView, policy: AppPolicy) -> IntakeDecision {
         switch write {
         case .start(let start):
-            return .enqueue(write.payload, collapse: false, takeTokenFrom: start.token == nil ? nil : view.tokenHolder)
+            // A start with a token is the device's newest token request: it supersedes the queued ones.
+            let hasToken = start.token != nil
+            return .enqueue(write.payload, collapse: hasToken, takeTokenFrom: hasToken ? view.tokenHolder : nil)
         case .forget:
             return view.exists ? .enqueue(.forget, collapse: true, takeTokenFrom: nil) : .unknownDevice
         default:
@@ -107,6 +109,7 @@ public enum Intake {
             case .start(let s) where s.token != nil: return s.token
             case .removeToken, .forget: return nil
             case .release(let hash) where view.state?.pushTokenSent?.tokenHash == hash: return nil
+            case .releaseAll: return nil
             default: continue
             }
         }
@@ -126,5 +129,66 @@ public enum Intake {
         }
         if let linked = view.state?.linkedContact { return linked }
         return policy.anonymousContacts ? .anonymous : nil
+    }
+}
+
+/// Changes to the queued intents of one device, decided by `Intake` and applied by storage in the write's
+/// transaction: drop some, rewrite some.
+public struct QueueEdits: Sendable, Hashable {
+    public struct Rewrite: Sendable, Hashable {
+        public var id: Int64
+        public var payload: IntentPayload
+    }
+    public var dropIds: [Int64] = []
+    /// Intents kept with a new payload (a start without the token it carried); their token hash and wait go.
+    public var rewrites: [Rewrite] = []
+    public init() {}
+}
+
+extension Intake {
+    /// A newer token request (a token, a removal, a start with a token, a forget) supersedes the queued ones:
+    /// token intents are dropped and queued starts keep everything but their token. Only the newest token is
+    /// sent, and a token the device no longer claims is never sent by it.
+    public static func collapse(queued: [Intent]) -> QueueEdits {
+        supersede(queued, tokenHash: nil)
+    }
+
+    /// The token with hash `hash` moves away from a device with `state` and `queued`: the edits of its queue, and
+    /// the release intent to queue at its head. When the token was the device's newest requested one, the device
+    /// is left with no token (`releaseAll`); otherwise only the moved token goes, where ME holds it (`release`).
+    public static func release(tokenHash hash: String, state: DeviceState?, queued: [Intent]) -> (edits: QueueEdits, release: IntentPayload) {
+        let view = IntakeView(exists: true, state: state, queued: queued, tokenHolder: nil)
+        let newestWasMoved = newestToken(view, liveQueue(view))?.tokenHash == hash
+        return (supersede(queued, tokenHash: hash), newestWasMoved ? .releaseAll(tokenHash: hash) : .release(tokenHash: hash))
+    }
+
+    /// Drops the token intents (of the token `tokenHash`, or all) and takes the token out of the starts.
+    static func supersede(_ queued: [Intent], tokenHash: String?) -> QueueEdits {
+        var edits = QueueEdits()
+        for intent in queued {
+            switch intent.payload {
+            case .setToken(let t) where tokenHash == nil || t.tokenHash == tokenHash:
+                edits.dropIds.append(intent.id)
+            case .removeToken where tokenHash == nil:
+                edits.dropIds.append(intent.id)
+            case .start(var s) where s.token != nil && (tokenHash == nil || s.token?.tokenHash == tokenHash):
+                s.token = nil
+                edits.rewrites.append(.init(id: intent.id, payload: .start(s)))
+            default:
+                continue
+            }
+        }
+        return edits
+    }
+
+    /// The token hashes a device keeps its claims on whatever the backend asks next: the ones ME holds (or
+    /// may hold) on its client. A claim on them goes only when another device takes the token, which then waits
+    /// for this device's removal; so no device sends a token while ME still holds it on another client.
+    public static func claimsKept(by state: DeviceState?) -> [String] {
+        var kept: [String] = []
+        for t in [state?.pushTokenSent, state?.pushTokenUncertain] {
+            if let hash = t?.tokenHash, !kept.contains(hash) { kept.append(hash) }
+        }
+        return kept
     }
 }

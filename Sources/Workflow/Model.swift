@@ -118,6 +118,9 @@ public enum IntentPayload: Sendable, Hashable, Codable {
     case events([CustomEvent])
     /// The token with this hash moved to another device: remove it at ME if this device holds it there.
     case release(tokenHash: String)
+    /// The token with this hash, this device's newest requested one, moved to another device: the device is left
+    /// with no token, so whatever ME holds on its client is removed (the moved token, or an older one).
+    case releaseAll(tokenHash: String)
     /// Remove the token at ME, then forget the device.
     case forget
 
@@ -129,15 +132,17 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         case .login: "login"
         case .logout: "logout"
         case .events: "events"
-        case .release: "release"
+        case .release, .releaseAll: "release"
         case .forget: "forget"
         }
     }
 
     /// Release intents jump the queue: another device waits for them.
     public var priority: Int {
-        if case .release = self { return 0 }
-        return 1
+        switch self {
+        case .release, .releaseAll: return 0
+        default: return 1
+        }
     }
 }
 

@@ -49,27 +49,53 @@ public struct Planner: Sendable {
             return .send(call, context)
         }
 
-        // A token that moved to another device leaves this one first: another device waits for it.
-        if case .release(let hash) = head.payload {
-            if let sent = state.pushTokenSent, sent.tokenHash == hash { return send(.removePushToken) }
-            var done = desired.applied(to: state)
-            done.resendPushToken = false
-            return .advance(done, popHead: true)
+        // A new intent woke a failed device: its failed step starts again with a fresh budget (attempts,
+        // refresh cycles and the one re-link), as the contract's I4 says.
+        if state.failed {
+            var fresh = state
+            fresh.failed = false
+            fresh.attempts = 0
+            fresh.refreshCycles = 0
+            fresh.relinked = false
+            fresh.needsRefresh = false
+            return .advance(fresh, popHead: false)
         }
 
-        // A start with another client id: remove the old client's token, then start over under the new id.
-        if let newId = desired.clientId, newId != state.clientId {
-            if state.pushTokenSent != nil { return send(.removePushToken) }
-            return .advance(state.resetForNewClient(newId), popHead: false)
-        }
-
-        // A 401 asked for a fresh contact token; without a refresh token, re-link instead.
+        // A 401 asked for a fresh contact token; without a refresh token, re-link instead. This comes before
+        // every path that sends a contact-token call (removal for a move or a client-id change included).
         if state.needsRefresh {
             if let refreshToken = state.refreshToken { return send(.refreshContactToken(refreshToken: refreshToken)) }
             var relink = state
             relink.needsRefresh = false
             relink.contactToken = nil
             return .advance(relink, popHead: false)
+        }
+
+        /// A removal of what this client holds at ME: it needs a contact token, so a device whose contact
+        /// token was dropped (a failed refresh) re-links the contact it knows first.
+        func removal() -> Plan {
+            if state.contactToken == nil { return send(Self.relinkCall(state: state)) }
+            return send(.removePushToken)
+        }
+
+        // A token that moved to another device leaves this one first: another device waits for it.
+        switch head.payload {
+        case .release(let hash) where state.holdsAtME(tokenHash: hash):
+            return removal()
+        case .releaseAll where state.pushTokenSent != nil || state.pushTokenUncertain != nil:
+            return removal()
+        case .release, .releaseAll:
+            var done = desired.applied(to: state)
+            done.resendPushToken = false
+            return .advance(done, popHead: true)
+        default:
+            break
+        }
+
+        // A start with another client id: remove the old client's token, then start over under the new id.
+        if let newId = desired.clientId, newId != state.clientId {
+            if state.pushTokenSent != nil || state.pushTokenUncertain != nil { return removal() }
+            return .advance(state.resetForNewClient(newId), popHead: false)
         }
 
         // 1. Device properties, when they changed or no client state is stored.
@@ -118,7 +144,7 @@ public struct Planner: Sendable {
                 if moveBlocked { return .wait(.tokenMove) }
                 return send(.setPushToken(token.pushToken))
             }
-        } else if state.pushTokenSent != nil {
+        } else if state.pushTokenSent != nil || state.pushTokenUncertain != nil {
             return send(.removePushToken)
         }
 
@@ -127,6 +153,36 @@ public struct Planner: Sendable {
         var done = desired.applied(to: state)
         done.waitingFor = nil
         return .advance(done, popHead: true)
+    }
+
+    /// The state to commit before `call` goes out, or nil when none is needed: a push-token `PUT` first records
+    /// its token as possibly at ME (`pushTokenUncertain`), so that a crash before the answer is committed cannot
+    /// leave ME holding a token the bridge does not know of (a later move or client-id change removes it).
+    public static func beforeSending(_ call: MECall, state: DeviceState, head: Intent) -> DeviceState? {
+        guard case .setPushToken = call, let token = Desired(state: state, head: head.payload).token,
+            state.pushTokenSent != token, state.pushTokenUncertain != token
+        else { return nil }
+        var marked = state
+        marked.pushTokenUncertain = token
+        return marked
+    }
+
+    /// `state` as a step commits it, with the token of the device's next call already marked when that call will
+    /// be a push-token `PUT` (what `beforeSending` would mark), so that the PUT after it needs no write of its own.
+    /// Marking early is safe: an uncertain token that ME never got costs at most a needless `DELETE`.
+    public func markingNextPut(_ state: DeviceState, queue: [Intent], appCode: String, moveBlocked: Bool, nowMs: Int64) -> DeviceState {
+        guard let head = queue.first, case .send(let call, _) = plan(state: state, queue: queue, appCode: appCode, moveBlocked: moveBlocked, nowMs: nowMs)
+        else { return state }
+        return Self.beforeSending(call, state: state, head: head) ?? state
+    }
+
+    /// The link that gives a client whose contact token was dropped a new one: the contact it is linked to
+    /// (anonymous when it knows none).
+    static func relinkCall(state: DeviceState) -> MECall {
+        switch state.linkedContact ?? state.wantedContact {
+        case .identified(let fieldId, let value)?: .linkContact(fieldId: fieldId, fieldValue: value)
+        case .anonymous?, nil: .linkAnonymousContact
+        }
     }
 
     /// The first identified contact the queue asks for.

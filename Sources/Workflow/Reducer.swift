@@ -46,6 +46,9 @@ public struct Reducer: Sendable {
             }
             return permanent(s, head: head, call: call, status: status, message: message, now: now)
         case .network(let message):
+            // No answer: ME may have stored the token. Until a later PUT or DELETE is acknowledged, a move or
+            // a removal treats it as held.
+            if case .setPushToken = call, let token = desired.token, token != s.pushTokenSent { s.pushTokenUncertain = token }
             return transient(s, call: call, status: nil, message: message, retryAfter: nil, now: now, jitter: jitter)
         }
     }
@@ -84,10 +87,12 @@ public struct Reducer: Sendable {
             progress = head.progress | IntentProgress.eventsDone
         case .setPushToken:
             s.pushTokenSent = desired.token
+            s.pushTokenUncertain = nil
             s.resendPushToken = false
             s.steps.pushTokenAt = now
         case .removePushToken:
             s.pushTokenSent = nil
+            s.pushTokenUncertain = nil
             s.resendPushToken = false
             s.steps.pushTokenAt = now
         }
@@ -163,14 +168,22 @@ public struct Reducer: Sendable {
         s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: nil)
         switch call {
         case .events:
-            // A permanent failure of an event is recorded and skipped; the steps behind it go on.
+            // A permanent failure of an event is recorded and skipped; the steps behind it go on, each with a
+            // fresh refresh budget (I4).
             s.attempts = 0
+            s.refreshCycles = 0
+            s.relinked = false
+            s.needsRefresh = false
             return Transition(state: s, headProgress: head.progress | IntentProgress.eventsDone, retryAt: nil, outcome: "permanent")
         case .removePushToken:
             // Nothing more can be done for a removal ME refuses: consider the token gone so the
             // device that waits for it (a token move) can go on.
             s.attempts = 0
+            s.refreshCycles = 0
+            s.relinked = false
+            s.needsRefresh = false
             s.pushTokenSent = nil
+            s.pushTokenUncertain = nil
             s.resendPushToken = false
             return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
         case .refreshContactToken:

@@ -8,10 +8,12 @@ import MobileEngage
 /// BENCHMARKS.md). This form is the fields in declaration order: integers as LEB128 varints (zigzag when
 /// signed), strings as a length and UTF-8, optionals as a 0/1 byte, dates as the bit pattern of their
 /// `timeIntervalSince1970` (exact), enums as a case byte. A field is only ever appended at the end of a type,
-/// after a new `StoredForm.version`; readers reject what they do not know instead of guessing.
+/// after a new `StoredForm.version`; readers reject what they do not know instead of guessing. Values written in
+/// an earlier version still read: a field appended since reads as its default.
 public enum StoredForm {
     /// The first byte of every stored value in this form (JSON, the earlier form, starts with `{`).
-    public static let version: UInt8 = 1
+    /// 2 appended `DeviceState.pushTokenUncertain`.
+    public static let version: UInt8 = 2
 
     public static func encode<T: StoredCodable>(_ value: T) -> [UInt8] {
         var w = StoredWriter()
@@ -28,7 +30,9 @@ public enum StoredForm {
 
     static func decode<T: StoredCodable>(_ type: T.Type, buffer: UnsafeRawBufferPointer) throws -> T {
         var r = StoredReader(buffer)
-        guard try r.byte() == version else { throw StoredFormError.malformed("unknown stored form version") }
+        let written = try r.byte()
+        guard (1...version).contains(written) else { throw StoredFormError.malformed("unknown stored form version") }
+        r.version = written
         let value = try T(from: &r)
         guard r.atEnd else { throw StoredFormError.malformed("trailing bytes") }
         return value
@@ -62,6 +66,8 @@ public struct StoredWriter {
 public struct StoredReader {
     private let buffer: UnsafeRawBufferPointer
     private var index = 0
+    /// The `StoredForm.version` the value was written in: a field appended after it is not there to read.
+    var version = StoredForm.version
 
     init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
 
@@ -342,6 +348,7 @@ extension DeviceState: StoredCodable {
         waitingFor.write(to: &w)
         lastError.write(to: &w)
         steps.write(to: &w)
+        pushTokenUncertain.write(to: &w)  // version 2
     }
     public init(from r: inout StoredReader) throws {
         self.init(clientId: try r.string(), platform: "")
@@ -365,6 +372,7 @@ extension DeviceState: StoredCodable {
         waitingFor = try String?(from: &r)
         lastError = try LastError?(from: &r)
         steps = try StepTimes(from: &r)
+        pushTokenUncertain = r.version >= 2 ? try TokenRef?(from: &r) : nil
     }
 }
 
@@ -420,6 +428,9 @@ extension IntentPayload: StoredCodable {
             tokenHash.write(to: &w)
         case .forget:
             w.bytes.append(7)
+        case .releaseAll(let tokenHash):
+            w.bytes.append(8)
+            tokenHash.write(to: &w)
         }
     }
     public init(from r: inout StoredReader) throws {
@@ -432,6 +443,7 @@ extension IntentPayload: StoredCodable {
         case 5: self = .events(try [CustomEvent](from: &r))
         case 6: self = .release(tokenHash: try r.string())
         case 7: self = .forget
+        case 8: self = .releaseAll(tokenHash: try r.string())
         default: throw StoredFormError.malformed("intent payload")
         }
     }

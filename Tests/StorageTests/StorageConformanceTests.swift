@@ -31,6 +31,7 @@ enum Conformance {
         ("dedup of same token, login, logout, removal", dedup),
         ("rotations collapse", collapse),
         ("token move: release first, blocked until it pops, waiters woken", tokenMove),
+        ("token move: the claim on a token at ME outlives a rotation; queued starts lose the moved token", moveKeepsClaimOfSentToken),
         ("queue bounds, global and per app", queueBounds),
         ("claimDue: due and unleased only, leases respected", claimDue),
         ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
@@ -119,6 +120,43 @@ enum Conformance {
         #expect(try await store.loadWork(k)?.queue.count == 2)
     }
 
+    static func moveKeepsClaimOfSentToken(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let (a, b, c) = (Fixture.key("a"), Fixture.key("b"), Fixture.key("c"))
+        let (t1, t2) = (Fixture.token("held"), Fixture.token("next"))
+        #expect(try await store.put(Fixture.start(t1), a).kind == "accepted")
+        // A's start is worked and T1 sent; then A rotates to T2, which is only queued.
+        let now = Date()
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        let workA = try #require(try await store.loadWork(a))
+        var stateA = workA.state
+        stateA.pushTokenSent = t1
+        try await store.commit(a, WorkUpdate(state: stateA, headId: workA.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: workA.newestIntentId, owner: "w", releaseLease: true), now: now)
+        #expect(try await store.put(Fixture.start(t2), a, now: now).kind == "accepted")
+
+        // B takes T1, which ME still holds on A: A keeps its claim until then, so B's PUT waits for A's release.
+        // T2 stays A's newest token: the release removes T1 only.
+        #expect(try await store.put(Fixture.start(t1), b, now: now).kind == "accepted")
+        let afterMove = try #require(try await store.loadWork(a))
+        #expect(afterMove.head?.payload == .release(tokenHash: t1.tokenHash))
+        #expect(try #require(try await store.loadWork(b)).moveBlocked)
+
+        // C takes T2, A's newest (only queued) token: A's queued start keeps its events but loses the token, and
+        // A is left with no token at all (`releaseAll`).
+        #expect(try await store.put(Fixture.start(t2), c, now: now).kind == "accepted")
+        let final = try #require(try await store.loadWork(a))
+        #expect(final.queue.map(\.payload.kind) == ["release", "release", "start"])
+        #expect(final.queue.contains { $0.payload == .releaseAll(tokenHash: t2.tokenHash) })
+        guard case .start(let start)? = final.queue.last?.payload else {
+            Issue.record("A's start is gone")
+            return
+        }
+        #expect(start.token == nil)
+        #expect(try await store.status(of: a)?.tokenHash == nil)
+        // C waits for A's release of T2 (the hash is A's release, whichever device queued it).
+        #expect(try #require(try await store.loadWork(c)).moveBlocked)
+    }
+
     static func tokenMove(_ h: StoreHarness) async throws {
         let store = try await h.open()
         let a = Fixture.key("a")
@@ -141,7 +179,8 @@ enum Conformance {
         #expect(try await store.put(Fixture.start(t), b, now: now).kind == "accepted")
         workA = try #require(try await store.loadWork(a))
         #expect(workA.queue.map(\.payload.kind) == ["release", "login"])
-        #expect(workA.head?.payload == .release(tokenHash: t.tokenHash))
+        // T was A's newest token: A is left with none (`releaseAll`).
+        #expect(workA.head?.payload == .releaseAll(tokenHash: t.tokenHash))
         #expect(try await store.status(of: a)?.tokenHash == nil)
         #expect(try await store.status(of: b)?.tokenHash == t.tokenHash)
         var workB = try #require(try await store.loadWork(b))

@@ -93,11 +93,12 @@ struct ModelGenerator {
             LastError(step: g.string(), status: g.maybe { $0.int() }, message: g.string(), attempts: g.int(), at: g.date(), nextAttemptAt: g.maybe { $0.date() })
         }
         s.steps = StepTimes(clientAt: maybe { $0.date() }, contactAt: maybe { $0.date() }, pushTokenAt: maybe { $0.date() })
+        s.pushTokenUncertain = maybe { $0.token() }
         return s
     }
 
     mutating func payload() -> IntentPayload {
-        switch Int.random(in: 0...7, using: &rng) {
+        switch Int.random(in: 0...8, using: &rng) {
         case 0:
             return .start(StartIntent(
                 provider: string(), platform: string(), token: maybe { $0.token() }, info: info(), contact: maybe { $0.contact() },
@@ -115,6 +116,7 @@ struct ModelGenerator {
                 })
             })
         case 6: return .release(tokenHash: string())
+        case 7: return .releaseAll(tokenHash: string())
         default: return .forget
         }
     }
@@ -146,6 +148,20 @@ struct StoredFormTests {
                 return d
             }
             #expect(StoredForm.encode(state) == StoredForm.encode(copy))
+        }
+    }
+
+    @Test("A state written in version 1 (before pushTokenUncertain) still reads, with no uncertain token")
+    func readsVersionOne() throws {
+        var g = ModelGenerator(seed: 5)
+        for _ in 0..<50 {
+            var state = g.state()
+            state.pushTokenUncertain = nil
+            // Version 1 is version 2 without the trailing optional (one 0 byte for nil).
+            var bytes = StoredForm.encode(state)
+            #expect(bytes.removeLast() == 0)
+            bytes[0] = 1
+            #expect(try StoredForm.decode(DeviceState.self, from: bytes) == state)
         }
     }
 
