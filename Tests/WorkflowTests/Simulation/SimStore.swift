@@ -1,0 +1,210 @@
+import Foundation
+import MobileEngage
+import Workflow
+
+/// The device store in memory, with the stores' rules: the pure decisions (`Intake.decide`, `Intake.release`,
+/// `Intake.claimsKept`) applied as `SQLiteIntake` and `SQLiteCommit` apply them.
+struct SimStore {
+    struct Queued {
+        var intent: Intent
+        var tokenHash: String?
+        var waitsFor: String?
+    }
+    struct Device {
+        var state: DeviceState
+        var queue: [Queued] = []
+        var dueAt: Int64?
+        /// The newest requested token's hash (the status's `tokenHash`).
+        var tokenHash: String?
+    }
+
+    var devices: [String: Device] = [:]
+    /// token hash -> device id (one app).
+    var claims: [String: String] = [:]
+    var nextIntentId: Int64 = 1
+    var clientSerial = 0
+    let appCode: String
+    let policy: AppPolicy
+
+    init(appCode: String, policy: AppPolicy) {
+        self.appCode = appCode
+        self.policy = policy
+    }
+
+    func ordered(_ id: String) -> [Queued] {
+        (devices[id]?.queue ?? []).sorted { ($0.intent.payload.priority, $0.intent.id) < ($1.intent.payload.priority, $1.intent.id) }
+    }
+
+    mutating func newClientId() -> String {
+        clientSerial += 1
+        return "client-\(clientSerial)"
+    }
+
+    private mutating func insert(_ id: String, _ payload: IntentPayload, tokenHash: String?, waitsFor: String?, now: Int64) {
+        let intent = Intent(id: nextIntentId, payload: payload, acceptedAt: Date(timeIntervalSince1970: Double(now) / 1000))
+        nextIntentId += 1
+        devices[id]?.queue.append(Queued(intent: intent, tokenHash: tokenHash, waitsFor: waitsFor))
+    }
+
+    static func token(of write: DeviceWrite) -> TokenRef? {
+        switch write {
+        case .setToken(let t): t
+        case .start(let s): s.token
+        default: nil
+        }
+    }
+
+    /// An API write; false when it was deduplicated or needs an unknown device.
+    @discardableResult
+    mutating func accept(_ write: DeviceWrite, device id: String, now: Int64) -> Bool {
+        let token = Self.token(of: write)
+        var holder: DeviceKey?
+        if let token, let h = claims[token.tokenHash], h != id { holder = DeviceKey(appCode: appCode, deviceId: h) }
+        let existing = devices[id]
+        let view = IntakeView(exists: existing != nil, state: existing?.state, queued: ordered(id).map(\.intent), tokenHolder: holder)
+        guard case .enqueue(let payload, let collapse, let takeFrom) = Intake.decide(write, view: view, policy: policy) else { return false }
+        if existing == nil {
+            let platform: String
+            switch write {
+            case .start(let s): platform = s.token?.platform ?? s.platform
+            case .setToken(let t): platform = t.platform
+            default: return false
+            }
+            var clientId = newClientId()
+            if case .start(let s) = write, let given = s.clientId { clientId = given }
+            devices[id] = Device(state: DeviceState(clientId: clientId, platform: platform))
+        }
+        if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent)), to: id, now: now) }
+        if let takeFrom, let token { moveToken(token, from: takeFrom.deviceId, now: now) }
+        insert(id, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now)
+        // Claims.
+        switch write {
+        case .setToken, .start:
+            if let token {
+                dropClaims(of: id)
+                claims[token.tokenHash] = id
+            }
+        case .removeToken, .forget:
+            dropClaims(of: id)
+        default:
+            break
+        }
+        // Registration columns.
+        if let token {
+            devices[id]?.tokenHash = token.tokenHash
+        }
+        switch write {
+        case .removeToken, .forget: devices[id]?.tokenHash = nil
+        default: break
+        }
+        if devices[id]?.dueAt == nil { devices[id]?.dueAt = now }
+        return true
+    }
+
+    /// `SQLiteRows.apply`.
+    private mutating func apply(_ edits: QueueEdits, to id: String, now: Int64) {
+        devices[id]?.queue.removeAll { edits.dropIds.contains($0.intent.id) }
+        for rewrite in edits.rewrites {
+            if let i = devices[id]?.queue.firstIndex(where: { $0.intent.id == rewrite.id }) {
+                devices[id]?.queue[i].intent.payload = rewrite.payload
+                devices[id]?.queue[i].tokenHash = nil
+                devices[id]?.queue[i].waitsFor = nil
+            }
+        }
+    }
+
+    private mutating func dropClaims(of id: String) {
+        let kept = Intake.claimsKept(by: devices[id]?.state)
+        for (hash, holder) in claims where holder == id && !kept.contains(hash) { claims[hash] = nil }
+    }
+
+    private mutating func moveToken(_ token: TokenRef, from holder: String, now: Int64) {
+        guard let held = devices[holder] else {
+            claims[token.tokenHash] = nil
+            return
+        }
+        let move = Intake.release(tokenHash: token.tokenHash, state: held.state, queued: ordered(holder).map(\.intent))
+        apply(move.edits, to: holder, now: now)
+        insert(holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now)
+        if claims[token.tokenHash] == holder { claims[token.tokenHash] = nil }
+        if devices[holder]?.tokenHash == token.tokenHash { devices[holder]?.tokenHash = nil }
+        if devices[holder]?.dueAt == nil { devices[holder]?.dueAt = now }
+    }
+
+    /// What a worker loads (`DeviceStore.loadWork`).
+    func work(_ id: String) -> Work? {
+        guard let device = devices[id] else { return nil }
+        let queue = ordered(id)
+        var blocked = false
+        if let head = queue.first, let hash = head.tokenHash {
+            blocked = devices.contains { other, device in
+                other != id && device.queue.contains { $0.intent.payload.kind == "release" && $0.tokenHash == hash }
+            }
+        }
+        return Work(state: device.state, queue: queue.map(\.intent), moveBlocked: blocked, newestIntentId: queue.map(\.intent.id).max() ?? 0)
+    }
+
+    struct Work {
+        var state: DeviceState
+        var queue: [Intent]
+        var moveBlocked: Bool
+        var newestIntentId: Int64
+    }
+
+    enum Next: Equatable {
+        case now
+        case at(Int64)
+        case whenWoken
+    }
+
+    /// One engine commit (`SQLiteCommit.apply`).
+    mutating func commit(_ id: String, state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next, newestSeen: Int64, now: Int64) {
+        guard devices[id] != nil else { return }
+        if forget {
+            if devices[id]!.queue.contains(where: { $0.intent.id > newestSeen }) {
+                devices[id]!.queue.removeAll { $0.intent.id <= newestSeen }
+                let fresh = DeviceState(clientId: newClientId(), platform: state.platform)
+                commit(id, state: fresh, headId: nil, next: .now, newestSeen: newestSeen, now: now)
+                return
+            }
+            devices[id] = nil
+            for (hash, holder) in claims where holder == id { claims[hash] = nil }
+            return
+        }
+        if let headId {
+            if popHead {
+                let kind = devices[id]!.queue.first { $0.intent.id == headId }?.intent.payload.kind
+                devices[id]!.queue.removeAll { $0.intent.id == headId }
+                if kind == "release" { wakeWaiters(of: id, now: now) }
+            } else if let headProgress, let i = devices[id]!.queue.firstIndex(where: { $0.intent.id == headId }) {
+                devices[id]!.queue[i].intent.progress = headProgress
+            }
+        }
+        let pending = devices[id]!.queue.count
+        let arrived = (devices[id]!.queue.map(\.intent.id).max() ?? 0) > newestSeen
+        switch next {
+        case .now: devices[id]!.dueAt = pending > 0 ? now : nil
+        case .at(let t): devices[id]!.dueAt = pending > 0 ? t : nil
+        case .whenWoken: devices[id]!.dueAt = (pending > 0 && arrived) ? now : nil
+        }
+        devices[id]!.state = state
+    }
+
+    private mutating func wakeWaiters(of holder: String, now: Int64) {
+        let stillReleasing = devices[holder]?.queue.contains { $0.intent.payload.kind == "release" } ?? false
+        for (id, device) in devices where device.queue.contains(where: { $0.waitsFor == holder }) {
+            if device.dueAt == nil { devices[id]!.dueAt = now }
+            if !stillReleasing {
+                for i in devices[id]!.queue.indices where devices[id]!.queue[i].waitsFor == holder { devices[id]!.queue[i].waitsFor = nil }
+            }
+        }
+    }
+
+    func status(_ id: String) -> DeviceStatus? {
+        guard let d = devices[id] else { return nil }
+        let registration = DeviceRegistration(
+            key: DeviceKey(appCode: appCode, deviceId: id), provider: "fcm", platform: d.state.platform, tokenHash: d.tokenHash,
+            pending: d.queue.count, updatedAt: Date(timeIntervalSince1970: 0))
+        return DeviceStatus(registration: registration, state: d.state)
+    }
+}

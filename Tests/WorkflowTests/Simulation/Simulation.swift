@@ -1,0 +1,324 @@
+import Foundation
+import MobileEngage
+import Workflow
+
+/// SplitMix64: small, fast, and the same sequence for a seed on every platform.
+struct SimRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
+}
+
+/// One step of a schedule. A schedule is a plain list, so a failing one shrinks by dropping steps.
+enum SimStep: Hashable, CustomStringConvertible {
+    case start(device: Int, token: Int?, newClient: Bool, login: Int?)
+    case setToken(device: Int, token: Int)
+    case removeToken(device: Int)
+    case login(device: Int, value: Int)
+    case logout(device: Int)
+    case events(device: Int)
+    case forget(device: Int)
+    /// The engine takes the device's next step (if it is due and has none in flight); ME answers with `fault`.
+    case send(device: Int, fault: SimFault)
+    /// The engine commits the device's step in flight.
+    case commit(device: Int)
+    /// The bridge is killed: steps in flight are not committed.
+    case crash
+    case expireContactTokens
+    case revokeRefreshTokens(Bool)
+    case tick(ms: Int)
+
+    var description: String {
+        switch self {
+        case .start(let d, let t, let n, let l):
+            "start d\(d) token \(t.map { "T\($0)" } ?? "none")\(n ? " new clientId" : "")\(l.map { " login u\($0)" } ?? "")"
+        case .setToken(let d, let t): "set-token d\(d) T\(t)"
+        case .removeToken(let d): "remove-token d\(d)"
+        case .login(let d, let v): "login d\(d) u\(v)"
+        case .logout(let d): "logout d\(d)"
+        case .events(let d): "events d\(d)"
+        case .forget(let d): "forget d\(d)"
+        case .send(let d, let f): "engine sends for d\(d)\(f == .none ? "" : ", ME fault \(f.rawValue)")"
+        case .commit(let d): "engine commits d\(d)"
+        case .crash: "bridge killed"
+        case .expireContactTokens: "ME: contact tokens expire"
+        case .revokeRefreshTokens(let on): on ? "ME: refresh tokens refused" : "ME: refresh tokens accepted again"
+        case .tick(let ms): "clock +\(ms) ms"
+        }
+    }
+}
+
+/// The schedules' shape: a few devices sharing a small pool of tokens, so moves are frequent.
+struct SimShape {
+    var devices = 3
+    var tokens = 3
+    var steps = 60
+
+    func schedule(seed: UInt64) -> [SimStep] {
+        var r = SimRandom(seed: seed)
+        var steps: [SimStep] = []
+        for _ in 0..<self.steps {
+            let d = r.below(devices)
+            let roll = r.below(100)
+            switch roll {
+            case 0..<12: steps.append(.start(device: d, token: r.chance(85) ? r.below(tokens) : nil, newClient: r.chance(15), login: r.chance(20) ? r.below(2) : nil))
+            case 12..<22: steps.append(.setToken(device: d, token: r.below(tokens)))
+            case 22..<25: steps.append(.removeToken(device: d))
+            case 25..<29: steps.append(.login(device: d, value: r.below(2)))
+            case 29..<32: steps.append(.logout(device: d))
+            case 32..<35: steps.append(.events(device: d))
+            case 35..<37: steps.append(.forget(device: d))
+            case 37..<62:
+                let faults = SimFault.allCases
+                steps.append(.send(device: d, fault: r.chance(70) ? .none : faults[1 + r.below(faults.count - 1)]))
+            case 62..<84: steps.append(.commit(device: d))
+            case 84..<86: steps.append(.crash)
+            case 86..<90: steps.append(.expireContactTokens)
+            case 90..<92: steps.append(.revokeRefreshTokens(r.chance(50)))
+            default: steps.append(.tick(ms: 1 + r.below(3000)))
+            }
+        }
+        return steps
+    }
+}
+
+/// The bridge's engine and store against the model ME, one step at a time, with the invariants checked after
+/// every step and at quiescence.
+struct Simulation {
+    static let app = "EMS12-34567"
+    var store = SimStore(appCode: Simulation.app, policy: AppPolicy())
+    var me = ModelME()
+    var nowMs: Int64 = 1_700_000_000_000
+    var inFlight: [String: InFlight] = [:]
+    var violations: [String] = []
+    let planner = Planner(policy: AppPolicy(), sdkVersion: "sim")
+    let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000), sdkVersion: "sim")
+    var clientSerial = 0
+
+    struct InFlight {
+        var work: SimStore.Work
+        var head: Intent
+        var call: MECall
+        var context: MERequestContext
+        var answer: MEAnswer
+    }
+
+    static func token(_ n: Int) -> TokenRef {
+        let hash = String(repeating: String(n % 10), count: 8) + String(repeating: "a", count: 56)
+        return TokenRef(provider: "fcm", platform: "android", pushToken: "fcm-token-\(n)", tokenHash: hash)
+    }
+
+    var now: Date { Date(timeIntervalSince1970: Double(nowMs) / 1000) }
+
+    mutating func run(_ steps: [SimStep]) {
+        for step in steps {
+            apply(step)
+            nowMs += 1
+            checkAlways(after: step)
+        }
+        quiesce()
+    }
+
+    mutating func apply(_ step: SimStep) {
+        switch step {
+        case .start(let d, let t, let newClient, let login):
+            var clientId: String?
+            if newClient {
+                clientSerial += 1
+                clientId = "backend-client-\(clientSerial)"
+            }
+            let start = StartIntent(
+                provider: "fcm", platform: "android", token: t.map(Self.token), info: DeviceInfo(),
+                contact: login.map { .identified(fieldId: 3, value: "u\($0)") }, clientId: clientId)
+            store.accept(.start(start), device: "d\(d)", now: nowMs)
+        case .setToken(let d, let t): store.accept(.setToken(Self.token(t)), device: "d\(d)", now: nowMs)
+        case .removeToken(let d): store.accept(.removeToken, device: "d\(d)", now: nowMs)
+        case .login(let d, let v): store.accept(.login(fieldId: 3, value: "u\(v)"), device: "d\(d)", now: nowMs)
+        case .logout(let d): store.accept(.logout, device: "d\(d)", now: nowMs)
+        case .events(let d): store.accept(.events([CustomEvent(name: "e", timestamp: "2026-01-01T00:00:00.000Z", attributes: nil)]), device: "d\(d)", now: nowMs)
+        case .forget(let d): store.accept(.forget, device: "d\(d)", now: nowMs)
+        case .send(let d, let fault): send("d\(d)", fault: fault)
+        case .commit(let d): commitInFlight("d\(d)")
+        case .crash:
+            inFlight.removeAll()
+            me.bridgeCrashed()
+        case .expireContactTokens: me.expireContactTokens()
+        case .revokeRefreshTokens(let on): me.refreshRevoked = on
+        case .tick(let ms): nowMs += Int64(ms)
+        }
+    }
+
+    /// The engine's turn for one device, up to its next ME call (answered, not yet committed).
+    mutating func send(_ id: String, fault: SimFault) {
+        guard inFlight[id] == nil, let due = store.devices[id]?.dueAt, due <= nowMs else { return }
+        for _ in 0..<20 {
+            guard let work = store.work(id) else { return }
+            let plan = planner.plan(state: work.state, queue: work.queue, appCode: Self.app, moveBlocked: work.moveBlocked, nowMs: nowMs)
+            switch plan {
+            case .idle:
+                store.commit(id, state: work.state, headId: nil, next: .whenWoken, newestSeen: work.newestIntentId, now: nowMs)
+                return
+            case .wait(let reason):
+                var state = work.state
+                if reason == .login { state.waitingFor = "login" }
+                let next: SimStore.Next = reason == .login ? .whenWoken : .at(nowMs + 2000)
+                store.commit(id, state: state, headId: work.queue.first?.id, next: next, newestSeen: work.newestIntentId, now: nowMs)
+                return
+            case .advance(let state, let pop):
+                store.commit(id, state: state, headId: work.queue.first?.id, popHead: pop, next: .now, newestSeen: work.newestIntentId, now: nowMs)
+            case .forget:
+                store.commit(id, state: work.state, headId: work.queue.first?.id, forget: true, next: .whenWoken, newestSeen: work.newestIntentId, now: nowMs)
+                return
+            case .send(let call, let context):
+                guard let head = work.queue.first else { return }
+                if let marked = Planner.beforeSending(call, state: work.state, head: head) {
+                    store.commit(id, state: marked, headId: head.id, next: .now, newestSeen: work.newestIntentId, now: nowMs)
+                    continue
+                }
+                let answer = me.handle(call, context, fault: fault)
+                inFlight[id] = InFlight(work: work, head: head, call: call, context: context, answer: answer)
+                return
+            }
+        }
+    }
+
+    mutating func commitInFlight(_ id: String) {
+        guard let f = inFlight.removeValue(forKey: id) else { return }
+        let t = reducer.apply(state: f.work.state, head: f.head, call: f.call, context: f.context, answer: f.answer, now: now, jitter: 0.5)
+        let next: SimStore.Next = t.retryAt.map { .at(Int64($0.timeIntervalSince1970 * 1000)) } ?? (t.state.failed ? .whenWoken : .now)
+        var state = t.state
+        if next == .now {
+            // As the engine: the next call's PUT token is marked in this commit.
+            var queue = f.work.queue
+            if let progress = t.headProgress { queue[0].progress = progress }
+            state = planner.markingNextPut(t.state, queue: queue, appCode: Self.app, moveBlocked: f.work.moveBlocked, nowMs: nowMs)
+        }
+        store.commit(id, state: state, headId: f.head.id, headProgress: t.headProgress, next: next, newestSeen: f.work.newestIntentId, now: nowMs)
+    }
+
+    /// I5 after every step: never `registered` without the newest token at ME.
+    mutating func checkAlways(after step: SimStep) {
+        for id in store.devices.keys.sorted() {
+            guard let status = store.status(id) else { continue }
+            if status.state == "registered" {
+                if status.tokenHash == nil || status.steps.pushToken.tokenHash != status.tokenHash {
+                    violations.append("I5: \(id) registered with tokenHash \(status.tokenHash ?? "null") while ME was sent \(status.steps.pushToken.tokenHash ?? "none") (after '\(step)')")
+                }
+            }
+        }
+        if !me.violations.isEmpty {
+            violations += me.violations.map { "\($0) (at '\(step)')" }
+            me.violations.removeAll()
+        }
+    }
+
+    /// ME heals; every failed device gets a fresh intent (its start again); the engine runs until nothing is due.
+    /// Then I1, I3 and I5 at rest.
+    mutating func quiesce() {
+        me.refreshRevoked = false
+        for id in inFlight.keys.sorted() { commitInFlight(id) }
+        for id in store.devices.keys.sorted() where store.devices[id]?.state.failed == true {
+            // A new intent for a failed device: the backend repeats its newest request (a removal, a login).
+            if store.devices[id]?.tokenHash == nil { store.accept(.removeToken, device: id, now: nowMs) }
+            store.accept(.events([CustomEvent(name: "retry", timestamp: "2026-01-01T00:00:00.000Z", attributes: nil)]), device: id, now: nowMs)
+        }
+        var rounds = 0
+        while rounds < 2000 {
+            rounds += 1
+            let due = store.devices.filter { $0.value.dueAt != nil }.keys.sorted()
+            guard !due.isEmpty else { break }
+            let ready = due.filter { store.devices[$0]!.dueAt! <= nowMs }
+            if ready.isEmpty {
+                nowMs = due.map { store.devices[$0]!.dueAt! }.min()!
+                continue
+            }
+            for id in ready {
+                send(id, fault: .none)
+                commitInFlight(id)
+                nowMs += 1
+            }
+            checkAlways(after: .tick(ms: 0))
+        }
+        if rounds >= 2000 { violations.append("I3: the engine did not come to rest within 2,000 rounds with ME healthy") }
+        checkAtRest()
+    }
+
+    mutating func checkAtRest() {
+        for (token, holders) in me.holders(appCode: Self.app) where holders.count > 1 {
+            violations.append("I1 at rest: \(holders.sorted()) hold \(token)")
+        }
+        var clientsOfDevices: Set<String> = []
+        for id in store.devices.keys.sorted() {
+            let d = store.devices[id]!
+            guard let status = store.status(id) else { continue }
+            clientsOfDevices.insert(d.state.clientId)
+            let client = me.clients[d.state.clientId]
+            if !d.queue.isEmpty || d.state.failed {
+                violations.append("I3: \(id) did not converge: state \(status.state), \(d.queue.count) queued, lastError \(status.lastError?.message ?? "none")")
+                continue
+            }
+            let wanted = d.state.wantedToken
+            switch status.state {
+            case "registered":
+                if client?.pushToken == nil || client?.pushToken != wanted?.pushToken || status.tokenHash != wanted?.tokenHash {
+                    violations.append("I3/I5: \(id) is registered, but ME holds \(client?.pushToken ?? "no token") and the status says \(status.tokenHash ?? "null")")
+                }
+            case "unregistered":
+                if client?.pushToken != nil { violations.append("I5: \(id) is unregistered, but ME holds \(client!.pushToken!) on its client") }
+                if status.tokenHash != nil { violations.append("I5: \(id) is unregistered with tokenHash \(status.tokenHash!)") }
+            default:
+                violations.append("I3: \(id) rests in state \(status.state)")
+            }
+            // The contact: ME's link is the status's, and a device that linked one has the one the backend asked for.
+            let linked = d.state.linkedContact
+            // (A link whose answer was lost is at ME without the bridge knowing: tolerated until another link.)
+            if client?.contact != linked && !(linked == nil && client?.unseenLink == true) {
+                violations.append("I3: \(id)'s client is linked to \(client?.contact?.kind ?? "no contact") at ME, the status says \(status.contact.kind)")
+            }
+            if let linked, linked != (d.state.wantedContact ?? .anonymous) {
+                violations.append("I3: \(id) is linked to \(linked.kind), the backend asked for \((d.state.wantedContact ?? .anonymous).kind)")
+            }
+        }
+        // A client no device uses any more (a forgotten device, an old client id) keeps no token.
+        for (clientId, client) in me.clients where !clientsOfDevices.contains(clientId) && client.pushToken != nil {
+            violations.append("I1/I3: client \(clientId), no longer any device's, still holds \(client.pushToken!)")
+        }
+    }
+
+    /// Runs `steps` on a fresh simulation; the violations found.
+    static func failures(of steps: [SimStep]) -> [String] {
+        var sim = Simulation()
+        sim.run(steps)
+        return sim.violations
+    }
+
+    /// The shortest schedule found by dropping steps that still fails.
+    static func shrink(_ steps: [SimStep], fails: ([SimStep]) -> Bool = { !failures(of: $0).isEmpty }) -> [SimStep] {
+        var current = steps
+        var chunk = max(1, current.count / 2)
+        while chunk >= 1 {
+            var i = 0
+            var removedAny = false
+            while i < current.count {
+                var candidate = current
+                candidate.removeSubrange(i..<min(current.count, i + chunk))
+                if fails(candidate) {
+                    current = candidate
+                    removedAny = true
+                } else {
+                    i += chunk
+                }
+            }
+            if !removedAny { chunk /= 2 }
+        }
+        return current
+    }
+}
