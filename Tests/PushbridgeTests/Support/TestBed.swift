@@ -145,6 +145,14 @@ final class TestBed: @unchecked Sendable {
         #expect(answer.status == 201, "sandbox refused the fault: \(String(decoding: answer.body, as: UTF8.self))")
     }
 
+    /// The sandbox as oracle: it saw no invariant violation (I1 one token one client, I2 per-client discipline,
+    /// SDK headers) in any request of this test. Every integration test ends with this (`withTestBed`).
+    func expectNoViolations(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let count = await sandbox.violationCount()
+        let seen = await sandbox.violations().map { "\($0.kind) \($0.method) \($0.path) client \($0.clientId): \($0.detail)" }
+        #expect(count == 0, "the sandbox saw \(count) invariant violation(s): \(seen)", sourceLocation: sourceLocation)
+    }
+
     func clearFaults() async throws {
         _ = try await sandboxRequest("DELETE", "/_sandbox/faults")
     }
@@ -172,6 +180,7 @@ func withTestBed(
     let bed = try await TestBed(contactTokenLifetime: contactTokenLifetime, logger: logger, configure: configure)
     do {
         try await body(bed)
+        try await bed.expectNoViolations()
     } catch {
         await bed.shutdown()
         throw error
