@@ -51,6 +51,22 @@ public struct QueueLimits: Sendable, Hashable {
     }
 }
 
+extension QueueLimits {
+    /// The edits of a device's own queue for an accepted write (`collapse`: `Intake.collapse`), and how many intents
+    /// it adds: its own, a release at a token's old holder, less the collapsed ones.
+    static func growth(queued: [Intent], collapse: Bool, movesToken: Bool) -> (edits: QueueEdits, added: Int) {
+        let edits = collapse ? Intake.collapse(queued: queued) : QueueEdits()
+        return (edits, 1 + (movesToken ? 1 : 0) - edits.dropIds.count)
+    }
+
+    /// `.queueFull` when `added` more intents exceed a bound, given the queued totals.
+    func refusal(adding added: Int, counts: (total: Int, app: Int)) -> AcceptResult? {
+        if counts.total + added > maxQueuedIntents { return .queueFull(scope: "global") }
+        if counts.app + added > maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
+        return nil
+    }
+}
+
 public enum AcceptResult: Sendable {
     case accepted(DeviceStatus)
     case deduplicated(DeviceStatus)
@@ -123,6 +139,19 @@ public struct WorkUpdate: Sendable {
         self.newestIntentIdSeen = newestIntentIdSeen
         self.owner = owner
         self.releaseLease = releaseLease
+    }
+}
+
+extension WorkUpdate.Next {
+    /// The device's due time (epoch ms) after a commit that leaves `pending` intents; `arrived`: some came after
+    /// the worker's load (they wake a device that would otherwise wait to be woken).
+    func dueAt(pending: Int, arrived: Bool, nowMs: Int64) -> Int64? {
+        guard pending > 0 else { return nil }
+        switch self {
+        case .now: return nowMs
+        case .at(let date): return Codec.ms(date)
+        case .whenWoken: return arrived ? nowMs : nil
+        }
     }
 }
 

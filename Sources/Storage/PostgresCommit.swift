@@ -43,12 +43,7 @@ struct PostgresCommit {
         if let row = counted.first { (count, newest) = try row.decode((Int64, Int64).self) }
         let pending = Int(count)
         let arrived = newest > update.newestIntentIdSeen
-        let due: Int64?
-        switch update.next {
-        case .now: due = pending > 0 ? nowMs : nil
-        case .at(let date): due = pending > 0 ? Codec.ms(date) : nil
-        case .whenWoken: due = (pending > 0 && arrived) ? nowMs : nil
-        }
+        let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
         let sealed = try Codec.seal(update.state, sealer)
         let renew = update.owner != nil

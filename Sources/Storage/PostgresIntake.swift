@@ -14,36 +14,23 @@ struct PostgresIntake {
     let now: Date
     let sealer: Sealer
 
-    /// What the rules need, read from the store.
-    private struct Reads {
-        var device: PostgresRows.DeviceRow?
-        var queued: [PostgresRows.QueuedRow]
-        var decision: IntakeDecision
-    }
-
-    private func read(_ write: DeviceWrite, token: TokenRef?, policy: AppPolicy) async throws -> Reads {
+    private func read(_ write: DeviceWrite, token: TokenRef?, policy: AppPolicy) async throws -> IntakeReads {
         let device = try await PostgresRows.device(tx, key, sealer)
-        let queued = device == nil ? [] : try await PostgresRows.queued(tx, key, sealer)
+        let queued = device == nil ? [] : try await PostgresRows.queued(tx, key, sealer).map(\.intent)
         var holderKey: DeviceKey?
         if let token, let h = try await holder(token), h != key { holderKey = h }
-        let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holderKey)
-        return Reads(device: device, queued: queued, decision: Intake.decide(write, view: view, policy: policy))
+        return IntakeReads(write, device: device, queued: queued, holder: holderKey, policy: policy)
     }
 
     /// The answer to a write that changes nothing (deduplicated, unknown device), or nil when it must be
     /// stored; read without locks in a read-only snapshot, as `SQLiteIntake.unchangedOutcome` does. Such a write
     /// takes no lock and writes no WAL (a `FOR UPDATE` would, and its commit would wait for a flush).
     func unchangedOutcome(_ write: DeviceWrite, policy: AppPolicy) async throws -> AcceptResult? {
-        let reads = try await read(write, token: SQLiteIntake.token(of: write), policy: policy)
-        switch reads.decision {
-        case .unknownDevice: return .unknownDevice
-        case .deduplicated: return try reads.device.map { .deduplicated(try $0.status(deduplicated: true)) } ?? .unknownDevice
-        case .enqueue: return nil
-        }
+        try await read(write, token: Intake.token(of: write), policy: policy).unchangedOutcome()
     }
 
     func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) async throws -> AcceptResult {
-        let token = SQLiteIntake.token(of: write)
+        let token = Intake.token(of: write)
         var lockKeys = [key]
         if let token {
             try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(key.appCode):\(token.tokenHash)"), 0))")
@@ -58,39 +45,28 @@ struct PostgresIntake {
         }
         // Read again under the locks: the holder may have dropped the token meanwhile (removal, forget).
         let reads = try await read(write, token: token, policy: policy)
-        let (device, queued) = (reads.device, reads.queued)
-
-        switch reads.decision {
-        case .unknownDevice:
-            return .unknownDevice
-        case .deduplicated:
-            guard let device else { return .unknownDevice }
-            return .deduplicated(try device.status(deduplicated: true))
-        case .enqueue(let payload, let collapse, let takeFrom):
-            let collapsed = collapse ? Intake.collapse(queued: queued.map(\.intent)) : QueueEdits()
-            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsed.dropIds.count
-            if added > 0 {
-                let counts = try await PostgresRows.queuedCounts(tx, app: key.appCode)
-                if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
-                if counts.app + added > limits.maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
-            }
-            var row: PostgresRows.DeviceRow
-            if let device {
-                row = device
-            } else {
-                row = try await create(write: write, clientId: newClientId)
-            }
-            try await PostgresRows.apply(collapsed, tx, key, now: now, sealer: sealer)
-            if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
-            try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
-            try await updateClaims(for: write, token: token, state: device?.state)
-            // The row as the transaction leaves it: an API write changes only registration columns, so the
-            // engine's state is the one read under the lock (or created).
-            try await touch(write: write, token: token, row: &row)
-            // Other instances' engines look for due work now (delivered at commit).
-            try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
-            return .accepted(try row.status(deduplicated: false))
+        let device = reads.device
+        guard case .enqueue(let payload, let collapse, let takeFrom) = reads.decision else {
+            return try reads.unchangedOutcome() ?? .unknownDevice
         }
+        let (collapsed, added) = QueueLimits.growth(queued: reads.queued, collapse: collapse, movesToken: takeFrom != nil)
+        if added > 0, let full = limits.refusal(adding: added, counts: try await PostgresRows.queuedCounts(tx, app: key.appCode)) { return full }
+        var row: PostgresRows.DeviceRow
+        if let device {
+            row = device
+        } else {
+            row = try await create(write: write, clientId: newClientId)
+        }
+        try await PostgresRows.apply(collapsed, tx, key, now: now, sealer: sealer)
+        if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
+        try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
+        try await updateClaims(for: write, token: token, state: device?.state)
+        // The row as the transaction leaves it: an API write changes only registration columns, so the
+        // engine's state is the one read under the lock (or created).
+        try await touch(write: write, row: &row)
+        // Other instances' engines look for due work now (delivered at commit).
+        try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
+        return .accepted(try row.status(deduplicated: false))
     }
 
     private func holder(_ token: TokenRef) async throws -> DeviceKey? {
@@ -99,21 +75,10 @@ struct PostgresIntake {
     }
 
     private func create(write: DeviceWrite, clientId: String) async throws -> PostgresRows.DeviceRow {
-        let platform: String
-        let provider: String?
-        switch write {
-        case .start(let s):
-            platform = s.token?.platform ?? s.platform
-            provider = s.token?.provider ?? s.provider
-        case .setToken(let t):
-            platform = t.platform
-            provider = t.provider
-        default:
+        guard let (state, columns) = Intake.newDevice(for: write, generatedClientId: clientId) else {
             throw StorageError.corrupt("only a start or a token creates a device")
         }
-        var startClientId = clientId
-        if case .start(let s) = write, let given = s.clientId { startClientId = given }
-        let state = DeviceState(clientId: startClientId, platform: platform)
+        let (provider, platform, startClientId) = (columns.provider, columns.platform, state.clientId)
         let sealed = try Codec.seal(state, sealer)
         let nowMs = Codec.ms(now)
         try await tx.exec(PGStatement.InsertDevice.self, """
@@ -172,22 +137,10 @@ struct PostgresIntake {
     /// Registration columns follow the newest request; the device becomes due, a backoff in progress is kept.
     /// `row` is the device before this write and leaves as the transaction leaves it; the state column follows
     /// from the engine's state (which an API write never changes) and the new pending count.
-    private func touch(write: DeviceWrite, token: TokenRef?, row: inout PostgresRows.DeviceRow) async throws {
+    private func touch(write: DeviceWrite, row: inout PostgresRows.DeviceRow) async throws {
         let pending = try await PostgresRows.pendingCount(tx, key)
         let nowMs = Codec.ms(now)
-        row.pending = pending
-        row.dueAt = row.dueAt ?? nowMs
-        row.updatedAt = nowMs
-        if let token {
-            (row.provider, row.platform, row.tokenHash) = (token.provider, token.platform, token.tokenHash)
-        } else if case .start(let s) = write {
-            (row.provider, row.platform) = (s.provider, s.platform)
-        }
-        switch write {
-        case .removeToken, .forget: row.tokenHash = nil
-        default: break
-        }
-        let state = DeviceStateName.of(row.state, pending: pending).rawValue
+        let state = row.touch(by: write, pending: pending, nowMs: nowMs)
         try await tx.exec(PGStatement.Touch.self, """
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
                 provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state)

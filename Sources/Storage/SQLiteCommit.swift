@@ -45,12 +45,7 @@ struct SQLiteCommit {
             arguments: [update.newestIntentIdSeen, key.appCode, key.deviceId])
         let pending: Int = counts?["pending"] ?? 0
         let arrived: Bool = counts?["arrived"] ?? false
-        let due: Int64?
-        switch update.next {
-        case .now: due = pending > 0 ? nowMs : nil
-        case .at(let date): due = pending > 0 ? Codec.ms(date) : nil
-        case .whenWoken: due = (pending > 0 && arrived) ? nowMs : nil
-        }
+        let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
         try db.cachedStatement(sql: """
             UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,

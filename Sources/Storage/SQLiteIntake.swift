@@ -10,107 +10,55 @@ struct SQLiteIntake {
     let now: Date
     let sealer: Sealer
 
-    /// What the rules need, read from the store.
-    private struct Reads {
-        var device: SQLiteRows.DeviceRow?
-        var queued: [SQLiteRows.QueuedRow]
-        var token: TokenRef?
-        var decision: IntakeDecision
-    }
-
-    private func read(_ write: DeviceWrite, policy: AppPolicy) throws -> Reads {
+    private func read(_ write: DeviceWrite, policy: AppPolicy) throws -> IntakeReads {
         let device = try SQLiteRows.device(db, key, sealer)
-        let queued = try device == nil ? [] : SQLiteRows.queued(db, key, sealer)
-        let token = Self.token(of: write)
+        let queued = try device == nil ? [] : SQLiteRows.queued(db, key, sealer).map(\.intent)
         var holder: DeviceKey?
-        if let token {
+        if let token = Intake.token(of: write) {
             let holderId = try String.fetchOne(
                 db.cachedStatement(sql: "SELECT device_id FROM token_claims WHERE app = ? AND token_hash = ?"),
                 arguments: [key.appCode, token.tokenHash])
             if let holderId, holderId != key.deviceId { holder = DeviceKey(appCode: key.appCode, deviceId: holderId) }
         }
-        let view = IntakeView(exists: device != nil, state: device?.state, queued: queued.map(\.intent), tokenHolder: holder)
-        return Reads(device: device, queued: queued, token: token, decision: Intake.decide(write, view: view, policy: policy))
+        return IntakeReads(write, device: device, queued: queued, holder: holder, policy: policy)
     }
 
     /// The answer to a write that changes nothing (deduplicated, unknown device), or nil when it must be
     /// stored. Safe on a read snapshot: what it answers is what `accept` would answer at that moment.
     func unchangedOutcome(_ write: DeviceWrite, policy: AppPolicy) throws -> AcceptResult? {
-        let reads = try read(write, policy: policy)
-        switch reads.decision {
-        case .unknownDevice:
-            return .unknownDevice
-        case .deduplicated:
-            guard let device = reads.device else { return .unknownDevice }
-            return .deduplicated(try device.status(deduplicated: true))
-        case .enqueue:
-            return nil
-        }
+        try read(write, policy: policy).unchangedOutcome()
     }
 
     func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) throws -> AcceptResult {
         let reads = try read(write, policy: policy)
         let device = reads.device
-        let queued = reads.queued
-        let token = reads.token
-
-        switch reads.decision {
-        case .unknownDevice:
-            return .unknownDevice
-        case .deduplicated:
-            guard let device else { return .unknownDevice }
-            return .deduplicated(try device.status(deduplicated: true))
-        case .enqueue(let payload, let collapse, let takeFrom):
-            // The queue bound counts what this write adds: the intent, a release at the old holder,
-            // less the token intents it collapses.
-            let collapsed = collapse ? Intake.collapse(queued: queued.map(\.intent)) : QueueEdits()
-            let added = 1 + (takeFrom == nil ? 0 : 1) - collapsed.dropIds.count
-            if added > 0 {
-                let counts = try SQLiteRows.queuedCounts(db, app: key.appCode)
-                if counts.total + added > limits.maxQueuedIntents { return .queueFull(scope: "global") }
-                if counts.app + added > limits.maxQueuedIntentsPerApp { return .queueFull(scope: "app") }
-            }
-            var row: SQLiteRows.DeviceRow
-            if let device {
-                row = device
-            } else {
-                row = try create(write: write, clientId: newClientId)
-            }
-            try SQLiteRows.apply(collapsed, db, key, now: now, sealer: sealer)
-            if let takeFrom, let token { try moveToken(token, from: takeFrom) }
-            try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
-            try updateClaims(for: write, token: token, state: device?.state)
-            // The row as the transaction leaves it: this write touches only registration columns, so the
-            // engine's state is the one just read (or created).
-            try touch(write: write, token: token, row: &row)
-            return .accepted(try row.status(deduplicated: false))
+        let token = Intake.token(of: write)
+        guard case .enqueue(let payload, let collapse, let takeFrom) = reads.decision else {
+            return try reads.unchangedOutcome() ?? .unknownDevice
         }
-    }
-
-    static func token(of write: DeviceWrite) -> TokenRef? {
-        switch write {
-        case .setToken(let t): t
-        case .start(let s): s.token
-        default: nil
+        let (collapsed, added) = QueueLimits.growth(queued: reads.queued, collapse: collapse, movesToken: takeFrom != nil)
+        if added > 0, let full = limits.refusal(adding: added, counts: try SQLiteRows.queuedCounts(db, app: key.appCode)) { return full }
+        var row: SQLiteRows.DeviceRow
+        if let device {
+            row = device
+        } else {
+            row = try create(write: write, clientId: newClientId)
         }
+        try SQLiteRows.apply(collapsed, db, key, now: now, sealer: sealer)
+        if let takeFrom, let token { try moveToken(token, from: takeFrom) }
+        try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
+        try updateClaims(for: write, token: token, state: device?.state)
+        // The row as the transaction leaves it: this write touches only registration columns, so the
+        // engine's state is the one just read (or created).
+        try touch(write: write, row: &row)
+        return .accepted(try row.status(deduplicated: false))
     }
 
     private func create(write: DeviceWrite, clientId: String) throws -> SQLiteRows.DeviceRow {
-        let platform: String
-        let provider: String?
-        switch write {
-        case .start(let s):
-            platform = s.token?.platform ?? s.platform
-            provider = s.token?.provider ?? s.provider
-        case .setToken(let t):
-            platform = t.platform
-            provider = t.provider
-        default:
+        guard let (state, columns) = Intake.newDevice(for: write, generatedClientId: clientId) else {
             throw StorageError.corrupt("only a start or a token creates a device")
         }
-        var startClientId = clientId
-        if case .start(let s) = write, let given = s.clientId { startClientId = given }
-        let state = DeviceState(clientId: startClientId, platform: platform)
+        let (provider, platform, startClientId) = (columns.provider, columns.platform, state.clientId)
         try db.cachedStatement(sql: """
             INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
             VALUES (?, ?, ?, ?, ?, NULL, 'pending', 0, NULL, ?, ?, ?)
@@ -170,37 +118,14 @@ struct SQLiteIntake {
     ///
     /// `row` is the device as it was before this write; it leaves as the transaction leaves it. The state
     /// column follows from the engine's state (which an API write never changes) and the new pending count.
-    private func touch(write: DeviceWrite, token: TokenRef?, row: inout SQLiteRows.DeviceRow) throws {
+    private func touch(write: DeviceWrite, row: inout SQLiteRows.DeviceRow) throws {
         let pending = try SQLiteRows.pendingCount(db, key)
         let nowMs = Codec.ms(now)
-        var sets = ["pending = ?", "due_at = COALESCE(due_at, ?)", "updated_at = ?"]
-        var args: [DatabaseValueConvertible?] = [pending, nowMs, nowMs]
-        row.pending = pending
-        row.dueAt = row.dueAt ?? nowMs
-        row.updatedAt = nowMs
-        if let token {
-            sets += ["token_hash = ?", "provider = ?", "platform = ?"]
-            args += [token.tokenHash, token.provider, token.platform]
-            row.tokenHash = token.tokenHash
-            row.provider = token.provider
-            row.platform = token.platform
-        } else if case .start(let s) = write {
-            sets += ["provider = ?", "platform = ?"]
-            args += [s.provider, s.platform]
-            row.provider = s.provider
-            row.platform = s.platform
-        }
-        switch write {
-        case .removeToken, .forget:
-            sets.append("token_hash = NULL")
-            row.tokenHash = nil
-        default:
-            break
-        }
-        sets.append("state = ?")
-        args.append(DeviceStateName.of(row.state, pending: pending).rawValue)
-        try db.cachedStatement(sql: "UPDATE devices SET \(sets.joined(separator: ", ")) WHERE app = ? AND device_id = ?")
-            .execute(arguments: StatementArguments(args + [key.appCode, key.deviceId]))
+        let state = row.touch(by: write, pending: pending, nowMs: nowMs)
+        try db.cachedStatement(sql: """
+            UPDATE devices SET pending = ?, due_at = COALESCE(due_at, ?), updated_at = ?, provider = ?, platform = ?, token_hash = ?, state = ?
+            WHERE app = ? AND device_id = ?
+            """).execute(arguments: [pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, key.appCode, key.deviceId])
     }
 
     private func refreshStateColumn(_ key: DeviceKey) throws {

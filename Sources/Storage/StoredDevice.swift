@@ -19,3 +19,17 @@ struct StoredDevice {
         DeviceStatus(registration: registration, state: state, deduplicated: deduplicated)
     }
 }
+
+extension StoredDevice {
+    /// The row as an accepted API write leaves it, with `pending` intents queued: the registration columns follow
+    /// the newest request (`Intake.registration`), the device becomes due unless a backoff is in progress, and the
+    /// state column follows from the engine's state (which an API write never changes). Returns that state name.
+    mutating func touch(by write: DeviceWrite, pending: Int, nowMs: Int64) -> String {
+        self.pending = pending
+        dueAt = dueAt ?? nowMs
+        updatedAt = nowMs
+        let columns = Intake.registration(after: write, from: RegistrationColumns(provider: provider, platform: platform, tokenHash: tokenHash))
+        (provider, platform, tokenHash) = (columns.provider, columns.platform, columns.tokenHash)
+        return DeviceStateName.of(state, pending: pending).rawValue
+    }
+}

@@ -192,3 +192,59 @@ extension Intake {
         return kept
     }
 }
+
+/// The registration columns the API keeps beside the engine's state: the newest request's provider, platform
+/// and token hash.
+public struct RegistrationColumns: Sendable, Hashable {
+    public var provider: String?
+    public var platform: String
+    public var tokenHash: String?
+    public init(provider: String?, platform: String, tokenHash: String?) {
+        self.provider = provider
+        self.platform = platform
+        self.tokenHash = tokenHash
+    }
+}
+
+extension Intake {
+    /// The push token a write carries.
+    public static func token(of write: DeviceWrite) -> TokenRef? {
+        switch write {
+        case .setToken(let t): t
+        case .start(let s): s.token
+        default: nil
+        }
+    }
+
+    /// The device a write creates (only a start or a token does): its first state and registration columns. The
+    /// client id is the one the start names, else `generatedClientId`.
+    public static func newDevice(for write: DeviceWrite, generatedClientId: String) -> (state: DeviceState, columns: RegistrationColumns)? {
+        let columns: RegistrationColumns
+        var clientId = generatedClientId
+        switch write {
+        case .start(let s):
+            columns = RegistrationColumns(provider: s.token?.provider ?? s.provider, platform: s.token?.platform ?? s.platform, tokenHash: nil)
+            if let given = s.clientId { clientId = given }
+        case .setToken(let t):
+            columns = RegistrationColumns(provider: t.provider, platform: t.platform, tokenHash: nil)
+        default:
+            return nil
+        }
+        return (DeviceState(clientId: clientId, platform: columns.platform), columns)
+    }
+
+    /// The registration columns after an accepted write: they follow the newest request.
+    public static func registration(after write: DeviceWrite, from columns: RegistrationColumns) -> RegistrationColumns {
+        var c = columns
+        if let token = token(of: write) {
+            (c.provider, c.platform, c.tokenHash) = (token.provider, token.platform, token.tokenHash)
+        } else if case .start(let s) = write {
+            (c.provider, c.platform) = (s.provider, s.platform)
+        }
+        switch write {
+        case .removeToken, .forget: c.tokenHash = nil
+        default: break
+        }
+        return c
+    }
+}

@@ -46,33 +46,18 @@ struct SimStore {
         devices[id]?.queue.append(Queued(intent: intent, tokenHash: tokenHash, waitsFor: waitsFor))
     }
 
-    static func token(of write: DeviceWrite) -> TokenRef? {
-        switch write {
-        case .setToken(let t): t
-        case .start(let s): s.token
-        default: nil
-        }
-    }
-
     /// An API write; false when it was deduplicated or needs an unknown device.
     @discardableResult
     mutating func accept(_ write: DeviceWrite, device id: String, now: Int64) -> Bool {
-        let token = Self.token(of: write)
+        let token = Intake.token(of: write)
         var holder: DeviceKey?
         if let token, let h = claims[token.tokenHash], h != id { holder = DeviceKey(appCode: appCode, deviceId: h) }
         let existing = devices[id]
         let view = IntakeView(exists: existing != nil, state: existing?.state, queued: ordered(id).map(\.intent), tokenHolder: holder)
         guard case .enqueue(let payload, let collapse, let takeFrom) = Intake.decide(write, view: view, policy: policy) else { return false }
         if existing == nil {
-            let platform: String
-            switch write {
-            case .start(let s): platform = s.token?.platform ?? s.platform
-            case .setToken(let t): platform = t.platform
-            default: return false
-            }
-            var clientId = newClientId()
-            if case .start(let s) = write, let given = s.clientId { clientId = given }
-            devices[id] = Device(state: DeviceState(clientId: clientId, platform: platform))
+            guard let (state, _) = Intake.newDevice(for: write, generatedClientId: newClientId()) else { return false }
+            devices[id] = Device(state: state)
         }
         if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent)), to: id, now: now) }
         if let takeFrom, let token { moveToken(token, from: takeFrom.deviceId, now: now) }
@@ -89,14 +74,9 @@ struct SimStore {
         default:
             break
         }
-        // Registration columns.
-        if let token {
-            devices[id]?.tokenHash = token.tokenHash
-        }
-        switch write {
-        case .removeToken, .forget: devices[id]?.tokenHash = nil
-        default: break
-        }
+        // Registration columns (the simulation only needs the token hash).
+        let columns = Intake.registration(after: write, from: RegistrationColumns(provider: nil, platform: "", tokenHash: devices[id]?.tokenHash))
+        devices[id]?.tokenHash = columns.tokenHash
         if devices[id]?.dueAt == nil { devices[id]?.dueAt = now }
         return true
     }
