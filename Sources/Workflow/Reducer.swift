@@ -156,6 +156,13 @@ public struct Reducer: Sendable {
         var s = state
         s.attempts += 1
         s.failed = false
+        if call.carriesContactToken {
+            // ME answered something other than 401 since the last refresh or re-link: a 401 after this is a new
+            // expiry, not the same one, and gets the whole budget again (a removal that gave up on it would leave
+            // the token at ME while another device takes it).
+            s.refreshCycles = 0
+            s.relinked = false
+        }
         let delay = retry.delay(afterFailures: s.attempts, jitter: jitter, retryAfterSeconds: retryAfter)
         let at = now.addingTimeInterval(delay)
         s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: at)

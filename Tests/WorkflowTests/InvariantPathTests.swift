@@ -67,6 +67,18 @@ struct InvariantPathTests {
         #expect(!h.state.failed)
     }
 
+    @Test("a 401 on a removal after a re-link and a transient failure is a new expiry: refresh again, never give up the token")
+    func transientBetweenRestartsTheBudget() {
+        var h = registeredDevice()
+        h.enqueue(.release(tokenHash: token(1).tokenHash))
+        // DELETE 401, refresh refused, re-link, DELETE 429, DELETE 401 (expired again), refresh, DELETE 204.
+        let script: [Int] = [401, 401, 200, 429, 401, 200, 200]
+        for _ in 0..<3 { h.run { call, i in i < script.count && script[i] != 200 ? .status(script[i]) : .ok(call) } }
+        #expect(h.endpoints == ["push_token_delete", "contact_token", "contact_anonymous", "push_token_delete", "push_token_delete", "contact_token", "push_token_delete"])
+        #expect(h.state.pushTokenSent == nil)
+        #expect(h.queue.isEmpty)
+    }
+
     @Test("releaseAll removes whatever ME holds and leaves the device wanting no token")
     func releaseAllRemovesOlderToken() {
         var h = registeredDevice()
