@@ -36,7 +36,7 @@ public struct Reducer: Sendable {
             return success(s, head: head, call: call, desired: desired, contactToken: contactToken, refreshToken: refreshToken, now: now)
         case .http(let status, let retryAfter, let message):
             if status == 401 {
-                return unauthorized(s, head: head, call: call, message: message, now: now)
+                return unauthorized(s, head: head, call: call, message: message, now: now, jitter: jitter)
             }
             if status == 408 || status == 429 || (500...599).contains(status) {
                 return transient(s, call: call, status: status, message: message, retryAfter: retryAfter, now: now, jitter: jitter)
@@ -107,7 +107,7 @@ public struct Reducer: Sendable {
     }
 
     /// 401: refresh the contact token (3 cycles at most), then re-link once, then give up on the step.
-    private func unauthorized(_ state: DeviceState, head: Intent, call: MECall, message: String, now: Date) -> Transition {
+    private func unauthorized(_ state: DeviceState, head: Intent, call: MECall, message: String, now: Date, jitter: Double) -> Transition {
         var s = state
         switch call {
         case .setClient, .linkAnonymousContact, .linkContact:
@@ -118,6 +118,11 @@ public struct Reducer: Sendable {
             s.resendPushToken = true
             s.lastError = LastError(step: call.step, status: 401, message: message, attempts: s.attempts + 1, at: now, nextAttemptAt: nil)
             if s.relinked {
+                if case .removePushToken = call {
+                    // A removal never gives up on a 401: ME would keep the token while another device may take it
+                    // (I1). It backs off and starts over with a fresh budget.
+                    return transient(s, call: call, status: 401, message: "\(message) (after a contact refresh and a re-link)", retryAfter: nil, now: now, jitter: jitter)
+                }
                 return permanent(s, head: head, call: call, status: 401, message: "\(message) (after a contact refresh and a re-link)", now: now)
             }
             if s.refreshCycles < 3 {

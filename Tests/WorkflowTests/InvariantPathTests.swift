@@ -79,6 +79,22 @@ struct InvariantPathTests {
         #expect(h.queue.isEmpty)
     }
 
+    @Test("a removal meeting a 401 right after its re-link backs off and tries again, instead of giving the token up")
+    func removalNeverGivesUpOn401() {
+        var h = registeredDevice()
+        h.enqueue(.release(tokenHash: token(1).tokenHash))
+        // DELETE 401, refresh refused, re-link, DELETE 401 (expired again at once): a retry with backoff.
+        h.run { call, i in i == 0 || i == 1 || i == 3 ? .status(401) : .ok(call) }
+        #expect(h.endpoints == ["push_token_delete", "contact_token", "contact_anonymous", "push_token_delete"])
+        #expect(h.transitions.last?.retryAt != nil)
+        #expect(h.state.pushTokenSent == token(1))
+        #expect(!h.state.failed)
+        h.run()
+        #expect(h.endpoints.last == "push_token_delete")
+        #expect(h.state.pushTokenSent == nil)
+        #expect(h.queue.isEmpty)
+    }
+
     @Test("releaseAll removes whatever ME holds and leaves the device wanting no token")
     func releaseAllRemovesOlderToken() {
         var h = registeredDevice()
