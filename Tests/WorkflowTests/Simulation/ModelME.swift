@@ -35,6 +35,9 @@ struct ModelME {
         var owesRefresh = false
         /// A link was made since the last success of a contact-token call: the re-link is used up.
         var relinkedSinceSuccess = false
+        /// The bridge was killed since the last success of a contact-token call: its refresh budget may be older
+        /// than what ME saw (a success answered but not committed), so I4 is not judged until the next success.
+        var budgetUnknown = false
         /// A 401 was answered on a contact-token call since the last success of one.
         var unauthorizedSinceSuccess = false
         /// A contact link ME made whose answer the bridge never got (a timeout) or never committed (a crash): the
@@ -65,6 +68,7 @@ struct ModelME {
             clients[id]?.owesRefresh = false
             // So is a link whose answer it had heard but not committed.
             clients[id]?.unseenLink = true
+            clients[id]?.budgetUnknown = true
         }
     }
 
@@ -87,7 +91,7 @@ struct ModelME {
         case .refreshContactToken, .linkContact, .linkAnonymousContact: isRecovery = true
         default: isRecovery = false
         }
-        if c.owesRefresh && !isRecovery && !c.relinkedSinceSuccess && !c.crashTolerance {
+        if c.owesRefresh && !isRecovery && !c.relinkedSinceSuccess && !c.crashTolerance && !c.budgetUnknown {
             violations.append("I4: \(label) after a 401, without a refresh or a re-link")
         }
         switch fault {
@@ -101,11 +105,11 @@ struct ModelME {
             break
         }
 
-        let expectation = (c.owesRefresh, c.relinkedSinceSuccess, c.unauthorizedSinceSuccess)
+        let expectation = (c.owesRefresh, c.relinkedSinceSuccess, c.unauthorizedSinceSuccess, c.budgetUnknown)
         let outcome = apply(call, context, to: &c, clientId: context.clientId)
         if fault == .dropAfter {
             // Applied, but the bridge never hears of it (nor of the client state, nor of a 401).
-            (c.owesRefresh, c.relinkedSinceSuccess, c.unauthorizedSinceSuccess) = expectation
+            (c.owesRefresh, c.relinkedSinceSuccess, c.unauthorizedSinceSuccess, c.budgetUnknown) = expectation
             if case .linkAnonymousContact = call { c.unseenLink = true }
             if case .linkContact = call { c.unseenLink = true }
             return MEAnswer(outcome: .network(message: "timed out"), clientState: nil)
@@ -166,6 +170,7 @@ struct ModelME {
         c.owesRefresh = false
         c.relinkedSinceSuccess = false
         c.unauthorizedSinceSuccess = false
+        c.budgetUnknown = false
         return .success(contactToken: nil, refreshToken: nil)
     }
 

@@ -57,6 +57,9 @@ enum SimStep: Hashable, CustomStringConvertible {
 }
 
 /// The schedules' shape: a few devices sharing a small pool of tokens, so moves are frequent.
+/// Odd seeds get a hostile ME and a longer schedule of 2 devices: contact tokens expire three times as often and
+/// refreshes are refused more often, so that an expiry lands between a re-link and its replay (the end-to-end
+/// simulation found such a path first; short schedules of 3 devices almost never reach it).
 struct SimShape {
     var devices = 3
     var tokens = 3
@@ -64,8 +67,10 @@ struct SimShape {
 
     func schedule(seed: UInt64) -> [SimStep] {
         var r = SimRandom(seed: seed)
+        let hostile = seed % 2 == 1
+        let (devices, count) = hostile ? (2, steps * 2) : (self.devices, steps)
         var steps: [SimStep] = []
-        for _ in 0..<self.steps {
+        for _ in 0..<count {
             let d = r.below(devices)
             let roll = r.below(100)
             switch roll {
@@ -83,6 +88,7 @@ struct SimShape {
             case 84..<86: steps.append(.crash)
             case 86..<90: steps.append(.expireContactTokens)
             case 90..<92: steps.append(.revokeRefreshTokens(r.chance(50)))
+            case 92..<100 where hostile: steps.append(r.chance(75) ? .expireContactTokens : .revokeRefreshTokens(r.chance(60)))
             default: steps.append(.tick(ms: 1 + r.below(3000)))
             }
         }
