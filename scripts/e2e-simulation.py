@@ -286,7 +286,8 @@ apps:
                 holders.setdefault(v["pushToken"], []).append(c)
                 if c not in current:
                     orphans.append(c)
-        twice = {t[:16]: cs for t, cs in holders.items() if len(cs) > 1}
+        hash_of = {t: h for h, t in tokens.items()}
+        twice = {hash_of.get(t, "?")[:12]: cs for t, cs in holders.items() if len(cs) > 1}
         check("I1 at rest: no token on two clients", not twice, str(twice))
         check("I1 at rest: no client that no device uses holds a token", not orphans, str(orphans[:5]))
         for d, x in rest.items():
