@@ -25,7 +25,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import string
 import subprocess
 import sys
@@ -34,43 +33,12 @@ import threading
 import time
 import functools
 
-from testlib import APP, REPO, free_port, log, requests, wait_http
+from testlib import APP, REPO, Bridge, free_port, log, requests, wait_http
 
 print = functools.partial(print, flush=True)  # noqa: A001 (progress shows up in CI logs as it happens)
 
 B64URL = string.ascii_letters + string.digits + "-_"
 MAX_CONCURRENT = 32
-
-
-class Bridge:
-    """The bridge process: start, SIGKILL, restart on the same database."""
-
-    def __init__(self, binary, config, port, workdir):
-        self.binary, self.config, self.port, self.workdir = binary, config, port, workdir
-        self.proc = None
-        self.starts = 0
-        self.lock = threading.Lock()
-
-    def start(self):
-        self.starts += 1
-        logf = open(os.path.join(self.workdir, f"bridge-{self.starts}.log"), "wb")
-        self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config], cwd=self.workdir,
-                                     stdout=logf, stderr=subprocess.STDOUT)
-        if not wait_http(f"http://127.0.0.1:{self.port}/health", 60, self.proc):
-            raise RuntimeError(f"bridge did not come up (start #{self.starts}); see {logf.name}")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class Stats:

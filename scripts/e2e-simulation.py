@@ -26,45 +26,17 @@ import functools
 import os
 import random
 import shutil
-import signal
 import string
 import subprocess
 import sys
 import tempfile
 import time
 
-from testlib import APP, REPO, free_port, log, requests, wait_http
+from testlib import APP, REPO, Bridge, free_port, log, requests, wait_http
 
 print = functools.partial(print, flush=True)  # noqa: A001
 
 B64URL = string.ascii_letters + string.digits + "-_"
-
-
-class Bridge:
-    def __init__(self, binary, config, port, workdir):
-        self.binary, self.config, self.port, self.workdir = binary, config, port, workdir
-        self.proc, self.starts = None, 0
-
-    def start(self):
-        self.starts += 1
-        logf = open(os.path.join(self.workdir, f"bridge-{self.starts}.log"), "wb")
-        self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config], cwd=self.workdir,
-                                     stdout=logf, stderr=subprocess.STDOUT)
-        if not wait_http(f"http://127.0.0.1:{self.port}/health", 60, self.proc):
-            raise RuntimeError(f"bridge did not come up (start #{self.starts}); see {logf.name}")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def main():

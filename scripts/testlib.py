@@ -1,9 +1,11 @@
-"""What the Python test scripts share: logging, free ports, waiting for a server, the `requests` package.
+"""What the Python test scripts share: logging, free ports, waiting for a server, the bridge process, the
+`requests` package.
 
-Imported by crash-test.py, sigterm-test.py and multi-instance-test.py (run as `python3 scripts/NAME.py`, so this
+Imported by crash-test.py, e2e-simulation.py, sigterm-test.py and multi-instance-test.py (run as `python3 scripts/NAME.py`, so this
 folder is on `sys.path`).
 """
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +20,7 @@ except ImportError:  # pragma: no cover
 APP = "EMS12-34567"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-__all__ = ["APP", "REPO", "free_port", "log", "requests", "wait_http"]
+__all__ = ["APP", "REPO", "Bridge", "free_port", "log", "requests", "wait_http"]
 
 
 def log(msg):
@@ -45,3 +47,34 @@ def wait_http(url, deadline_s, proc=None, interval=0.05):
             pass
         time.sleep(interval)
     return False
+
+
+class Bridge:
+    """A `pushbridge serve` process: start, SIGKILL, restart on the same storage, stop. Each start logs to
+    `bridge-N.log` in `workdir`."""
+
+    def __init__(self, binary, config, port, workdir):
+        self.binary, self.config, self.port, self.workdir = binary, config, port, workdir
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        logf = open(os.path.join(self.workdir, f"bridge-{self.starts}.log"), "wb")
+        self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config], cwd=self.workdir,
+                                     stdout=logf, stderr=subprocess.STDOUT)
+        if not wait_http(f"http://127.0.0.1:{self.port}/health", 60, self.proc):
+            raise RuntimeError(f"bridge did not come up (start #{self.starts}); see {logf.name}")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

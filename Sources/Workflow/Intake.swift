@@ -148,9 +148,11 @@ public struct QueueEdits: Sendable, Hashable {
 extension Intake {
     /// A newer token request (a token, a removal, a start with a token, a forget) supersedes the queued ones:
     /// token intents are dropped and queued starts keep everything but their token. Only the newest token is
-    /// sent, and a token the device no longer claims is never sent by it.
-    public static func collapse(queued: [Intent]) -> QueueEdits {
-        supersede(queued, tokenHash: nil)
+    /// sent, and a token the device no longer claims is never sent by it. A start whose token ME already holds on
+    /// this device's client (its PUT done, the start not yet finished) keeps it: it sends nothing more for it, and
+    /// taking it out would make the start remove it first.
+    public static func collapse(queued: [Intent], state: DeviceState?) -> QueueEdits {
+        supersede(queued, tokenHash: nil, keeping: state?.pushTokenSent.map { [$0.tokenHash] } ?? [])
     }
 
     /// The token with hash `hash` moves away from a device with `state` and `queued`: the edits of its queue, and
@@ -159,11 +161,12 @@ extension Intake {
     public static func release(tokenHash hash: String, state: DeviceState?, queued: [Intent]) -> (edits: QueueEdits, release: IntentPayload) {
         let view = IntakeView(exists: true, state: state, queued: queued, tokenHolder: nil)
         let newestWasMoved = newestToken(view, liveQueue(view))?.tokenHash == hash
-        return (supersede(queued, tokenHash: hash), newestWasMoved ? .releaseAll(tokenHash: hash) : .release(tokenHash: hash))
+        return (supersede(queued, tokenHash: hash, keeping: []), newestWasMoved ? .releaseAll(tokenHash: hash) : .release(tokenHash: hash))
     }
 
-    /// Drops the token intents (of the token `tokenHash`, or all) and takes the token out of the starts.
-    static func supersede(_ queued: [Intent], tokenHash: String?) -> QueueEdits {
+    /// Drops the token intents (of the token `tokenHash`, or all) and takes the token out of the starts (but
+    /// those whose token hash is in `kept`).
+    static func supersede(_ queued: [Intent], tokenHash: String?, keeping kept: [String]) -> QueueEdits {
         var edits = QueueEdits()
         for intent in queued {
             switch intent.payload {
@@ -171,7 +174,7 @@ extension Intake {
                 edits.dropIds.append(intent.id)
             case .removeToken where tokenHash == nil:
                 edits.dropIds.append(intent.id)
-            case .start(var s) where s.token != nil && (tokenHash == nil || s.token?.tokenHash == tokenHash):
+            case .start(var s) where s.token.map { !kept.contains($0.tokenHash) } ?? false && (tokenHash == nil || s.token?.tokenHash == tokenHash):
                 s.token = nil
                 edits.rewrites.append(.init(id: intent.id, payload: .start(s)))
             default:
@@ -209,7 +212,12 @@ public struct RegistrationColumns: Sendable, Hashable {
 extension Intake {
     /// The push token a write carries.
     public static func token(of write: DeviceWrite) -> TokenRef? {
-        switch write {
+        token(of: write.payload)
+    }
+
+    /// The push token a queued intent sets.
+    public static func token(of payload: IntentPayload) -> TokenRef? {
+        switch payload {
         case .setToken(let t): t
         case .start(let s): s.token
         default: nil

@@ -137,6 +137,14 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         }
     }
 
+    /// The backend asked for the device's token to go (a removal or a forget).
+    public var removesToken: Bool {
+        switch self {
+        case .removeToken, .forget: true
+        default: false
+        }
+    }
+
     /// Release intents jump the queue: another device waits for them.
     public var priority: Int {
         switch self {

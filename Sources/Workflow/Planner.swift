@@ -144,7 +144,11 @@ public struct Planner: Sendable {
                 if moveBlocked { return .wait(.tokenMove) }
                 return send(.setPushToken(token.pushToken))
             }
-        } else if state.pushTokenSent != nil || state.pushTokenUncertain != nil {
+        } else if head.payload.removesToken ? (state.pushTokenSent != nil || state.pushTokenUncertain != nil)
+            : (state.pushTokenSent != nil && !queue.dropFirst().contains { Intake.token(of: $0.payload) != nil }) {
+            // A removal or a forget removes what ME holds or may hold. A start whose token a newer request took
+            // out removes only a token ME holds, and not when a newer token is queued: its PUT replaces it (the
+            // device keeps its claim on the token until then).
             return send(.removePushToken)
         }
 

@@ -138,12 +138,14 @@ struct InvariantPathTests {
             Intent(id: 3, payload: .removeToken, acceptedAt: Date()),
             Intent(id: 4, payload: .login(fieldId: 3, value: "v"), acceptedAt: Date()),
         ]
-        let collapsed = Intake.collapse(queued: queued)
+        let collapsed = Intake.collapse(queued: queued, state: nil)
         #expect(collapsed.dropIds == [2, 3])
         #expect(collapsed.rewrites == [QueueEdits.Rewrite(id: 1, payload: start(token: nil))])
 
         var state = DeviceState(clientId: "c", platform: "android")
         state.pushTokenSent = token(1)
+        // A start whose token is at ME (its PUT done, the start not yet popped) keeps it: no needless removal.
+        #expect(Intake.collapse(queued: queued, state: state).rewrites.isEmpty)
         let moveOld = Intake.release(tokenHash: token(1).tokenHash, state: state, queued: Array(queued.prefix(2)))
         #expect(moveOld.release == .release(tokenHash: token(1).tokenHash))
         #expect(moveOld.edits.rewrites.map(\.id) == [1])

@@ -59,7 +59,7 @@ struct SimStore {
             guard let (state, _) = Intake.newDevice(for: write, generatedClientId: newClientId()) else { return false }
             devices[id] = Device(state: state)
         }
-        if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent)), to: id, now: now) }
+        if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent), state: existing?.state), to: id, now: now) }
         if let takeFrom, let token { moveToken(token, from: takeFrom.deviceId, now: now) }
         insert(id, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now)
         // Claims.

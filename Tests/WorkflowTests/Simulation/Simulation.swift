@@ -2,17 +2,8 @@ import Foundation
 import MobileEngage
 import Workflow
 
-/// SplitMix64: small, fast, and the same sequence for a seed on every platform.
-struct SimRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The seeded generator of the stored-form tests (SplitMix64), with what a schedule draws.
+extension ModelGenerator.SplitMix64 {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
 }
@@ -66,7 +57,7 @@ struct SimShape {
     var steps = 60
 
     func schedule(seed: UInt64) -> [SimStep] {
-        var r = SimRandom(seed: seed)
+        var r = ModelGenerator.SplitMix64(state: seed)
         let hostile = seed % 2 == 1
         let (devices, count) = hostile ? (2, steps * 2) : (self.devices, steps)
         var steps: [SimStep] = []
