@@ -47,8 +47,9 @@ public enum IntakeDecision: Sendable, Hashable {
     case deduplicated
     /// The write needs a device that does not exist (a login for an unknown device, say).
     case unknownDevice
-    /// Queue `payload`. `collapse`: this device's queued token requests are superseded first
-    /// (`Intake.collapse`: only the newest token is sent). `takeTokenFrom`: the token moves from that device (queue a release there first).
+    /// Queue `payload`. `collapse`: this device's queued token requests are superseded first (`Intake.collapse`:
+    /// only the newest token is sent). `takeTokenFrom`: the token moves from that device (queue a release there
+    /// first).
     case enqueue(IntentPayload, collapse: Bool, takeTokenFrom: DeviceKey?)
 }
 
@@ -174,7 +175,8 @@ extension Intake {
                 edits.dropIds.append(intent.id)
             case .removeToken where tokenHash == nil:
                 edits.dropIds.append(intent.id)
-            case .start(var s) where s.token.map { !kept.contains($0.tokenHash) } ?? false && (tokenHash == nil || s.token?.tokenHash == tokenHash):
+            case .start(var s):
+                guard let t = s.token, !kept.contains(t.tokenHash), tokenHash == nil || t.tokenHash == tokenHash else { continue }
                 s.token = nil
                 edits.rewrites.append(.init(id: intent.id, payload: .start(s)))
             default:

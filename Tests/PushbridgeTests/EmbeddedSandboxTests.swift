@@ -56,6 +56,10 @@ struct EmbeddedSandboxTests {
             #expect(healthCode == 200 && health["status"] as? String == "ok")
             let (readyCode, ready) = try await call("GET", "/ready")
             #expect(readyCode == 200 && ready["ready"] as? Bool == true)
+            // The embedded sandbox, as oracle, saw no invariant violation (over HTTP, as a user would ask it).
+            let (violationsCode, _) = try await call("GET", "/sandbox/_sandbox/violations")
+            #expect(violationsCode == 200)
+            #expect(await server.sandbox?.violationCount() == 0)
         } catch {
             Issue.record(error)
         }
