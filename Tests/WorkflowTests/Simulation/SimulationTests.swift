@@ -43,13 +43,7 @@ struct SimulationTests {
     @Test("a token moving away from a device whose contact token expired: the DELETE refreshes, and ME holds it only on the new device")
     func moveFromExpiredDevice() {
         var sim = Simulation()
-        let steps: [SimStep] = [
-            .start(device: 0, token: 0, newClient: false, login: nil),
-        ] + Self.drain(0) + [
-            .expireContactTokens,
-            .start(device: 1, token: 0, newClient: false, login: nil),
-        ] + Self.drain(0) + Self.drain(1) + Self.drain(0) + Self.drain(1)
-        sim.run(steps)
+        sim.run(Self.moveWhileExpired + Self.drain(0) + Self.drain(1))
         #expect(sim.violations == [])
         #expect(sim.store.status("d0")?.state == "unregistered")
         #expect(sim.store.status("d0")?.tokenHash == nil)
@@ -80,12 +74,7 @@ struct SimulationTests {
     @Test("a device whose token moved away while its contact token was expired refreshes on its next intent's 401")
     func refreshBudgetAfterAMove() {
         var sim = Simulation()
-        let steps: [SimStep] = [
-            .start(device: 0, token: 0, newClient: false, login: nil),
-        ] + Self.drain(0) + [
-            .expireContactTokens,
-            .start(device: 1, token: 0, newClient: false, login: nil),
-        ] + Self.drain(0) + Self.drain(1) + [
+        let steps: [SimStep] = Self.moveWhileExpired + [
             .expireContactTokens,
             .setToken(device: 0, token: 1),
         ] + Self.drain(0)
@@ -107,6 +96,14 @@ struct SimulationTests {
         #expect(needed(shrunk))
         #expect(shrunk.count == 2)
     }
+
+    /// Device 0 registers token 0; its contact token expires; device 1 starts with token 0; both are worked.
+    static let moveWhileExpired: [SimStep] = [
+        .start(device: 0, token: 0, newClient: false, login: nil),
+    ] + drain(0) + [
+        .expireContactTokens,
+        .start(device: 1, token: 0, newClient: false, login: nil),
+    ] + drain(0) + drain(1)
 
     /// Enough engine sends and commits for one device to finish a short workflow.
     static func drain(_ d: Int) -> [SimStep] {
