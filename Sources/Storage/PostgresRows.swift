@@ -11,7 +11,6 @@ enum PostgresRows {
     struct QueuedRow {
         var intent: Intent
         var tokenHash: String?
-        var waitsFor: String?
     }
 
     static func device(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, forUpdate: Bool = false) async throws -> DeviceRow? {
@@ -28,13 +27,13 @@ enum PostgresRows {
     /// The device's queue in processing order: releases first, then acceptance order.
     static func queued(_ tx: PGTx, _ key: DeviceKey, _ sealer: Sealer, limit: Int = 10_000) async throws -> [QueuedRow] {
         try await tx.rows(PGStatement.Queued.self, """
-            SELECT id, token_hash, waits_for, progress, accepted_at, payload FROM intents
+            SELECT id, token_hash, progress, accepted_at, payload FROM intents
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId) ORDER BY priority, id LIMIT \(limit)
             """).map { row in
-            let (id, tokenHash, waitsFor, progress, acceptedAt, payload) = try row.decode((Int64, String?, String?, Int64, Int64, Data).self)
+            let (id, tokenHash, progress, acceptedAt, payload) = try row.decode((Int64, String?, Int64, Int64, Data).self)
             let intent = Intent(
                 id: id, payload: try Codec.open(IntentPayload.self, payload, sealer), acceptedAt: Codec.date(acceptedAt), progress: Int(progress))
-            return QueuedRow(intent: intent, tokenHash: tokenHash, waitsFor: waitsFor)
+            return QueuedRow(intent: intent, tokenHash: tokenHash)
         }
     }
 

@@ -11,7 +11,6 @@ enum SQLiteRows {
     struct QueuedRow {
         var intent: Intent
         var tokenHash: String?
-        var waitsFor: String?
     }
 
     static func device(_ db: Database, _ key: DeviceKey, _ sealer: Sealer) throws -> DeviceRow? {
@@ -25,7 +24,7 @@ enum SQLiteRows {
     static func queued(_ db: Database, _ key: DeviceKey, _ sealer: Sealer, limit: Int = 10_000) throws -> [QueuedRow] {
         try Row.fetchAll(
             db.cachedStatement(sql: """
-                SELECT id, token_hash, waits_for, progress, accepted_at, payload FROM intents
+                SELECT id, token_hash, progress, accepted_at, payload FROM intents
                 WHERE app = ? AND device_id = ? ORDER BY priority, id LIMIT ?
                 """),
             arguments: [key.appCode, key.deviceId, limit]
@@ -34,7 +33,7 @@ enum SQLiteRows {
             let intent = Intent(
                 id: row["id"], payload: try Codec.open(IntentPayload.self, payload, sealer),
                 acceptedAt: Codec.date(row["accepted_at"]), progress: row["progress"])
-            return QueuedRow(intent: intent, tokenHash: row["token_hash"], waitsFor: row["waits_for"])
+            return QueuedRow(intent: intent, tokenHash: row["token_hash"])
         }
     }
 

@@ -175,7 +175,11 @@ public struct Planner: Sendable {
     /// be a push-token `PUT` (what `beforeSending` would mark), so that the PUT after it needs no write of its own.
     /// Marking early is safe: an uncertain token that ME never got costs at most a needless `DELETE`.
     public func markingNextPut(_ state: DeviceState, queue: [Intent], appCode: String, moveBlocked: Bool, nowMs: Int64) -> DeviceState {
-        guard let head = queue.first, case .send(let call, _) = plan(state: state, queue: queue, appCode: appCode, moveBlocked: moveBlocked, nowMs: nowMs)
+        // Most steps have no PUT to come: their head's token is at ME already, or there is none. Only the others
+        // are planned ahead (the plan hashes the device info: not free on every step).
+        guard let head = queue.first, let token = Desired(state: state, head: head.payload).token,
+            token != state.pushTokenSent, token != state.pushTokenUncertain,
+            case .send(let call, _) = plan(state: state, queue: queue, appCode: appCode, moveBlocked: moveBlocked, nowMs: nowMs)
         else { return state }
         return Self.beforeSending(call, state: state, head: head) ?? state
     }
