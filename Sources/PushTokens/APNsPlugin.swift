@@ -7,6 +7,8 @@ struct APNsPlugin: TokenPlugin {
         let descriptor = request.descriptor
         let environment = try Self.environment(request.environment)
         let token = try InputText.token(from: request.input, hints: request.hints, expected: "an APNs device token")
+        // Before the reader drops spaces or decodes base64url (which has '-'): see WrapperIDs.
+        try WrapperIDs.check(token, descriptor: descriptor)
         let bytes = try DeviceTokenReader.bytes(token, bounds: descriptor.deviceTokenBytes, hints: request.hints)
         let hex = HexCoding.encode(bytes)
         return NormalizedToken(

@@ -12,6 +12,7 @@ enum BuiltInProviders {
           "kind": "apns",
           "minBytes": 32,
           "maxBytes": 200,
+          "rejectsWrapperIDs": true,
           "notes": "APNs device tokens of iOS, iPadOS and macOS apps: variable-length bytes (32 in practice, 54 and 80 seen)."
         }
         """#),
@@ -44,6 +45,7 @@ enum BuiltInProviders {
           "kind": "opaque",
           "maxLength": 4096,
           "rejectsHexDeviceTokens": true,
+          "rejectsWrapperIDs": true,
           "notes": "Firebase Cloud Messaging registration tokens, kept verbatim; Google advises against pattern checks."
         }
         """#),
@@ -64,6 +66,7 @@ enum BuiltInProviders {
           "platform": "android-huawei",
           "namespace": "hms",
           "kind": "opaque",
+          "rejectsWrapperIDs": true,
           "notes": "Huawei Push Kit tokens, kept verbatim; no length bound."
         }
         """#),

@@ -6,7 +6,7 @@ enum DescriptorParser {
 
     private static let knownFields: Set<String> = [
         "id", "platform", "namespace", "kind", "endpointHosts", "endpointPathPrefixes", "minBytes", "maxBytes",
-        "maxLength", "rejectsHexDeviceTokens", "deviceTokenNamespace", "notes",
+        "maxLength", "rejectsHexDeviceTokens", "rejectsWrapperIDs", "deviceTokenNamespace", "notes",
     ]
 
     static func parse(_ text: String, file: String) throws(DescriptorError) -> ProviderDescriptor {
@@ -34,6 +34,11 @@ enum DescriptorParser {
                 throw fail(field, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
             }
             return Int(number)
+        }
+        func boolean(_ field: String) throws(DescriptorError) -> Bool? {
+            guard let value = members[field] else { return nil }
+            guard case .bool(let flag) = value else { throw fail(field, "must be true or false") }
+            return flag
         }
         func strings(_ field: String, valid: (String) -> Bool, expected: String) throws(DescriptorError) -> [String]? {
             guard let value = members[field] else { return nil }
@@ -75,10 +80,8 @@ enum DescriptorParser {
         descriptor.minBytes = try integer("minBytes", in: 1...4096)
         descriptor.maxBytes = try integer("maxBytes", in: 1...4096)
         descriptor.maxLength = try integer("maxLength", in: 1...65536)
-        if let value = members["rejectsHexDeviceTokens"] {
-            guard case .bool(let flag) = value else { throw fail("rejectsHexDeviceTokens", "must be true or false") }
-            descriptor.rejectsHexDeviceTokens = flag
-        }
+        descriptor.rejectsHexDeviceTokens = try boolean("rejectsHexDeviceTokens")
+        descriptor.rejectsWrapperIDs = try boolean("rejectsWrapperIDs")
         descriptor.deviceTokenNamespace = try string("deviceTokenNamespace")
 
         try checkKindFields(descriptor, fail: fail)
@@ -98,6 +101,7 @@ enum DescriptorParser {
             ("maxBytes", descriptor.maxBytes != nil, usesBytes),
             ("maxLength", descriptor.maxLength != nil, descriptor.kind == .opaque),
             ("rejectsHexDeviceTokens", descriptor.rejectsHexDeviceTokens != nil, descriptor.kind == .opaque),
+            ("rejectsWrapperIDs", descriptor.rejectsWrapperIDs != nil, descriptor.kind == .opaque || descriptor.kind == .apns),
             ("deviceTokenNamespace", descriptor.deviceTokenNamespace != nil, descriptor.kind == .safari),
         ]
         for (field, isPresent, isUsed) in present where isPresent && !isUsed {

@@ -1,11 +1,12 @@
 /// Opaque string tokens (FCM, HMS): kept exactly as issued, never case-changed. Google advises
 /// against validating FCM tokens with a pattern, so only what no token can contain is refused;
-/// the per-provider limits (length bound, APNs look-alike check) come from the descriptor.
+/// the per-provider limits (length bound, APNs look-alike check, wrapper ids) come from the descriptor.
 struct OpaqueTokenPlugin: TokenPlugin {
     func normalize(_ request: TokenRequest) throws(TokenRejection) -> NormalizedToken {
         let descriptor = request.descriptor
         let hints = request.hints
         let token = try InputText.token(from: request.input, hints: hints, expected: "a \(descriptor.id) token")
+        try WrapperIDs.check(token, descriptor: descriptor)
         if token.containsBytes("://") {
             throw TokenRejection(
                 TokenRejection.Rule.looksLikeURL,

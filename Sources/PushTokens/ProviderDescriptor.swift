@@ -35,6 +35,10 @@ public struct ProviderDescriptor: Sendable, Hashable, Codable {
     public var maxLength: Int?
     /// Opaque kind: reject a string that is all hex digits and APNs-sized (an APNs token sent here).
     public var rejectsHexDeviceTokens: Bool?
+    /// Opaque and apns kinds: reject the ids of push wrappers that clients send in place of the
+    /// device's native token: Expo push tokens (`ExponentPushToken[...]`, `ExpoPushToken[...]`) and
+    /// UUIDs (OneSignal player/subscription ids, Airship channel ids). See `WrapperIDs`.
+    public var rejectsWrapperIDs: Bool?
     /// Safari: the namespace of legacy device tokens (they travel over APNs).
     public var deviceTokenNamespace: String?
     /// Free text for people reading the file.
@@ -44,7 +48,8 @@ public struct ProviderDescriptor: Sendable, Hashable, Codable {
         id: String, platform: String, namespace: String, kind: Kind,
         endpointHosts: [String]? = nil, endpointPathPrefixes: [String]? = nil,
         minBytes: Int? = nil, maxBytes: Int? = nil, maxLength: Int? = nil,
-        rejectsHexDeviceTokens: Bool? = nil, deviceTokenNamespace: String? = nil, notes: String? = nil
+        rejectsHexDeviceTokens: Bool? = nil, rejectsWrapperIDs: Bool? = nil, deviceTokenNamespace: String? = nil,
+        notes: String? = nil
     ) {
         self.id = id
         self.platform = platform
@@ -56,6 +61,7 @@ public struct ProviderDescriptor: Sendable, Hashable, Codable {
         self.maxBytes = maxBytes
         self.maxLength = maxLength
         self.rejectsHexDeviceTokens = rejectsHexDeviceTokens
+        self.rejectsWrapperIDs = rejectsWrapperIDs
         self.deviceTokenNamespace = deviceTokenNamespace
         self.notes = notes
     }

@@ -32,6 +32,13 @@
 ///   or containing white space, control characters, non-ASCII, `"` or `\` (the last two are
 ///   left-overs of double JSON encoding; refusing them keeps normalisation idempotent). FCM alone: at most 4096 characters
 ///   and not an APNs-sized hex string (64 to 400 hex digits, even count). HMS: no length bound.
+/// - **Wrapper ids** (descriptor `rejectsWrapperIDs`, set for fcm, hms and apns): after trimming and
+///   unquoting, and before anything else reads the token, one that starts with `ExponentPushToken[`
+///   or `ExpoPushToken[` (case as Expo writes them) is `looks-like-expo-push-token`, and a UUID
+///   (8-4-4-4-12 hex digits, either case, with the hyphens; OneSignal and Airship ids) is
+///   `looks-like-uuid`. Both reasons say to send the device's native token. No FCM, HMS or APNs
+///   token has either shape. 32 hex digits without hyphens are not matched (APNs refuses them as
+///   too short; FCM and HMS keep them).
 /// - **Web Push endpoint**: at most 4096 bytes; `https` only (scheme in any case); no user info, no
 ///   fragment; port absent or exactly `443`; the host must be an LDH name (no IP literal: IPv6
 ///   brackets, or a last label that is numeric as WHATWG reads `127.1` or `0x7f.1`); the path must

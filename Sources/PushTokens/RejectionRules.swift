@@ -20,6 +20,9 @@ extension TokenRejection {
         public static let looksLikeURL = "looks-like-url"
         public static let looksLikeFCMToken = "looks-like-fcm-token"
         public static let looksLikeAPNsToken = "looks-like-apns-token"
+        // Ids of push wrappers sent instead of a native token (FCM, HMS, APNs; descriptor `rejectsWrapperIDs`)
+        public static let looksLikeExpoPushToken = "looks-like-expo-push-token"
+        public static let looksLikeUUID = "looks-like-uuid"
         // Opaque tokens (FCM, HMS)
         public static let innerWhitespace = "inner-whitespace"
         public static let controlCharacter = "control-character"
@@ -72,6 +75,8 @@ extension TokenRejection {
             looksLikeURL,
             looksLikeFCMToken,
             looksLikeAPNsToken,
+            looksLikeExpoPushToken,
+            looksLikeUUID,
             innerWhitespace,
             controlCharacter,
             nonASCII,

@@ -72,6 +72,35 @@ struct DescriptorTests {
         #expect(rejection.suggestedProvider == "selfpush")
     }
 
+    @Test("wrapper ids (Expo tokens, UUIDs) are refused where the descriptor says so, before an APNs token is decoded")
+    func wrapperIDsFollowTheDescriptor() throws {
+        for id in ["apns", "fcm", "hms"] {
+            #expect(ProviderRegistry.builtIn.descriptor(for: id)?.rejectsWrapperIDs == true, "\(id)")
+        }
+        // An operator's own push service may issue UUIDs: without the flag they are kept.
+        let plain = ProviderDescriptor(id: "selfpush", platform: "android", namespace: "selfpush", kind: .opaque)
+        #expect(try ProviderRegistry(descriptors: [plain]).normalize(provider: "selfpush", input: .text(Samples.uuid)).pushToken == Samples.uuid)
+        var strict = plain
+        strict.rejectsWrapperIDs = true
+        let rejection = try #require(throws: TokenRejection.self) {
+            try ProviderRegistry(descriptors: [strict]).normalize(provider: "selfpush", input: .text(Samples.uuid))
+        }
+        #expect(rejection.rule == TokenRejection.Rule.looksLikeUUID)
+        #expect(rejection.reason.contains("never a selfpush token") && rejection.reason.contains("native selfpush token"), "\(rejection.reason)")
+
+        // A UUID is valid unpadded base64url (27 bytes): an apns-kind provider with a low minimum would
+        // accept it, unless the flag refuses it before the reader decodes anything.
+        let lowMinimum = ProviderDescriptor(id: "tinyapns", platform: "ios", namespace: "apns", kind: .apns, minBytes: 16, maxBytes: 200)
+        let decoded = try ProviderRegistry(descriptors: [lowMinimum]).normalize(provider: "tinyapns", input: .text(Samples.uuid))
+        #expect(decoded.pushToken.utf8.count == 54)
+        var lowMinimumStrict = lowMinimum
+        lowMinimumStrict.rejectsWrapperIDs = true
+        let apnsRejection = try #require(throws: TokenRejection.self) {
+            try ProviderRegistry(descriptors: [lowMinimumStrict]).normalize(provider: "tinyapns", input: .text(Samples.uuid))
+        }
+        #expect(apnsRejection.rule == TokenRejection.Rule.looksLikeUUID)
+    }
+
     @Test("a missing directory changes nothing")
     func missingDirectory() throws {
         let registry = try ProviderRegistry.builtIn.merging(directory: "/nonexistent/pushtokens-\(UUID().uuidString)")
@@ -97,6 +126,8 @@ struct DescriptorTests {
         BadFile(json: #"{"id": "x", "platform": "chrome", "namespace": "webpush", "kind": "webpush"}"#, field: "endpointHosts"),
         BadFile(json: #"{"id": "x", "platform": "chrome", "namespace": "webpush", "kind": "webpush", "endpointHosts": ["a.example"], "endpointPathPrefixes": ["p/"]}"#, field: "endpointPathPrefixes[0]"),
         BadFile(json: #"{"id": "x", "platform": "chrome", "#, field: "$"),
+        BadFile(json: #"{"id": "x", "platform": "android", "namespace": "x", "kind": "opaque", "rejectsWrapperIDs": "yes"}"#, field: "rejectsWrapperIDs"),
+        BadFile(json: #"{"id": "x", "platform": "chrome", "namespace": "webpush", "kind": "webpush", "endpointHosts": ["a.example"], "rejectsWrapperIDs": true}"#, field: "rejectsWrapperIDs"),
     ]
 
     @Test("an invalid descriptor file throws an error naming the file and the field", arguments: badFiles)

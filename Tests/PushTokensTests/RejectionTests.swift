@@ -1,7 +1,8 @@
 import PushTokens
 import Testing
 
-/// One expected rejection: which rule, a phrase the reason must contain, and the provider it names.
+/// One expected rejection: which rule, a phrase the reason must contain (and any more it must also
+/// contain), and the provider it names.
 struct RejectionCase: Sendable, CustomTestStringConvertible {
     var rule: String
     var provider: String
@@ -9,6 +10,7 @@ struct RejectionCase: Sendable, CustomTestStringConvertible {
     var environment: String? = nil
     var phrase: String
     var suggested: String? = nil
+    var alsoContains: [String] = []
 
     var testDescription: String { "\(rule) (\(provider))" }
 }
@@ -20,6 +22,11 @@ enum Samples {
     static let mozillaEndpoint = "https://updates.push.services.mozilla.com/wpush/v2/gCp3FBc5Ce4hoZhFv42oUqAJDJA"
     static let p256dh = "BJfXWzWtjEC1UZy79YUY6xixphvsoG4ZDp5y5vYqaxndZNio8sqoFLlqiCxnFGdU-uF6UYTLw7Ay9-rcRn2z3cU"
     static let auth = "DamkZBIffrMd-1HdsxvVOg"
+    /// Ids of push wrappers that apps send instead of the native token.
+    static let expoToken = "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]"
+    static let expoPushToken = "ExpoPushToken[N1kQ3r8H2sX0pLmZ7aB4cD]"
+    static let uuid = "8f14e45f-ceea-467f-a0e6-7c3b8d1b2c9a"  // OneSignal subscription ids are lower case
+    static let uuidUpper = "3F2504E0-4F89-41D3-9A0C-0305E82C3301"  // Foundation's UUID().uuidString
 
     /// A subscription object; `endpoint` nil leaves it out.
     static func subscription(
@@ -70,6 +77,40 @@ struct RejectionTests {
         RejectionCase(rule: R.looksLikeURL, provider: "apns", input: .text("https://api.push.apple.com/3/device/" + S.apnsHex), phrase: "provider-API URL"),
         RejectionCase(rule: R.looksLikeFCMToken, provider: "apns", input: .text(S.fcm), phrase: "FCM", suggested: "fcm"),
         RejectionCase(rule: R.looksLikeAPNsToken, provider: "fcm", input: .text(S.apnsHex), phrase: "APNs device token", suggested: "apns"),
+        RejectionCase(
+            rule: R.looksLikeExpoPushToken, provider: "fcm", input: .text(S.expoToken),
+            phrase: "Expo push token (ExponentPushToken[...]), not an FCM registration token",
+            alsoContains: ["send the device's native FCM token", "getDevicePushTokenAsync"]),
+        RejectionCase(
+            rule: R.looksLikeExpoPushToken, provider: "hms", input: .text(" \t" + S.expoToken + "\n"),
+            phrase: "Expo push token", alsoContains: ["not an HMS push token", "send the device's native HMS push token"]),
+        RejectionCase(
+            rule: R.looksLikeExpoPushToken, provider: "apns", input: .text(S.quoted(S.expoToken)),
+            phrase: "Expo push token", alsoContains: ["not an APNs device token", "send the device's native APNs device token"]),
+        RejectionCase(
+            rule: R.looksLikeExpoPushToken, provider: "fcm", input: .json(.string(S.expoPushToken)),
+            phrase: "Expo push token (ExpoPushToken[...])", alsoContains: ["send the device's native FCM token"]),
+        RejectionCase(
+            rule: R.looksLikeExpoPushToken, provider: "apns", input: .text(S.expoPushToken), environment: "production",
+            phrase: "Expo push token (ExpoPushToken[...])", alsoContains: ["send the device's native APNs device token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "fcm", input: .text(S.uuid), phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "never an FCM registration token", "send the device's native FCM token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "fcm", input: .text(S.uuidUpper), phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "send the device's native FCM token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "hms", input: .text(S.uuid), phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "never an HMS push token", "send the device's native HMS push token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "hms", input: .text(S.quoted(S.uuidUpper)), phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "send the device's native HMS push token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "apns", input: .text(S.uuid), phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "never an APNs device token", "send the device's native APNs device token"]),
+        RejectionCase(
+            rule: R.looksLikeUUID, provider: "apns", input: .text("  " + S.uuidUpper + " "), environment: "sandbox", phrase: "UUID",
+            alsoContains: ["OneSignal", "Airship", "send the device's native APNs device token"]),
         RejectionCase(rule: R.innerWhitespace, provider: "hms", input: .text("abc def"), phrase: "white space inside"),
         RejectionCase(rule: R.controlCharacter, provider: "fcm", input: .text("fWHTYqtR9bTgvpo5hqJv4m:APA91b6\u{0}5whpAENQ9UXL630"), phrase: "control character"),
         RejectionCase(rule: R.nonASCII, provider: "fcm", input: .text("fWHTYqtR9bTgvpo5hqJv4m:APA91bé"), phrase: "non-ASCII"),
@@ -120,6 +161,9 @@ struct RejectionTests {
             #expect(rejection.rule == expected.rule, "\(rejection.reason)")
             #expect(rejection.reason.hasPrefix(expected.rule + ": "), "the reason names the rule: \(rejection.reason)")
             #expect(rejection.reason.contains(expected.phrase), "\(rejection.reason)")
+            for phrase in expected.alsoContains {
+                #expect(rejection.reason.contains(phrase), "missing '\(phrase)': \(rejection.reason)")
+            }
             #expect(rejection.suggestedProvider == expected.suggested, "\(rejection.reason)")
             if let suggested = expected.suggested {
                 #expect(rejection.reason.contains("use provider \(suggested)"), "\(rejection.reason)")
