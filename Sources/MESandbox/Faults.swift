@@ -13,6 +13,9 @@ public struct SandboxFault: Sendable, Hashable, Codable {
         case invalidJSON = "invalid-json"
         /// Handle the request normally but leave out `X-Client-State`.
         case noClientState = "no-client-state"
+        /// A contact link answered without `refreshToken`: the client's refresh token stays the one it has (now
+        /// for the new contact), as ME may answer; the SDKs keep the stored one.
+        case noRefreshToken = "no-refresh-token"
     }
 
     public var id: String
@@ -77,7 +80,7 @@ extension SandboxFault {
         var mode = Mode.status
         if let rawMode = try optionalString("mode") {
             guard let parsed = Mode(rawValue: rawMode) else {
-                throw .invalidField("mode", "must be one of status, close, invalid-json, no-client-state")
+                throw .invalidField("mode", "must be one of status, close, invalid-json, no-client-state, no-refresh-token")
             }
             mode = parsed
         }

@@ -14,6 +14,11 @@ enum MERoute: String, Sendable {
 ///
 /// Keeping the state logic free of Hummingbird types lets it run synchronously under the lock.
 struct MERequest: Sendable {
+    /// Method and path: what a retry repeats.
+    var call: String { method + " " + path }
+    /// An events request on the v4 route (`/v4/apps/{code}/client/events`).
+    var isEventsV4: Bool { route == .events && path.hasPrefix("/v4/") }
+
     var route: MERoute
     var method: String
     /// Path below the sandbox prefix, without the query.

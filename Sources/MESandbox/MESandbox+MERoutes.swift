@@ -6,14 +6,21 @@ import Logging
 /// The Mobile Engage endpoints: HTTP glue around `SandboxState.respond`.
 extension MESandbox {
     func registerMERoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
-        let client = prefix + "/v3/apps/:code/client"
-        let routes: [(String, HTTPRequest.Method, MERoute)] = [
-            (client, .post, .registerClient),
-            (client + "/contact", .post, .linkContact),
-            (client + "/contact-token", .post, .refreshContactToken),
-            (client + "/push-token", .put, .setPushToken),
-            (client + "/push-token", .delete, .deletePushToken),
-            (client + "/events", .post, .events),
+        // The client service under app codes (`/v3/apps/`) and under web push domain codes (`/v3/domains/`,
+        // what the later web SDK builds call); one code names one client space whichever way it is addressed.
+        var routes: [(String, HTTPRequest.Method, MERoute)] = []
+        for space in ["apps", "domains"] {
+            let client = prefix + "/v3/\(space)/:code/client"
+            routes += [
+                (client, .post, .registerClient),
+                (client + "/contact", .post, .linkContact),
+                (client + "/contact-token", .post, .refreshContactToken),
+                (client + "/push-token", .put, .setPushToken),
+                (client + "/push-token", .delete, .deletePushToken),
+            ]
+        }
+        routes += [
+            (prefix + "/v3/apps/:code/client/events", .post, .events),
             (prefix + "/v4/apps/:code/client/events", .post, .events),
         ]
         for (path, method, route) in routes {

@@ -51,22 +51,22 @@ public enum SandboxJSON: Sendable, Hashable, Codable {
         try? JSONDecoder().decode(SandboxJSON.self, from: Data(bytes))
     }
 
-    var objectValue: [String: SandboxJSON]? {
+    public var objectValue: [String: SandboxJSON]? {
         if case .object(let value) = self { return value }
         return nil
     }
 
-    var stringValue: String? {
+    public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
-    var intValue: Int? {
+    public var intValue: Int? {
         if case .int(let value) = self { return value }
         return nil
     }
 
-    var arrayValue: [SandboxJSON]? {
+    public var arrayValue: [SandboxJSON]? {
         if case .array(let value) = self { return value }
         return nil
     }

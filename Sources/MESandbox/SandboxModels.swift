@@ -48,6 +48,8 @@ public struct SandboxCounts: Sendable, Hashable, Codable {
     public var staleClientStates = 0
     /// Requests answered 401.
     public var unauthorized = 0
+    /// `deviceEventState` values issued in v4 events answers.
+    public var deviceEventStates = 0
 }
 
 /// One request of a client, as kept in its history.
@@ -108,6 +110,10 @@ public struct SandboxRequestRecord: Sendable, Hashable, Codable {
     public var at: Date
     /// Whether an injected fault decided (or shaped) the answer.
     public var fault: Bool
+    /// Whether the request carried `X-Contact-Token` (never the value).
+    public var contactToken: Bool
+    /// The `X-EMARSYS-SDK-VERSION` header.
+    public var sdkVersion: String?
 }
 
 /// A breach of a workflow invariant (`bridge-contract.md`, "Invariants") that the sandbox saw on the wire
@@ -131,6 +137,13 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
         /// `X-Request-Order`, `X-EMARSYS-SDK-VERSION` or `X-EMARSYS-SDK-MODE` missing, or `X-Contact-Token`
         /// missing on a push-token PUT or DELETE or on events.
         case missingHeader = "missing-header"
+        /// `POST /client` of a mobile platform (`android`, `android-huawei`, `ios`) without `pushSettings`: the
+        /// mobile SDKs always send it, and ME may read a missing one as "notifications not enabled".
+        case missingPushSettings = "missing-push-settings"
+        /// A v4 events request that does not echo the `deviceEventState` the last v4 events answer carried, as
+        /// the mobile SDKs do (the one before it, or none before the first, is accepted too: an answer the caller
+        /// never read).
+        case deviceEventStateNotEchoed = "device-event-state-not-echoed"
     }
 
     /// Position in the violation list: 1 for the first since the start (or the last clear), then one more each.

@@ -35,7 +35,7 @@ extension SandboxState {
         // What the caller sent, judged before anything changes (faulted requests included).
         let findings = findings(in: request, client: client, order: order)
         record(findings, request: request, clientId: clientId, at: environment.now)
-        let echoedNewestState = client.echoesNewestState(request.clientState)
+        let echoedNewestState = client.echoesNewestState(request)
         if !echoedNewestState { client.counts.staleClientStates += 1 }
         if let order, let last = client.lastRequestOrder, order <= last { client.counts.orderViolations += 1 }
         // Every request seen moves the order on, whatever its answer: a replay must carry a new value.
@@ -57,7 +57,7 @@ extension SandboxState {
                 answer = injected
             } else {
                 do throws(MEFailure) {
-                    answer = try perform(request, on: &client, environment: environment)
+                    answer = try perform(request, on: &client, environment: environment, omitRefreshToken: fault?.mode == .noRefreshToken)
                 } catch {
                     if error.status == .unauthorized { client.counts.unauthorized += 1 }
                     answer = Self.failureAnswer(error)
@@ -76,6 +76,7 @@ extension SandboxState {
         }
 
         client.requestCount += 1
+        client.previousCall = request.call
         client.requests.append(SandboxClientRequest(
             method: request.method, path: request.path, requestOrder: order,
             status: answer.closeConnection ? 0 : answer.status.code, at: environment.now,
@@ -88,7 +89,7 @@ extension SandboxState {
     }
 
     /// The answer a fault imposes, or `nil` when the request must be handled normally
-    /// (no fault, a latency-only fault, or "no-client-state").
+    /// (no fault, a latency-only fault, "no-client-state" or "no-refresh-token").
     private func faultAnswer(_ fault: SandboxFault?) -> MEAnswer? {
         guard let fault else { return nil }
         switch fault.mode {
@@ -100,7 +101,7 @@ extension SandboxState {
             return MEAnswer(status: .ok, body: nil, closeConnection: true)
         case .invalidJSON:
             return MEAnswer(status: .ok, body: Array(#"{"contactToken": "#.utf8))
-        case .noClientState:
+        case .noClientState, .noRefreshToken:
             return nil
         }
     }
@@ -120,7 +121,8 @@ extension SandboxState {
     ) {
         log.append(SandboxRequestRecord(
             seq: nextLogSeq, method: request.method, path: request.path, clientId: clientId, requestOrder: order,
-            status: answer.closeConnection ? 0 : answer.status.code, at: at, fault: fault
+            status: answer.closeConnection ? 0 : answer.status.code, at: at, fault: fault,
+            contactToken: !(request.contactToken ?? "").isEmpty, sdkVersion: request.sdkVersion
         ))
         nextLogSeq += 1
     }

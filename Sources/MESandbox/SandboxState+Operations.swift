@@ -4,7 +4,7 @@ import Hummingbird
 /// The ME operations proper: what each endpoint checks, changes and answers.
 extension SandboxState {
     mutating func perform(
-        _ request: MERequest, on client: inout ClientRecord, environment: MEEnvironment
+        _ request: MERequest, on client: inout ClientRecord, environment: MEEnvironment, omitRefreshToken: Bool = false
     ) throws(MEFailure) -> MEAnswer {
         guard request.requestOrder != nil else {
             throw .badRequest("X-Request-Order header is required", field: "X-Request-Order")
@@ -36,7 +36,7 @@ extension SandboxState {
             } else {
                 contact = try BodyValidation.identifiedContact(try BodyValidation.requiredObject(request.body))
             }
-            let tokens = link(contact, client: &client, appCode: request.appCode, environment: environment)
+            let tokens = link(contact, client: &client, appCode: request.appCode, environment: environment, omitRefreshToken: omitRefreshToken)
             if request.anonymous { client.counts.anonymousLinks += 1 } else { client.counts.identifiedLinks += 1 }
             return MEAnswer(status: .ok, body: SandboxHTTP.encode(tokens))
 
@@ -73,7 +73,16 @@ extension SandboxState {
             let events = try BodyValidation.events(try BodyValidation.requiredObject(request.body))
             for event in events { client.events.append(event) }
             client.counts.eventRequests += 1
-            return MEAnswer(status: .noContent)
+            // v4 answers carry a new `deviceEventState` every other request, which the next v4 events request
+            // must echo (`findings` checks it); between them the client keeps the one it has, as the SDKs do.
+            guard request.isEventsV4, client.counts.eventRequests % 2 == 1 else { return MEAnswer(status: .noContent) }
+            client.counts.deviceEventStates += 1
+            let eventState = SandboxJSON.object([
+                "seq": .int(client.counts.deviceEventStates), "id": .string(TokenSigner.randomOpaqueToken(byteCount: 9)),
+            ])
+            client.deviceEventStateBefore = client.deviceEventState
+            client.deviceEventState = eventState
+            return MEAnswer(status: .ok, body: SandboxHTTP.encode(SandboxJSON.object(["deviceEventState": eventState])))
         }
     }
 
@@ -97,14 +106,21 @@ extension SandboxState {
 
     /// Links `contact` to the client. The previous link's tokens stop working, as a new login makes them
     /// meaningless; a bridge that keeps using them is caught by a 401.
+    /// With `omitRefreshToken` (fault mode "no-refresh-token") the answer leaves out the refresh token and the
+    /// client's refresh tokens stay valid, now for the new contact.
     private mutating func link(
-        _ contact: SandboxContact, client: inout ClientRecord, appCode: String, environment: MEEnvironment
+        _ contact: SandboxContact, client: inout ClientRecord, appCode: String, environment: MEEnvironment,
+        omitRefreshToken: Bool = false
     ) -> [String: String] {
         for token in client.contactTokens { contactTokens[token] = nil }
-        for token in client.refreshTokens { refreshTokens[token] = nil }
         client.contactTokens = []
-        client.refreshTokens = []
         client.contact = contact
+        if omitRefreshToken {
+            for token in client.refreshTokens { refreshTokens[token]?.contact = contact }
+            return ["contactToken": issueContactToken(client: &client, appCode: appCode, contact: contact, environment: environment)]
+        }
+        for token in client.refreshTokens { refreshTokens[token] = nil }
+        client.refreshTokens = []
 
         let contactToken = issueContactToken(client: &client, appCode: appCode, contact: contact, environment: environment)
         let refreshToken = TokenSigner.randomOpaqueToken()

@@ -56,7 +56,7 @@ extension SandboxState {
             findings.append(Finding(kind: .requestOrderNotIncreasing,
                 detail: "X-Request-Order \(order) is not greater than the previous one, \(last)"))
         }
-        if !client.echoesNewestState(request.clientState) {
+        if !client.echoesNewestState(request) {
             findings.append(Finding(kind: .staleClientState,
                 detail: Self.staleDetail(sent: request.clientState, newestSeq: client.clientStateSeq, clientId: client.clientId)))
         }
@@ -77,6 +77,23 @@ extension SandboxState {
             findings.append(Finding(kind: .missingHeader, detail: "missing " + missing.joined(separator: ", ")))
         }
 
+        // Bodies the mobile SDKs always shape so (sdk-parity.md C6, E9).
+        if request.route == .registerClient, let body = SandboxJSON.parse(request.body)?.objectValue,
+           let platform = body["platform"]?.stringValue, Self.mobilePlatforms.contains(platform), body["pushSettings"] == nil {
+            findings.append(Finding(kind: .missingPushSettings,
+                detail: "POST /client for platform \(platform) without pushSettings; the mobile SDKs always send it"))
+        }
+        if request.isEventsV4, let newest = client.deviceEventState {
+            let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
+            // The one before the newest (none, before the first) is accepted too: an answer the caller never
+            // read (a timeout, a crash before its commit) leaves it one behind, once.
+            if sent != newest && sent != client.deviceEventStateBefore {
+                findings.append(Finding(kind: .deviceEventStateNotEchoed, detail: sent == nil
+                    ? "v4 events request without the deviceEventState the last events answer carried"
+                    : "v4 events request with a deviceEventState that is not the newest one this client was given"))
+            }
+        }
+
         // X-Contact-Token where the SDKs send none. sdk-parity.md H7/K4/R3: both SDKs leave it out on URLs ending
         // in `client/contact` or `/contact-token`, so on the identified link and the refresh. The anonymous link
         // (`?anonymous=true`, same path) and `POST /client` do carry it in the SDKs when one is stored, so it is
@@ -92,6 +109,8 @@ extension SandboxState {
         }
         return findings
     }
+
+    static let mobilePlatforms: Set<String> = ["android", "android-huawei", "ios"]
 
     private static func isBlank(_ value: String?) -> Bool {
         value?.isEmpty ?? true

@@ -22,7 +22,12 @@ struct ClientRecord: Sendable {
     /// up on (its request timed out) before reading it: the state before it is accepted too, until the next answer.
     var newestMayBeUnread = false
     var stateBeforeNewest: String?
+    /// Method and path of this client's previous request: a request that repeats it is a retry.
+    var previousCall: String?
     var clientStateSeq = 0
+    /// The newest `deviceEventState` a v4 events answer carried, and the one before it.
+    var deviceEventState: SandboxJSON?
+    var deviceEventStateBefore: SandboxJSON?
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
     var refreshTokens: [String] = []
@@ -34,10 +39,16 @@ struct ClientRecord: Sendable {
         self.requests = RingBuffer(capacity: historyCapacity)
     }
 
-    /// Whether `sent` echoes the newest client state this client can have read.
-    func echoesNewestState(_ sent: String?) -> Bool {
+    /// Whether `request` echoes the newest client state this client can have read. The state before the newest
+    /// is accepted when the newest went out in an answer a latency fault delayed, and on a retry of the same call
+    /// (same method and path): a caller whose request timed out (a loaded machine, a slow network) never read the
+    /// answer and tries the call again with the state it has. A caller that reads an answer and drops its state is
+    /// still caught on its next, different call (and, exactly, by the workflow simulation's model of ME).
+    func echoesNewestState(_ request: MERequest) -> Bool {
         guard let newest = newestClientState else { return true }
-        return sent == newest || (newestMayBeUnread && sent == stateBeforeNewest)
+        let sent = request.clientState
+        let retry = previousCall == request.call
+        return sent == newest || ((newestMayBeUnread || retry) && sent == stateBeforeNewest)
     }
 
     var view: SandboxClientView {

@@ -202,6 +202,27 @@ struct ViolationTests {
         }
     }
 
+    @Test("stale-client-state: a retry of the same call may carry the state before the newest (its answer went unread); another call may not")
+    func retryAfterAnUnreadAnswer() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            var device = TestDevice(harness)
+            _ = try await device.register()
+            _ = try await device.linkAnonymous()
+            let beforeNewest = device.clientState
+            // The caller gave up on this answer (its timeout) and never read the state it carried.
+            #expect(try await device.sendEvent().status == 204)
+            var retry = device
+            retry.clientState = beforeNewest
+            #expect(try await retry.sendEvent().status == 204)
+            #expect(await harness.sandbox.violations().isEmpty)
+            // The retry's answer was read: from here on only the newest one is accepted, on any call.
+            var other = retry
+            other.clientState = beforeNewest
+            #expect(try await other.setPushToken("fcm-retry-token").status == 204)
+            #expect(await harness.sandbox.violations().map(\.kind) == [Self.kinds.staleClientState.rawValue])
+        }
+    }
+
     @Test("unexpected-contact-token: on the identified link and the refresh, not on the anonymous link")
     func unexpectedContactToken() async throws {
         try await SandboxHarness.withSandbox { harness in
@@ -345,7 +366,7 @@ struct ViolationTests {
             _ = try await second.register()
             var stale = second
             stale.clientState = nil
-            _ = try await stale.register()
+            _ = try await stale.linkAnonymous()  // another call than the one whose state it drops: no retry
             let order = first.nextOrder - 1
             _ = try await first.send(.POST, "", body: TestDevice.deviceInfo, order: order)
 
