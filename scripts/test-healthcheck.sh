@@ -9,13 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ $# -ge 1 ]]; then
-    bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-else
-    swift build --product pushbridge
-    bin="$(swift build --show-bin-path)/pushbridge"
-fi
-[[ -x "$bin" ]] || { echo "test-healthcheck: no executable at $bin" >&2; exit 1; }
+source scripts/lib-binary.sh
+pushbridge_binary test-healthcheck "$@"
 
 work="$(mktemp -d)"
 server_pid=""

@@ -109,7 +109,7 @@ public final class Engine: Service, Sendable {
     private func work(on key: DeviceKey) async -> Bool {
         let policy = config.apps[key.appCode] ?? AppPolicy()
         let planner = Planner(policy: policy, sdkVersion: config.sdkVersion)
-        let reducer = Reducer(retry: config.retry, sdkVersion: config.sdkVersion)
+        let reducer = Reducer(retry: config.retry, refreshReplayDelayMs: config.refreshReplayDelayMs)
         var log = logger
         log[metadataKey: "app"] = "\(key.appCode)"
         log[metadataKey: "device"] = "\(key.deviceId)"
@@ -168,7 +168,8 @@ public final class Engine: Service, Sendable {
                     let elapsed = ContinuousClock.now - started
                     let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
                     record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
-                    let next: WorkUpdate.Next = t.retryAt.map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
+                    // A pause (the replay after a refresh) gives the device back like a retry: no worker waits.
+                    let next: WorkUpdate.Next = (t.retryAt ?? t.notBefore).map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
                     var update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
                     if next == .now {
                         // The next call is planned now only to mark a PUT's token in this commit (no write of its own).

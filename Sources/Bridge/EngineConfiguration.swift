@@ -12,11 +12,14 @@ public struct EngineConfiguration: Sendable {
     public var maxStepsPerTurn: Int
     /// How long a claimed device stays with this instance without a commit.
     public var lease: Duration
+    /// The pause between a successful contact-token refresh and the replay (the SDKs wait 500 ms).
+    public var refreshReplayDelayMs: Int
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,
-        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120)
+        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120), refreshReplayDelayMs: Int = 500
     ) {
+        self.refreshReplayDelayMs = refreshReplayDelayMs
         self.maxConcurrentRequests = max(1, maxConcurrentRequests)
         self.retry = retry
         self.apps = apps

@@ -25,7 +25,7 @@ public struct MEClient: Sendable {
 
     /// Performs `call` and returns the classified answer. Never throws: transport failures are `.network`.
     public func send(_ call: MECall, context: MERequestContext, logger: Logger) async -> MEAnswer {
-        let (method, url) = endpoints.get().route(of: call, appCode: context.appCode)
+        let (method, url) = endpoints.get().route(of: call, context: context)
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in MEWireFormat.headers(of: call, context: context, sdkVersion: sdkVersion) {
@@ -39,13 +39,16 @@ public struct MEClient: Sendable {
             let status = Int(response.status.code)
             if (200..<300).contains(status) {
                 switch call {
-                case .linkAnonymousContact, .linkContact, .refreshContactToken:
+                case .linkAnonymousContact, .linkContact, .linkOpenIdContact, .refreshContactToken:
                     guard let tokens = MEWireFormat.contactTokens(from: Array(buffer: body)),
                           tokens.contactToken != nil
                     else {
                         return MEAnswer(outcome: .network(message: "ME answered \(status) with an unreadable contact body"), clientState: clientState)
                     }
                     return MEAnswer(outcome: .success(contactToken: tokens.contactToken, refreshToken: tokens.refreshToken), clientState: clientState)
+                case .events where context.eventsAPIVersion == .v4:
+                    let eventState = MEWireFormat.deviceEventState(from: Array(buffer: body))
+                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState, deviceEventState: eventState)
                 default:
                     return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState)
                 }

@@ -7,20 +7,29 @@ public struct MERequestContext: Sendable, Hashable {
     public var contactToken: String?
     /// `X-Request-Order`: epoch milliseconds, strictly increasing per client.
     public var requestOrder: Int64
+    /// How the app code is addressed on client-service calls (the app's configuration).
+    public var codePath: MECodePath
+    /// Which events API the device's calls use (the app's configuration, or the SDKs' choice for its platform).
+    public var eventsAPIVersion: MEEventsAPIVersion
 
-    public init(appCode: String, clientId: String, clientState: String?, contactToken: String?, requestOrder: Int64) {
+    public init(
+        appCode: String, clientId: String, clientState: String?, contactToken: String?, requestOrder: Int64,
+        codePath: MECodePath = .apps, eventsAPIVersion: MEEventsAPIVersion = .v3
+    ) {
         self.appCode = appCode
         self.clientId = clientId
         self.clientState = clientState
         self.contactToken = contactToken
         self.requestOrder = requestOrder
+        self.codePath = codePath
+        self.eventsAPIVersion = eventsAPIVersion
     }
 }
 
 /// The outcome of one ME call, classified the way the workflow needs it.
 public struct MEAnswer: Sendable, Hashable {
     public enum Outcome: Sendable, Hashable {
-        /// 2xx. For contact calls, the tokens from the body.
+        /// 2xx. For contact calls, the tokens from the body (a link answer may leave out the refresh token).
         case success(contactToken: String?, refreshToken: String?)
         /// A non-2xx HTTP answer. `retryAfterSeconds` is parsed from `Retry-After` (seconds or HTTP date).
         case http(status: Int, retryAfterSeconds: Double?, message: String)
@@ -31,9 +40,12 @@ public struct MEAnswer: Sendable, Hashable {
     public var outcome: Outcome
     /// `X-Client-State` from the answer, when present (any status).
     public var clientState: String?
+    /// The `deviceEventState` of a 2xx v4 events answer, when it carried one.
+    public var deviceEventState: MEJSON?
 
-    public init(outcome: Outcome, clientState: String?) {
+    public init(outcome: Outcome, clientState: String?, deviceEventState: MEJSON? = nil) {
         self.outcome = outcome
         self.clientState = clientState
+        self.deviceEventState = deviceEventState
     }
 }

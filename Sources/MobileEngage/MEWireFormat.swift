@@ -15,17 +15,28 @@ public enum MEWireFormat {
         case .linkAnonymousContact, .removePushToken: return Array("{}".utf8)
         case .linkContact(let fieldId, let value):
             return encode(ContactBody(contactFieldId: fieldId, contactFieldValue: value))
+        case .linkOpenIdContact(let fieldId, let token):
+            return encode(OpenIdContactBody(contactFieldId: fieldId, openIdToken: token))
         case .refreshContactToken(let refreshToken): return encode(["refreshToken": refreshToken])
         case .setPushToken(let token): return encode(["pushToken": token])
-        case .events(let events): return encode(EventsEnvelope(events: events))
+        case .events(let events, let deviceEventState):
+            return encode(EventsEnvelope(events: events, deviceEventState: deviceEventState))
         }
     }
 
     private struct ContactBody: Encodable { var contactFieldId: Int; var contactFieldValue: String }
+    private struct OpenIdContactBody: Encodable { var contactFieldId: Int; var openIdToken: String }
+    /// A nil `deviceEventState` is left out (the synthesised `encodeIfPresent`), as the SDKs leave it out
+    /// until a v4 answer gave them one.
     private struct EventsEnvelope: Encodable {
         var events: [MEEvent]
         var clicks: [String] = []
         var viewedMessages: [String] = []
+        var deviceEventState: MEJSON?
+        init(events: [MEEvent], deviceEventState: MEJSON?) {
+            self.events = events
+            self.deviceEventState = deviceEventState
+        }
     }
 
     /// The request headers for `call` under `context`.
@@ -47,6 +58,14 @@ public enum MEWireFormat {
     public static func contactTokens(from body: [UInt8]) -> (contactToken: String?, refreshToken: String?)? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
         return (object["contactToken"] as? String, object["refreshToken"] as? String)
+    }
+
+    /// Reads `deviceEventState` from a v4 events answer body (empty, or a JSON object that may hold in-app
+    /// messages and actions the bridge has no use for).
+    public static func deviceEventState(from body: [UInt8]) -> MEJSON? {
+        guard !body.isEmpty, case .object(let object)? = try? JSONDecoder().decode(MEJSON.self, from: Data(body)) else { return nil }
+        guard let state = object["deviceEventState"], state != .null else { return nil }
+        return state
     }
 
     /// Parses `Retry-After`: delta-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`.

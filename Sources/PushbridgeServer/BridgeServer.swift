@@ -77,8 +77,8 @@ public final class BridgeServer: Sendable {
         let e = configuration.emarsys
         let me = MEClient(
             httpClient: httpClient,
-            endpoints: MEEndpoints(clientServiceURL: e.clientServiceURL, eventServiceURL: e.eventServiceURL, eventsAPIVersion: e.eventsAPIVersion),
-            sdkVersion: Self.version,
+            endpoints: MEEndpoints(clientServiceURL: e.clientServiceURL, eventServiceURL: e.eventServiceURL),
+            sdkVersion: e.sdkVersion,
             requestTimeout: .milliseconds(Int64(e.requestTimeoutSeconds * 1000)))
         sandbox = e.sandbox
             ? MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: .seconds(e.sandboxContactTokenLifetimeSeconds)), logger: logger)
@@ -88,14 +88,14 @@ public final class BridgeServer: Sendable {
         let host = configuration.http.host
         let engineConfig = EngineConfiguration(
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
-            apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy) }),
-            sdkVersion: Self.version, lease: .seconds(e.leaseSeconds))
+            apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy(eventsAPIVersion: e.eventsAPIVersion)) }),
+            sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs)
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, startGate: {
             try? await pgStore?.waitUntilReady()
             let port = await portBox.wait()
             if embedded {
                 let base = "http://\(Self.loopbackHost(for: host)):\(port)/sandbox"
-                me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base, eventsAPIVersion: e.eventsAPIVersion))
+                me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base))
             }
         })
     }

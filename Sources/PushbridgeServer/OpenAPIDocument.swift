@@ -362,9 +362,18 @@ components:
         environment: { type: string, enum: [production, sandbox] }
     Contact:
       type: object
-      required: [fieldValue]
+      description: >
+        A login: the contact field value, or an OpenID Connect ID token that Mobile Engage verifies and maps to
+        the contact (the SDKs' authenticated contact). Never both. The ID token is a secret: never shown, never
+        compared (an OpenID login is never deduplicated).
+      oneOf:
+        - required: [fieldValue]
+          not: { required: [openIdToken] }
+        - required: [openIdToken]
+          not: { required: [fieldValue] }
       properties:
         fieldValue: { type: string, minLength: 1, maxLength: 1024 }
+        openIdToken: { type: string, minLength: 1, maxLength: 8192, pattern: '^[!-~]+$' }
         fieldId: { type: integer, minimum: 1, maximum: 2147483647 }
     Events:
       type: object
@@ -386,6 +395,7 @@ components:
                 propertyNames: { maxLength: 256 }
                 additionalProperties: { type: string, maxLength: 1024 }
               timestamp: { type: string, format: date-time }
+              sessionId: { type: string, minLength: 1, maxLength: 256, description: Passed on to Mobile Engage. }
     State: { type: string, enum: [pending, registered, retrying, failed, unregistered] }
     Step:
       type: object

@@ -31,10 +31,8 @@ public struct Desired: Sendable, Hashable {
             platform = t.platform
         case .removeToken?:
             token = nil
-        case .login(let fieldId, let value)?:
-            contact = .identified(fieldId: fieldId, value: value)
-        case .logout?:
-            contact = .anonymous
+        case .login?, .openIdLogin?, .logout?:
+            contact = head?.requestedContact
         case .release(let hash)?:
             if token?.tokenHash == hash { token = nil }
         case .releaseAll?:

@@ -1,4 +1,5 @@
 import Foundation
+import MobileEngage
 
 /// What the bridge remembers about one device, as the SDK would on the phone.
 ///
@@ -23,6 +24,8 @@ public struct DeviceState: Sendable, Hashable, Codable {
     /// removal deletes it as if it were sent. Cleared by the next acknowledged `PUT` or `DELETE`.
     public var pushTokenUncertain: TokenRef?
     public var lastRequestOrder: Int64
+    /// The `deviceEventState` of ME's last v4 events answer, echoed in the next events request (as the SDKs).
+    public var deviceEventState: MEJSON?
 
     // What the backend asked for, from the intents already completed.
     public var platform: String
@@ -52,6 +55,7 @@ public struct DeviceState: Sendable, Hashable, Codable {
         self.resendPushToken = false
         self.pushTokenUncertain = nil
         self.lastRequestOrder = 0
+        self.deviceEventState = nil
         self.platform = platform
         self.info = DeviceInfo()
         self.wantedContact = nil

@@ -110,12 +110,7 @@ public struct DeviceRegistration: Sendable, Hashable {
 
 extension DeviceStatus {
     public init(registration r: DeviceRegistration, state s: DeviceState, deduplicated: Bool? = nil) {
-        let contact: Contact
-        switch s.linkedContact {
-        case .identified(let fieldId, _)?: contact = Contact(kind: "identified", fieldId: fieldId)
-        case .anonymous?: contact = Contact(kind: "anonymous", fieldId: nil)
-        case nil: contact = Contact(kind: "none", fieldId: nil)
-        }
+        let contact = Contact(kind: s.linkedContact?.kind ?? "none", fieldId: s.linkedContact?.fieldId)
         self.init(
             appCode: r.key.appCode,
             deviceId: r.key.deviceId,

@@ -6,6 +6,7 @@ public enum DeviceWrite: Sendable, Hashable {
     case setToken(TokenRef)
     case removeToken
     case login(fieldId: Int, value: String)
+    case openIdLogin(fieldId: Int, token: String)
     case logout
     case events([CustomEvent])
     case forget
@@ -16,6 +17,7 @@ public enum DeviceWrite: Sendable, Hashable {
         case .setToken(let t): .setToken(t)
         case .removeToken: .removeToken
         case .login(let f, let v): .login(fieldId: f, value: v)
+        case .openIdLogin(let f, let t): .openIdLogin(fieldId: f, token: t)
         case .logout: .logout
         case .events(let e): .events(e)
         case .forget: .forget
@@ -81,6 +83,10 @@ public enum Intake {
         case .login(let fieldId, let value):
             if newestContact(view, live, policy: policy) == .identified(fieldId: fieldId, value: value) { return .deduplicated }
             return .enqueue(write.payload, collapse: false, takeTokenFrom: nil)
+        case .openIdLogin:
+            // Never deduplicated: an ID token is a secret that is not compared, and each one is a fresh
+            // authentication that ME checks (the SDKs send every `setAuthenticatedContact`).
+            return .enqueue(write.payload, collapse: false, takeTokenFrom: nil)
         case .logout:
             if newestContact(view, live, policy: policy) == .anonymous { return .deduplicated }
             return .enqueue(.logout, collapse: false, takeTokenFrom: nil)
@@ -121,12 +127,7 @@ public enum Intake {
     /// anonymous when the app links anonymous contacts.
     static func newestContact(_ view: IntakeView, _ live: ArraySlice<Intent>, policy: AppPolicy) -> ContactRequest? {
         for intent in live.reversed() {
-            switch intent.payload {
-            case .login(let f, let v): return .identified(fieldId: f, value: v)
-            case .logout: return .anonymous
-            case .start(let s) where s.contact != nil: return s.contact
-            default: continue
-            }
+            if let contact = intent.payload.requestedContact { return contact }
         }
         if let linked = view.state?.linkedContact { return linked }
         return policy.anonymousContacts ? .anonymous : nil

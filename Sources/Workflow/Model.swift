@@ -33,11 +33,31 @@ public enum ContactRequest: Sendable, Hashable, Codable {
     case anonymous
     /// `value` is a contact field value: a secret, never logged or shown.
     case identified(fieldId: Int, value: String)
+    /// An authenticated login: ME finds the contact from an OpenID Connect ID token (the SDKs'
+    /// `setAuthenticatedContact`). `token` is a secret: never logged, never shown, never compared for dedup.
+    case openId(fieldId: Int, token: String)
 
     public var kind: String {
         switch self {
         case .anonymous: "anonymous"
-        case .identified: "identified"
+        case .identified, .openId: "identified"
+        }
+    }
+
+    /// The contact field id of an identified contact.
+    public var fieldId: Int? {
+        switch self {
+        case .anonymous: nil
+        case .identified(let fieldId, _), .openId(let fieldId, _): fieldId
+        }
+    }
+
+    /// The link call for this contact.
+    public var linkCall: MECall {
+        switch self {
+        case .anonymous: .linkAnonymousContact
+        case .identified(let fieldId, let value): .linkContact(fieldId: fieldId, fieldValue: value)
+        case .openId(let fieldId, let token): .linkOpenIdContact(fieldId: fieldId, openIdToken: token)
         }
     }
 }
@@ -49,11 +69,12 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
     public var osVersion: String?
     public var language: String?
     public var timezone: String?
-    public var pushSettings: [String: PushSettingValue]?
+    /// Left out: `DeviceInfo.defaultPushSettings` for the platform.
+    public var pushSettings: [String: MEJSON]?
 
     public init(
         applicationVersion: String? = nil, deviceModel: String? = nil, osVersion: String? = nil,
-        language: String? = nil, timezone: String? = nil, pushSettings: [String: PushSettingValue]? = nil
+        language: String? = nil, timezone: String? = nil, pushSettings: [String: MEJSON]? = nil
     ) {
         self.applicationVersion = applicationVersion
         self.deviceModel = deviceModel
@@ -73,8 +94,37 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
             sdkVersion: sdkVersion,
             language: language ?? "en",
             timezone: timezone ?? "+0000",
-            pushSettings: pushSettings
+            pushSettings: pushSettings ?? Self.defaultPushSettings(platform: platform)
         )
+    }
+
+    /// What the SDK of `platform` reports in `pushSettings` on a device whose user allowed notifications: the
+    /// mobile SDKs always send the object, and ME may read a missing one as "notifications not enabled". A
+    /// device that handed its push token to the backend has them allowed. Web push sends none (nil).
+    /// - Android (`DeviceInfo.kt`): notifications enabled, `IMPORTANCE_DEFAULT` (3), no channels known.
+    /// - iOS (`EMSDeviceInfo.m`, `UNNotificationSettings`): authorized, alerts, badges and sounds on, banner
+    ///   style, previews always, CarPlay and critical alerts not requested.
+    public static func defaultPushSettings(platform: String) -> [String: MEJSON]? {
+        switch platform {
+        case "android", "android-huawei":
+            return ["areNotificationsEnabled": .bool(true), "importance": .number(3), "channelSettings": .array([])]
+        case "ios":
+            return [
+                "authorizationStatus": .string("authorized"),
+                "soundSetting": .string("enabled"),
+                "badgeSetting": .string("enabled"),
+                "alertSetting": .string("enabled"),
+                "notificationCenterSetting": .string("enabled"),
+                "lockScreenSetting": .string("enabled"),
+                "carPlaySetting": .string("notSupported"),
+                "criticalAlertSetting": .string("notSupported"),
+                "alertStyle": .string("banner"),
+                "showPreviewsSetting": .string("always"),
+                "providesAppNotificationSettings": .bool(false),
+            ]
+        default:
+            return nil
+        }
     }
 }
 
@@ -83,10 +133,13 @@ public struct CustomEvent: Sendable, Hashable, Codable {
     public var name: String
     public var timestamp: String
     public var attributes: [String: String]?
-    public init(name: String, timestamp: String, attributes: [String: String]?) {
+    /// The backend's session id for this event, passed on to ME.
+    public var sessionId: String?
+    public init(name: String, timestamp: String, attributes: [String: String]?, sessionId: String? = nil) {
         self.name = name
         self.timestamp = timestamp
         self.attributes = attributes
+        self.sessionId = sessionId
     }
 }
 
@@ -114,6 +167,8 @@ public enum IntentPayload: Sendable, Hashable, Codable {
     case setToken(TokenRef)
     case removeToken
     case login(fieldId: Int, value: String)
+    /// A login with an OpenID Connect ID token (a secret) instead of a field value.
+    case openIdLogin(fieldId: Int, token: String)
     case logout
     case events([CustomEvent])
     /// The token with this hash moved to another device: remove it at ME if this device holds it there.
@@ -129,7 +184,7 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         case .start: "start"
         case .setToken: "set-token"
         case .removeToken: "remove-token"
-        case .login: "login"
+        case .login, .openIdLogin: "login"
         case .logout: "logout"
         case .events: "events"
         case .release, .releaseAll: "release"
@@ -142,6 +197,17 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         switch self {
         case .removeToken, .forget: true
         default: false
+        }
+    }
+
+    /// The contact a login or logout asks for.
+    public var requestedContact: ContactRequest? {
+        switch self {
+        case .login(let fieldId, let value): .identified(fieldId: fieldId, value: value)
+        case .openIdLogin(let fieldId, let token): .openId(fieldId: fieldId, token: token)
+        case .logout: .anonymous
+        case .start(let start): start.contact
+        default: nil
         }
     }
 

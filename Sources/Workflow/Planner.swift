@@ -38,13 +38,16 @@ public struct Planner: Sendable {
     public func plan(state: DeviceState, queue: [Intent], appCode: String, moveBlocked: Bool, nowMs: Int64) -> Plan {
         guard let head = queue.first else { return .idle }
         let desired = Desired(state: state, head: head.payload)
+        let eventsVersion = policy.eventsAPIVersion(platform: desired.platform)
         func send(_ call: MECall, clientId: String? = nil) -> Plan {
             let context = MERequestContext(
                 appCode: appCode,
                 clientId: clientId ?? state.clientId,
                 clientState: state.clientState,
                 contactToken: state.contactToken,
-                requestOrder: max(nowMs, state.lastRequestOrder + 1)
+                requestOrder: max(nowMs, state.lastRequestOrder + 1),
+                codePath: policy.codePath,
+                eventsAPIVersion: eventsVersion
             )
             return .send(call, context)
         }
@@ -105,34 +108,30 @@ public struct Planner: Sendable {
         }
 
         // 2. The contact link.
-        switch desired.contact {
-        case .identified(let fieldId, let value)?:
-            if state.contactToken == nil || state.linkedContact != desired.contact {
-                return send(.linkContact(fieldId: fieldId, fieldValue: value))
-            }
-        case .anonymous?:
-            if state.contactToken == nil || state.linkedContact != .anonymous { return send(.linkAnonymousContact) }
-        case nil:
-            if state.contactToken == nil {
-                if policy.anonymousContacts { return send(.linkAnonymousContact) }
-                // No anonymous contacts: a login queued behind this intent is linked now, or
-                // the device waits for one.
-                guard case .identified(let fieldId, let value)? = Self.queuedLogin(queue) else { return .wait(.login) }
-                return send(.linkContact(fieldId: fieldId, fieldValue: value))
-            }
+        if let contact = desired.contact {
+            if state.contactToken == nil || state.linkedContact != contact { return send(contact.linkCall) }
+        } else if state.contactToken == nil {
+            if policy.anonymousContacts { return send(.linkAnonymousContact) }
+            // No anonymous contacts: a login queued behind this intent is linked now, or the device waits for one.
+            guard let login = Self.queuedLogin(queue) else { return .wait(.login) }
+            return send(login.linkCall)
         }
 
-        // 3. Events: the start event of a start, or the custom events.
+        // 3. Events: the start event of a start, or the custom events. On v4 they echo the `deviceEventState` of
+        // ME's last events answer, as the SDKs do.
         if head.progress & IntentProgress.eventsDone == 0 {
+            let eventState = eventsVersion == .v4 ? state.deviceEventState : nil
             switch head.payload {
             case .start:
                 if let name = policy.startEvent {
                     let event = MEEvent(type: .internal, name: name, timestamp: MEWireFormat.timestamp(head.acceptedAt))
-                    return send(.events([event]))
+                    return send(.events([event], deviceEventState: eventState))
                 }
             case .events(let events):
-                let wire = events.map { MEEvent(type: .custom, name: $0.name, timestamp: $0.timestamp, attributes: $0.attributes) }
-                if !wire.isEmpty { return send(.events(wire)) }
+                let wire = events.map {
+                    MEEvent(type: .custom, name: $0.name, timestamp: $0.timestamp, attributes: $0.attributes, sessionId: $0.sessionId)
+                }
+                if !wire.isEmpty { return send(.events(wire, deviceEventState: eventState)) }
             default:
                 break
             }
@@ -187,21 +186,11 @@ public struct Planner: Sendable {
     /// The link that gives a client whose contact token was dropped a new one: the contact it is linked to
     /// (anonymous when it knows none).
     static func relinkCall(state: DeviceState) -> MECall {
-        switch state.linkedContact ?? state.wantedContact {
-        case .identified(let fieldId, let value)?: .linkContact(fieldId: fieldId, fieldValue: value)
-        case .anonymous?, nil: .linkAnonymousContact
-        }
+        (state.linkedContact ?? state.wantedContact)?.linkCall ?? .linkAnonymousContact
     }
 
     /// The first identified contact the queue asks for.
     static func queuedLogin(_ queue: [Intent]) -> ContactRequest? {
-        for intent in queue {
-            switch intent.payload {
-            case .login(let f, let v): return .identified(fieldId: f, value: v)
-            case .start(let s) where s.contact != nil: return s.contact
-            default: continue
-            }
-        }
-        return nil
+        queue.lazy.compactMap(\.payload.requestedContact).first { $0 != .anonymous }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MobileEngage
 
 /// Per-app settings the workflow needs.
 public struct AppPolicy: Sendable, Hashable {
@@ -6,9 +7,25 @@ public struct AppPolicy: Sendable, Hashable {
     public var anonymousContacts: Bool
     /// The internal event sent on every device start (`app:start`, `session:start`), or nil for none.
     public var startEvent: String?
-    public init(anonymousContacts: Bool = true, startEvent: String? = "app:start") {
+    /// How the app code is addressed on client-service calls: `apps`, or `domains` for web push domain codes.
+    public var codePath: MECodePath
+    /// The events API for every device of the app; nil: the SDKs' choice per device platform (v4 for mobile,
+    /// v3 for web push).
+    public var eventsAPIVersion: MEEventsAPIVersion?
+
+    public init(
+        anonymousContacts: Bool = true, startEvent: String? = "app:start", codePath: MECodePath = .apps,
+        eventsAPIVersion: MEEventsAPIVersion? = nil
+    ) {
         self.anonymousContacts = anonymousContacts
         self.startEvent = startEvent
+        self.codePath = codePath
+        self.eventsAPIVersion = eventsAPIVersion
+    }
+
+    /// The events API a device on ME `platform` uses.
+    public func eventsAPIVersion(platform: String) -> MEEventsAPIVersion {
+        eventsAPIVersion ?? .sdkDefault(platform: platform)
     }
 }
 

@@ -8,17 +8,22 @@ public struct Transition: Sendable, Hashable {
     public var headProgress: Int?
     /// Set when the step failed transiently: the device's next attempt.
     public var retryAt: Date?
+    /// Set when the next step must not go before this time although nothing failed: the pause between a
+    /// contact-token refresh and the replay, as the SDKs make it.
+    public var notBefore: Date? = nil
     /// How the call ended, for metrics: `success`, `transient`, `permanent`, `unauthorized`.
     public var outcome: String
 }
 
 public struct Reducer: Sendable {
     public var retry: RetryPolicy
-    public var sdkVersion: String
+    /// The pause between a successful contact-token refresh and the replay of the call that got the 401: both
+    /// SDKs wait 500 ms (Android `CoreCompletionHandlerRefreshTokenProxy`, iOS `EMSMobileEngageRefreshTokenCompletionProxy`).
+    public var refreshReplayDelayMs: Int
 
-    public init(retry: RetryPolicy, sdkVersion: String) {
+    public init(retry: RetryPolicy, refreshReplayDelayMs: Int = 500) {
         self.retry = retry
-        self.sdkVersion = sdkVersion
+        self.refreshReplayDelayMs = max(0, refreshReplayDelayMs)
     }
 
     /// Applies ME's `answer` to `call`, which `Planner.plan` chose for `state` and `head` with `context`.
@@ -33,6 +38,7 @@ public struct Reducer: Sendable {
 
         switch answer.outcome {
         case .success(let contactToken, let refreshToken):
+            if case .events = call, let eventState = answer.deviceEventState { s.deviceEventState = eventState }
             return success(s, head: head, call: call, desired: desired, contactToken: contactToken, refreshToken: refreshToken, now: now)
         case .http(let status, let retryAfter, let message):
             if status == 401 {
@@ -67,13 +73,14 @@ public struct Reducer: Sendable {
         case .setClient(let body):
             s.deviceInfoHashSent = DeviceInfoHash.of(body)
             s.steps.clientAt = now
-        case .linkAnonymousContact, .linkContact:
+        case .linkAnonymousContact, .linkContact, .linkOpenIdContact:
             s.contactToken = contactToken
-            s.refreshToken = refreshToken
-            if case .linkContact(let fieldId, let value) = call {
-                s.linkedContact = .identified(fieldId: fieldId, value: value)
-            } else {
-                s.linkedContact = .anonymous
+            // As the SDKs: an answer without a refresh token keeps the stored one.
+            if let refreshToken { s.refreshToken = refreshToken }
+            switch call {
+            case .linkContact(let fieldId, let value): s.linkedContact = .identified(fieldId: fieldId, value: value)
+            case .linkOpenIdContact(let fieldId, let token): s.linkedContact = .openId(fieldId: fieldId, token: token)
+            default: s.linkedContact = .anonymous
             }
             // As the SDKs do: a new contact gets the current token again.
             s.resendPushToken = s.pushTokenSent != nil
@@ -96,21 +103,26 @@ public struct Reducer: Sendable {
             s.resendPushToken = false
             s.steps.pushTokenAt = now
         }
+        var notBefore: Date?
         switch call {
-        case .linkAnonymousContact, .linkContact, .refreshContactToken:
+        case .refreshContactToken:
+            // The replayed step has not succeeded yet: keep counting its refresh cycles. The replay waits as the
+            // SDKs' does; the engine gives the device back meanwhile (no worker waits).
+            if refreshReplayDelayMs > 0 { notBefore = now.addingTimeInterval(Double(refreshReplayDelayMs) / 1000) }
+        case .linkAnonymousContact, .linkContact, .linkOpenIdContact:
             break  // the replayed step has not succeeded yet: keep counting its refresh cycles
         default:
             s.refreshCycles = 0
             s.relinked = false
         }
-        return Transition(state: s, headProgress: progress, retryAt: nil, outcome: "success")
+        return Transition(state: s, headProgress: progress, retryAt: nil, notBefore: notBefore, outcome: "success")
     }
 
     /// 401: refresh the contact token (3 cycles at most), then re-link once, then give up on the step.
     private func unauthorized(_ state: DeviceState, head: Intent, call: MECall, message: String, now: Date, jitter: Double) -> Transition {
         var s = state
         switch call {
-        case .setClient, .linkAnonymousContact, .linkContact:
+        case .setClient, .linkAnonymousContact, .linkContact, .linkOpenIdContact:
             return permanent(s, head: head, call: call, status: 401, message: message, now: now)
         case .refreshContactToken:
             return refreshFailed(s, head: head, call: call, status: 401, message: message, now: now)
@@ -161,7 +173,7 @@ public struct Reducer: Sendable {
         var s = state
         s.attempts += 1
         s.failed = false
-        if call.carriesContactToken {
+        if call.needsContactToken {
             // ME answered something other than 401 since the last refresh or re-link: a 401 after this is a new
             // expiry, not the same one, and gets the whole budget again (a removal that gave up on it would leave
             // the token at ME while another device takes it).
@@ -200,7 +212,7 @@ public struct Reducer: Sendable {
             return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
         case .refreshContactToken:
             return refreshFailed(state, head: head, call: call, status: status, message: message, now: now)
-        case .setClient, .linkAnonymousContact, .linkContact, .setPushToken:
+        case .setClient, .linkAnonymousContact, .linkContact, .linkOpenIdContact, .setPushToken:
             s.failed = true
             s.needsRefresh = false
             s.refreshCycles = 0

@@ -13,7 +13,7 @@ import MobileEngage
 public enum StoredForm {
     /// The first byte of every stored value in this form (JSON, the earlier form, starts with `{`).
     /// 2 appended `DeviceState.pushTokenUncertain`.
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
 
     public static func encode<T: StoredCodable>(_ value: T) -> [UInt8] {
         var w = StoredWriter()
@@ -236,18 +236,23 @@ extension ContactRequest: StoredCodable {
             w.bytes.append(1)
             fieldId.write(to: &w)
             value.write(to: &w)
+        case .openId(let fieldId, let token):
+            w.bytes.append(2)
+            fieldId.write(to: &w)
+            token.write(to: &w)
         }
     }
     public init(from r: inout StoredReader) throws {
         switch try r.byte() {
         case 0: self = .anonymous
         case 1: self = .identified(fieldId: try Int(from: &r), value: try r.string())
+        case 2: self = .openId(fieldId: try Int(from: &r), token: try r.string())
         default: throw StoredFormError.malformed("contact")
         }
     }
 }
 
-extension PushSettingValue: StoredCodable {
+extension MEJSON: StoredCodable {
     public func write(to w: inout StoredWriter) {
         switch self {
         case .string(let s):
@@ -274,8 +279,8 @@ extension PushSettingValue: StoredCodable {
         case 0: self = .string(try r.string())
         case 1: self = .bool(try Bool(from: &r))
         case 2: self = .number(try Double(from: &r))
-        case 3: self = .array(try [PushSettingValue](from: &r))
-        case 4: self = .object(try [String: PushSettingValue](from: &r))
+        case 3: self = .array(try [MEJSON](from: &r))
+        case 4: self = .object(try [String: MEJSON](from: &r))
         case 5: self = .null
         default: throw StoredFormError.malformed("push setting")
         }
@@ -294,7 +299,7 @@ extension DeviceInfo: StoredCodable {
     public init(from r: inout StoredReader) throws {
         self.init(
             applicationVersion: try String?(from: &r), deviceModel: try String?(from: &r), osVersion: try String?(from: &r),
-            language: try String?(from: &r), timezone: try String?(from: &r), pushSettings: try [String: PushSettingValue]?(from: &r))
+            language: try String?(from: &r), timezone: try String?(from: &r), pushSettings: try [String: MEJSON]?(from: &r))
     }
 }
 
@@ -349,6 +354,7 @@ extension DeviceState: StoredCodable {
         lastError.write(to: &w)
         steps.write(to: &w)
         pushTokenUncertain.write(to: &w)  // version 2
+        deviceEventState.write(to: &w)  // version 3
     }
     public init(from r: inout StoredReader) throws {
         self.init(clientId: try r.string(), platform: "")
@@ -373,6 +379,7 @@ extension DeviceState: StoredCodable {
         lastError = try LastError?(from: &r)
         steps = try StepTimes(from: &r)
         pushTokenUncertain = r.version >= 2 ? try TokenRef?(from: &r) : nil
+        deviceEventState = r.version >= 3 ? try MEJSON?(from: &r) : nil
     }
 }
 
@@ -381,9 +388,12 @@ extension CustomEvent: StoredCodable {
         name.write(to: &w)
         timestamp.write(to: &w)
         attributes.write(to: &w)
+        sessionId.write(to: &w)  // version 3
     }
     public init(from r: inout StoredReader) throws {
-        self.init(name: try r.string(), timestamp: try r.string(), attributes: try [String: String]?(from: &r))
+        self.init(
+            name: try r.string(), timestamp: try r.string(), attributes: try [String: String]?(from: &r),
+            sessionId: r.version >= 3 ? try String?(from: &r) : nil)
     }
 }
 
@@ -431,6 +441,10 @@ extension IntentPayload: StoredCodable {
         case .releaseAll(let tokenHash):
             w.bytes.append(8)
             tokenHash.write(to: &w)
+        case .openIdLogin(let fieldId, let token):
+            w.bytes.append(9)
+            fieldId.write(to: &w)
+            token.write(to: &w)
         }
     }
     public init(from r: inout StoredReader) throws {
@@ -444,6 +458,7 @@ extension IntentPayload: StoredCodable {
         case 6: self = .release(tokenHash: try r.string())
         case 7: self = .forget
         case 8: self = .releaseAll(tokenHash: try r.string())
+        case 9: self = .openIdLogin(fieldId: try Int(from: &r), token: try r.string())
         default: throw StoredFormError.malformed("intent payload")
         }
     }

@@ -29,9 +29,11 @@ struct ConfigTests {
         let builtIn = try ConfigLoader.load(file: nil, environment: [:])
         #expect(file.http.port == 8080 && builtIn.http.port == 8080)
         #expect(file.storageURL == builtIn.storageURL)
+        #expect(file.emarsys.requestTimeoutSeconds == builtIn.emarsys.requestTimeoutSeconds)
+        #expect(file.emarsys.sdkVersion == builtIn.emarsys.sdkVersion && file.emarsys.eventsAPIVersion == builtIn.emarsys.eventsAPIVersion)
         #expect(file.emarsys.sandbox && builtIn.emarsys.sandbox)
         #expect(file.apps.map(\.code) == builtIn.apps.map(\.code))
-        #expect(file.apps.first?.policy == builtIn.apps.first?.policy)
+        #expect(file.apps.first?.policy(eventsAPIVersion: file.emarsys.eventsAPIVersion) == builtIn.apps.first?.policy(eventsAPIVersion: nil))
         // The production example parses too, and talks to the real hosts.
         let prod = try ConfigLoader.load(file: root.appendingPathComponent("config/production.example.yaml").path, environment: ["PUSHBRIDGE_KEYS_EMS12": "abcdefghijklmnop1234"])
         #expect(!prod.emarsys.sandbox)
@@ -74,11 +76,60 @@ struct ConfigTests {
         ("apps:\n  - code: EMS12-34567\n  - code: EMS12-34567\n", "apps[1].code"),
         ("apps:\n  - code: EMS12-34567\n    colour: blue\n", "apps[0].colour"),
         ("apps:\n  - code: EMS12_34567\n", "apps[0].code"),
+        ("apps:\n  - code: EMS12-34567\n    clientPath: web\n", "apps[0].clientPath"),
+        ("apps:\n  - code: EMS12-34567\n    eventsAPIVersion: v5\n", "apps[0].eventsAPIVersion"),
+        ("emarsys:\n  sdkVersion: \"3.11 beta\"\n", "emarsys.sdkVersion"),
+        ("emarsys:\n  refreshReplayDelayMs: -1\n", "emarsys.refreshReplayDelayMs"),
         // A code that ends in a newline (a regular expression's `$` let this one through).
         ("apps:\n  - code: \"EMS12-34567\\n\"\n", "apps[0].code"),
     ])
     func errorsNameTheKey(yaml: String, key: String) throws {
         try expectError(yaml, key: key)
+    }
+
+    @Test("SDK parity defaults: 20 s ME timeout, 500 ms replay pause, the bridge's version as sdkVersion, events API per platform")
+    func sdkParityDefaults() throws {
+        let c = try ConfigLoader.load(file: nil, environment: [:])
+        // Android's SDK waits 20 s for ME, iOS's 30 s; the bridge used to give up after 10.
+        #expect(c.emarsys.requestTimeoutSeconds == 20)
+        #expect(c.emarsys.refreshReplayDelayMs == 500)
+        #expect(c.emarsys.sdkVersion == BridgeServer.version)
+        #expect(c.emarsys.eventsAPIVersion == nil)
+        let policy = try #require(c.apps.first).policy(eventsAPIVersion: c.emarsys.eventsAPIVersion)
+        #expect(policy.eventsAPIVersion(platform: "android") == .v4)
+        #expect(policy.eventsAPIVersion(platform: "ios") == .v4)
+        #expect(policy.eventsAPIVersion(platform: "android-huawei") == .v4)
+        #expect(policy.eventsAPIVersion(platform: "chrome") == .v3)
+        #expect(policy.codePath == .apps)
+    }
+
+    @Test("the events API: the app's key wins over the global one, which wins over the per-platform choice")
+    func eventsAPIPrecedence() throws {
+        let path = try write("""
+            emarsys:
+              eventsAPIVersion: v3
+              sdkVersion: "3.11.0"
+              refreshReplayDelayMs: 0
+            apps:
+              - code: EMS12-34567
+              - code: EMS12-00000
+                eventsAPIVersion: v4
+                clientPath: domains
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try ConfigLoader.load(file: path, environment: ["PUSHBRIDGE_EMARSYS_SDKVERSION": "3.12.0"])
+        #expect(c.emarsys.sdkVersion == "3.12.0")
+        #expect(c.emarsys.refreshReplayDelayMs == 0)
+        let first = c.apps[0].policy(eventsAPIVersion: c.emarsys.eventsAPIVersion)
+        let second = c.apps[1].policy(eventsAPIVersion: c.emarsys.eventsAPIVersion)
+        #expect(first.eventsAPIVersion(platform: "android") == .v3)
+        #expect(second.eventsAPIVersion(platform: "chrome") == .v4)
+        #expect(first.codePath == .apps && second.codePath == .domains)
+    }
+
+    @Test("the bridge's version is kept in one place: the OpenAPI document states the same")
+    func versionInOnePlace() {
+        #expect(OpenAPIDocument.text.contains("\n  version: \(BridgeServer.version)\n"))
     }
 
     @Test("a bad environment value names the key")

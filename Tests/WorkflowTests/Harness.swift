@@ -48,13 +48,14 @@ struct Harness {
             case .send(let call, let context):
                 calls.append(call)
                 contexts.append(context)
-                let t = Reducer(retry: retry, sdkVersion: "test").apply(
+                let t = Reducer(retry: retry).apply(
                     state: state, head: queue[0], call: call, context: context, answer: answer(call, calls.count - 1),
                     now: Date(timeIntervalSince1970: Double(nowMs) / 1000), jitter: 0.5)
                 transitions.append(t)
                 state = t.state
                 if let p = t.headProgress { queue[0].progress = p }
                 nowMs += 1
+                if let pause = t.notBefore { nowMs = max(nowMs, Int64(pause.timeIntervalSince1970 * 1000)) }
                 if t.retryAt != nil || t.state.failed || calls.count >= maxSteps { return plan }
             }
         }

@@ -11,7 +11,7 @@ struct StartWorkflowTests {
         h.enqueue(start())
         #expect(h.run() == .idle)
         #expect(h.endpoints == ["client", "contact_anonymous", "events", "push_token_put"])
-        guard case .events(let events) = h.calls[2] else { Issue.record("third call is not events"); return }
+        guard case .events(let events, _) = h.calls[2] else { Issue.record("third call is not events"); return }
         #expect(events.map(\.name) == ["app:start"])
         #expect(events[0].type == .internal)
         guard case .setPushToken(let sent) = h.calls[3] else { Issue.record("fourth call is not the token"); return }
@@ -36,8 +36,12 @@ struct StartWorkflowTests {
             #expect(h.contexts[i].clientState == issued[i - 1])
             #expect(h.contexts[i].requestOrder > h.contexts[i - 1].requestOrder)
         }
-        // Contact token only where the SDKs send it.
-        #expect(h.calls.map(\.carriesContactToken) == [false, false, true, true])
+        // X-Contact-Token where the SDKs send it, once one is stored: none yet on the first POST /client and the
+        // anonymous link; on the start event and the PUT.
+        let sent = zip(h.calls, h.contexts).map { call, context in
+            MEWireFormat.headers(of: call, context: context, sdkVersion: "t").contains { $0.0 == "X-Contact-Token" }
+        }
+        #expect(sent == [false, false, true, true])
         #expect(h.contexts[2].contactToken != nil)
     }
 
@@ -113,7 +117,7 @@ struct StartWorkflowTests {
         h.enqueue(start())
         h.nowMs += 60_000
         h.run()
-        guard case .events(let events) = h.calls[2] else { return }
+        guard case .events(let events, _) = h.calls[2] else { return }
         #expect(events[0].timestamp == "2025-11-29T10:00:00.123Z")
     }
 }

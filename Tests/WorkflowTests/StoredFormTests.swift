@@ -43,9 +43,15 @@ struct ModelGenerator {
         TokenRef(provider: string(), platform: string(), pushToken: string(), tokenHash: string())
     }
 
-    mutating func contact() -> ContactRequest { bool() ? .anonymous : .identified(fieldId: int(), value: string()) }
+    mutating func contact() -> ContactRequest {
+        switch Int.random(in: 0...2, using: &rng) {
+        case 0: .anonymous
+        case 1: .identified(fieldId: int(), value: string())
+        default: .openId(fieldId: int(), token: string())
+        }
+    }
 
-    mutating func setting(depth: Int = 0) -> PushSettingValue {
+    mutating func setting(depth: Int = 0) -> MEJSON {
         switch Int.random(in: 0...(depth > 2 ? 3 : 5), using: &rng) {
         case 0: return .string(string())
         case 1: return .bool(bool())
@@ -53,7 +59,7 @@ struct ModelGenerator {
         case 3: return .null
         case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in setting(depth: depth + 1) })
         default:
-            var o: [String: PushSettingValue] = [:]
+            var o: [String: MEJSON] = [:]
             for _ in 0..<Int.random(in: 0...3, using: &rng) { o[string()] = setting(depth: depth + 1) }
             return .object(o)
         }
@@ -64,7 +70,7 @@ struct ModelGenerator {
             applicationVersion: maybe { $0.string() }, deviceModel: maybe { $0.string() }, osVersion: maybe { $0.string() },
             language: maybe { $0.string() }, timezone: maybe { $0.string() },
             pushSettings: maybe { g in
-                var o: [String: PushSettingValue] = [:]
+                var o: [String: MEJSON] = [:]
                 for _ in 0..<Int.random(in: 0...4, using: &g.rng) { o[g.string()] = g.setting() }
                 return o
             })
@@ -94,11 +100,12 @@ struct ModelGenerator {
         }
         s.steps = StepTimes(clientAt: maybe { $0.date() }, contactAt: maybe { $0.date() }, pushTokenAt: maybe { $0.date() })
         s.pushTokenUncertain = maybe { $0.token() }
+        s.deviceEventState = maybe { $0.setting() }
         return s
     }
 
     mutating func payload() -> IntentPayload {
-        switch Int.random(in: 0...8, using: &rng) {
+        switch Int.random(in: 0...9, using: &rng) {
         case 0:
             return .start(StartIntent(
                 provider: string(), platform: string(), token: maybe { $0.token() }, info: info(), contact: maybe { $0.contact() },
@@ -113,10 +120,11 @@ struct ModelGenerator {
                     var a: [String: String] = [:]
                     for _ in 0..<Int.random(in: 0...3, using: &g.rng) { a[g.string()] = g.string() }
                     return a
-                })
+                }, sessionId: maybe { $0.string() })
             })
         case 6: return .release(tokenHash: string())
         case 7: return .releaseAll(tokenHash: string())
+        case 8: return .openIdLogin(fieldId: int(), token: string())
         default: return .forget
         }
     }
@@ -143,7 +151,7 @@ struct StoredFormTests {
             var copy = state
             // Another capacity and insertion order: another iteration order of the same dictionary.
             copy.info.pushSettings = state.info.pushSettings.map { settings in
-                var d = [String: PushSettingValue](minimumCapacity: 97)
+                var d = [String: MEJSON](minimumCapacity: 97)
                 for (k, v) in settings.reversed() { d[k] = v }
                 return d
             }
@@ -151,16 +159,29 @@ struct StoredFormTests {
         }
     }
 
-    @Test("A state written in version 1 (before pushTokenUncertain) still reads, with no uncertain token")
-    func readsVersionOne() throws {
-        var g = ModelGenerator(seed: 5)
+    @Test("An event written in version 2 (before sessionId) still reads, with none")
+    func eventReadsVersionTwo() throws {
+        let payload = IntentPayload.events([CustomEvent(name: "a", timestamp: "t", attributes: ["k": "v"])])
+        // Version 2 is version 3 without the event's trailing optional (one 0 byte for nil).
+        var bytes = StoredForm.encode(payload)
+        #expect(bytes.removeLast() == 0)
+        bytes[0] = 2
+        #expect(try StoredForm.decode(IntentPayload.self, from: bytes) == payload)
+    }
+
+    /// Each version appended optionals at the end of the state: version 1 lacks `pushTokenUncertain` and
+    /// `deviceEventState`, version 2 the latter. Written with them nil, an older form is the newer one without its
+    /// trailing nil bytes.
+    @Test("A state written in an earlier version still reads, with the fields added since left empty", arguments: [1, 2])
+    func readsEarlierVersions(version: Int) throws {
+        var g = ModelGenerator(seed: UInt64(5 + version))
         for _ in 0..<50 {
             var state = g.state()
-            state.pushTokenUncertain = nil
-            // Version 1 is version 2 without the trailing optional (one 0 byte for nil).
+            if version < 2 { state.pushTokenUncertain = nil }
+            state.deviceEventState = nil
             var bytes = StoredForm.encode(state)
-            #expect(bytes.removeLast() == 0)
-            bytes[0] = 1
+            for _ in version..<Int(StoredForm.version) { #expect(bytes.removeLast() == 0) }
+            bytes[0] = UInt8(version)
             #expect(try StoredForm.decode(DeviceState.self, from: bytes) == state)
         }
     }

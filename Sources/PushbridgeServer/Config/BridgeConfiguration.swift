@@ -1,4 +1,5 @@
 import Foundation
+import MobileEngage
 import Workflow
 
 /// Everything `pushbridge serve` is configured with, validated.
@@ -12,8 +13,15 @@ public struct BridgeConfiguration: Sendable {
         public var sandbox = true
         public var clientServiceURL = "https://me-client.eservice.emarsys.net"
         public var eventServiceURL = "https://mobile-events.eservice.emarsys.net"
-        public var eventsAPIVersion = "v3"
-        public var requestTimeoutSeconds = 10.0
+        /// The events API for every app; nil: per app (`apps[].eventsAPIVersion`, else v4 for mobile devices and
+        /// v3 for web push, as the SDKs).
+        public var eventsAPIVersion: MEEventsAPIVersion?
+        /// Sent as `sdkVersion` and `X-EMARSYS-SDK-VERSION`: the value agreed with Emarsys, else the bridge's version.
+        public var sdkVersion = BridgeServer.version
+        /// The pause between a successful contact-token refresh and the replay (both SDKs wait 500 ms).
+        public var refreshReplayDelayMs = 500
+        /// Android's SDK waits 20 s for an ME answer, iOS's 30 s.
+        public var requestTimeoutSeconds = 20.0
         public var maxConcurrentRequests = 64
         public var retry = RetryPolicy()
         /// Lifetime of the embedded sandbox's contact tokens.
@@ -30,16 +38,28 @@ public struct BridgeConfiguration: Sendable {
         public var startEvent: String?
         /// Bearer keys allowed for this app (file keys plus `apiKeysEnv`); empty = no auth.
         public var apiKeys: [String]
+        /// `apps` or `domains` (web push domain codes).
+        public var clientPath: MECodePath
+        /// This app's events API; nil: the global key, else per device platform.
+        public var eventsAPIVersion: MEEventsAPIVersion?
 
-        public init(code: String, contactFieldId: Int = 3, anonymousContacts: Bool = true, startEvent: String? = "app:start", apiKeys: [String] = []) {
+        public init(
+            code: String, contactFieldId: Int = 3, anonymousContacts: Bool = true, startEvent: String? = "app:start", apiKeys: [String] = [],
+            clientPath: MECodePath = .apps, eventsAPIVersion: MEEventsAPIVersion? = nil
+        ) {
             self.code = code
             self.contactFieldId = contactFieldId
             self.anonymousContacts = anonymousContacts
             self.startEvent = startEvent
             self.apiKeys = apiKeys
+            self.clientPath = clientPath
+            self.eventsAPIVersion = eventsAPIVersion
         }
 
-        public var policy: AppPolicy { AppPolicy(anonymousContacts: anonymousContacts, startEvent: startEvent) }
+        /// The workflow's settings for this app; `eventsAPIVersion` is the global `emarsys.eventsAPIVersion`.
+        public func policy(eventsAPIVersion global: MEEventsAPIVersion?) -> AppPolicy {
+            AppPolicy(anonymousContacts: anonymousContacts, startEvent: startEvent, codePath: clientPath, eventsAPIVersion: eventsAPIVersion ?? global)
+        }
     }
 
     public var http = HTTP()

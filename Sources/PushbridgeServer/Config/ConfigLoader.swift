@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import MobileEngage
 import Workflow
 import Yams
 
@@ -18,7 +19,7 @@ public enum ConfigLoader {
         "http.host", "http.port",
         "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
-        "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests",
+        "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests", "emarsys.sdkVersion", "emarsys.refreshReplayDelayMs",
         "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
         "emarsys.sandboxContactTokenLifetimeSeconds", "emarsys.leaseSeconds",
         "limits.maxQueuedIntents", "limits.maxQueuedIntentsPerApp",
@@ -121,10 +122,17 @@ public enum ConfigLoader {
         c.emarsys.sandbox = try bool("emarsys.sandbox", c.emarsys.sandbox)
         c.emarsys.clientServiceURL = try url("emarsys.clientServiceURL", c.emarsys.clientServiceURL)
         c.emarsys.eventServiceURL = try url("emarsys.eventServiceURL", c.emarsys.eventServiceURL)
-        c.emarsys.eventsAPIVersion = try string("emarsys.eventsAPIVersion", c.emarsys.eventsAPIVersion)
-        guard ["v3", "v4"].contains(c.emarsys.eventsAPIVersion) else {
-            throw ConfigError(key: "emarsys.eventsAPIVersion", message: "must be v3 or v4")
+        if present.contains("emarsys.eventsAPIVersion") {
+            guard let version = MEEventsAPIVersion(rawValue: try string("emarsys.eventsAPIVersion", "")) else {
+                throw ConfigError(key: "emarsys.eventsAPIVersion", message: "must be v3 or v4")
+            }
+            c.emarsys.eventsAPIVersion = version
         }
+        c.emarsys.sdkVersion = try string("emarsys.sdkVersion", c.emarsys.sdkVersion)
+        guard (1...64).contains(c.emarsys.sdkVersion.count), c.emarsys.sdkVersion.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
+            throw ConfigError(key: "emarsys.sdkVersion", message: "must be 1 to 64 printable characters without spaces, like 3.11.0")
+        }
+        c.emarsys.refreshReplayDelayMs = try int("emarsys.refreshReplayDelayMs", c.emarsys.refreshReplayDelayMs, min: 0, max: 60_000)
         c.emarsys.requestTimeoutSeconds = try double("emarsys.requestTimeoutSeconds", c.emarsys.requestTimeoutSeconds)
         guard c.emarsys.requestTimeoutSeconds > 0 && c.emarsys.requestTimeoutSeconds <= 300 else {
             throw ConfigError(key: "emarsys.requestTimeoutSeconds", message: "must be above 0 and at most 300")
@@ -161,7 +169,7 @@ public enum ConfigLoader {
         for (i, item) in list.enumerated() {
             let at = "apps[\(i)]"
             guard let map = item as? [String: Any] else { throw ConfigError(key: at, message: "must be a mapping") }
-            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv"].contains(k) {
+            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion"].contains(k) {
                 throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
             }
             guard let code = map["code"] as? String, RequestParsing.isIdentifier(code, maxLength: 64, punctuation: "-") else {
@@ -192,7 +200,20 @@ public enum ConfigLoader {
             if keys.contains(where: { $0.count < 16 }) {
                 throw ConfigError(key: "\(at).apiKeys", message: "keys must be at least 16 characters long")
             }
-            apps.append(.init(code: code, contactFieldId: contactFieldId, anonymousContacts: anonymousContacts, startEvent: startName == "none" ? nil : startName, apiKeys: keys))
+            let rawPath = map["clientPath"] ?? "apps"
+            guard let pathName = rawPath as? String, let clientPath = MECodePath(rawValue: pathName) else {
+                throw ConfigError(key: "\(at).clientPath", message: "must be apps or domains")
+            }
+            var eventsVersion: MEEventsAPIVersion?
+            if let rawVersion = map["eventsAPIVersion"] {
+                guard let name = rawVersion as? String, let version = MEEventsAPIVersion(rawValue: name) else {
+                    throw ConfigError(key: "\(at).eventsAPIVersion", message: "must be v3 or v4")
+                }
+                eventsVersion = version
+            }
+            apps.append(.init(
+                code: code, contactFieldId: contactFieldId, anonymousContacts: anonymousContacts, startEvent: startName == "none" ? nil : startName,
+                apiKeys: keys, clientPath: clientPath, eventsAPIVersion: eventsVersion))
         }
         let allKeys = apps.flatMap(\.apiKeys)
         if Set(allKeys).count != allKeys.count { throw ConfigError(key: "apps", message: "one API key is given to two apps") }

@@ -69,10 +69,11 @@ struct BridgeAPI: Sendable {
         router.put(RouterPath(device + "/contact")) { request, context in
             let (app, key) = try self.target(request, context)
             let body = try await JSONInput.body(request)
-            guard case .identified(let fieldId, let value)? = try self.parsing.contact(Members(body), app: app) else {
-                throw Problem.invalid("fieldValue", "fieldValue is required.")
+            switch try self.parsing.contact(Members(body), app: app) {
+            case .identified(let fieldId, let value)?: return try await self.accept(.login(fieldId: fieldId, value: value), key: key, app: app)
+            case .openId(let fieldId, let token)?: return try await self.accept(.openIdLogin(fieldId: fieldId, token: token), key: key, app: app)
+            case .anonymous?, nil: throw Problem.invalid("fieldValue", "fieldValue is required.")
             }
-            return try await self.accept(.login(fieldId: fieldId, value: value), key: key, app: app)
         }
         router.delete(RouterPath(device + "/contact")) { request, context in
             let (app, key) = try self.target(request, context)
@@ -165,7 +166,7 @@ struct BridgeAPI: Sendable {
             throw p
         }
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
-        let result = try await store.accept(write, for: key, policy: app.policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
+        let result = try await store.accept(write, for: key, policy: app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion), limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
         switch result {
         case .accepted(let status):
             wake()
@@ -187,7 +188,7 @@ struct BridgeAPI: Sendable {
         switch write {
         case .setToken: "push_token_put"
         case .removeToken: "push_token_delete"
-        case .login: "contact"
+        case .login, .openIdLogin: "contact"
         case .logout: "contact_anonymous"
         default: "other"
         }

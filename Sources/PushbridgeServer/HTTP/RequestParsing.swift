@@ -93,12 +93,31 @@ struct RequestParsing: Sendable {
         return StartIntent(provider: descriptor.id, platform: descriptor.platform, token: token, info: info, contact: contact, clientId: clientId)
     }
 
+    /// A login: `{"fieldValue", "fieldId"?}`, or `{"openIdToken", "fieldId"?}` (an OpenID Connect ID token, which
+    /// ME verifies and maps to the contact; the SDKs' authenticated contact). Never both.
     func contact(_ m: Members?, app: BridgeConfiguration.App) throws -> ContactRequest? {
         guard let m else { return nil }
-        let value = try m.string("fieldValue", required: true, maxLength: 1024)!
         let fieldId = try m.int("fieldId", min: 1, max: Int64(Int32.max)) ?? app.contactFieldId
-        return .identified(fieldId: fieldId, value: value)
+        let value = try m.string("fieldValue", maxLength: 1024)
+        let openIdToken = try m.string("openIdToken", maxLength: Self.maxOpenIdTokenBytes)
+        switch (value, openIdToken) {
+        case (let value?, nil):
+            if value.isEmpty { throw Problem.invalid(m.name("fieldValue"), "\(m.name("fieldValue")) must not be empty.") }
+            return .identified(fieldId: fieldId, value: value)
+        case (nil, let token?):
+            guard !token.isEmpty, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+                throw Problem.invalid(m.name("openIdToken"), "\(m.name("openIdToken")) must be an OpenID Connect ID token (printable ASCII, no spaces).")
+            }
+            return .openId(fieldId: fieldId, token: token)
+        case (.some, .some):
+            throw Problem.invalid(m.name("openIdToken"), "Send either \(m.name("fieldValue")) or \(m.name("openIdToken")), not both.")
+        case (nil, nil):
+            throw Problem.invalid(m.name("fieldValue"), "\(m.name("fieldValue")) is required (or \(m.name("openIdToken")) for an authenticated login).")
+        }
     }
+
+    /// ID tokens are JWTs of a few hundred bytes to a few KiB.
+    static let maxOpenIdTokenBytes = 8192
 
     func events(_ body: [String: JSONValue], now: Date) throws -> [CustomEvent] {
         guard case .array(let list)? = body["events"] else { throw Problem.invalid("events", "events must be a list of events.") }
@@ -129,7 +148,9 @@ struct RequestParsing: Sendable {
                 }
                 timestamp = MEWireFormat.timestamp(date)
             }
-            return CustomEvent(name: name, timestamp: timestamp, attributes: attributes)
+            let sessionId = try m.string("sessionId", maxLength: 256)
+            if let sessionId, sessionId.isEmpty { throw Problem.invalid(m.name("sessionId"), "\(m.name("sessionId")) must not be empty.") }
+            return CustomEvent(name: name, timestamp: timestamp, attributes: attributes, sessionId: sessionId)
         }
     }
 
@@ -141,7 +162,7 @@ struct RequestParsing: Sendable {
         return f.date(from: text)
     }
 
-    static func pushSetting(_ v: JSONValue) -> PushSettingValue {
+    static func pushSetting(_ v: JSONValue) -> MEJSON {
         switch v {
         case .null: .null
         case .bool(let b): .bool(b)

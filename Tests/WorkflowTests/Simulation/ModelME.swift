@@ -88,7 +88,7 @@ struct ModelME {
         // I4: a 401 on a contact-token call is followed by a refresh or a link, unless the re-link is used up.
         let isRecovery: Bool
         switch call {
-        case .refreshContactToken, .linkContact, .linkAnonymousContact: isRecovery = true
+        case .refreshContactToken, .linkContact, .linkOpenIdContact, .linkAnonymousContact: isRecovery = true
         default: isRecovery = false
         }
         if c.owesRefresh && !isRecovery && !c.relinkedSinceSuccess && !c.crashTolerance && !c.budgetUnknown {
@@ -128,7 +128,7 @@ struct ModelME {
 
     private mutating func apply(_ call: MECall, _ context: MERequestContext, to c: inout Client, clientId: String) -> MEAnswer.Outcome {
         let unauthorized = MEAnswer.Outcome.http(status: 401, retryAfterSeconds: nil, message: "contact token invalid")
-        if call.carriesContactToken {
+        if call.needsContactToken {
             guard let token = context.contactToken, c.validContactTokens.contains(token) else {
                 c.owesRefresh = true
                 c.unauthorizedSinceSuccess = true
@@ -138,11 +138,11 @@ struct ModelME {
         switch call {
         case .setClient:
             return .success(contactToken: nil, refreshToken: nil)
-        case .linkAnonymousContact, .linkContact:
-            if case .linkContact(let fieldId, let value) = call {
-                c.contact = .identified(fieldId: fieldId, value: value)
-            } else {
-                c.contact = .anonymous
+        case .linkAnonymousContact, .linkContact, .linkOpenIdContact:
+            switch call {
+            case .linkContact(let fieldId, let value): c.contact = .identified(fieldId: fieldId, value: value)
+            case .linkOpenIdContact(let fieldId, let token): c.contact = .openId(fieldId: fieldId, token: token)
+            default: c.contact = .anonymous
             }
             let (ct, rt) = (next("ct"), next("rt"))
             c.validContactTokens = [ct]

@@ -33,7 +33,7 @@ enum SimStep: Hashable, CustomStringConvertible {
             "start d\(d) token \(t.map { "T\($0)" } ?? "none")\(n ? " new clientId" : "")\(l.map { " login u\($0)" } ?? "")"
         case .setToken(let d, let t): "set-token d\(d) T\(t)"
         case .removeToken(let d): "remove-token d\(d)"
-        case .login(let d, let v): "login d\(d) u\(v)"
+        case .login(let d, let v): v == 2 ? "OpenID login d\(d)" : "login d\(d) u\(v)"
         case .logout(let d): "logout d\(d)"
         case .events(let d): "events d\(d)"
         case .forget(let d): "forget d\(d)"
@@ -68,7 +68,7 @@ struct SimShape {
             case 0..<12: steps.append(.start(device: d, token: r.chance(85) ? r.below(tokens) : nil, newClient: r.chance(15), login: r.chance(20) ? r.below(2) : nil))
             case 12..<22: steps.append(.setToken(device: d, token: r.below(tokens)))
             case 22..<25: steps.append(.removeToken(device: d))
-            case 25..<29: steps.append(.login(device: d, value: r.below(2)))
+            case 25..<29: steps.append(.login(device: d, value: r.below(3)))  // u2: an OpenID login
             case 29..<32: steps.append(.logout(device: d))
             case 32..<35: steps.append(.events(device: d))
             case 35..<37: steps.append(.forget(device: d))
@@ -97,7 +97,7 @@ struct Simulation {
     var inFlight: [String: InFlight] = [:]
     var violations: [String] = []
     let planner = Planner(policy: AppPolicy(), sdkVersion: "sim")
-    let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000), sdkVersion: "sim")
+    let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000))
     var clientSerial = 0
 
     struct InFlight {
@@ -138,7 +138,9 @@ struct Simulation {
             store.accept(.start(start), device: "d\(d)", now: nowMs)
         case .setToken(let d, let t): store.accept(.setToken(Self.token(t)), device: "d\(d)", now: nowMs)
         case .removeToken(let d): store.accept(.removeToken, device: "d\(d)", now: nowMs)
-        case .login(let d, let v): store.accept(.login(fieldId: 3, value: "u\(v)"), device: "d\(d)", now: nowMs)
+        case .login(let d, let v):
+            let write: DeviceWrite = v == 2 ? .openIdLogin(fieldId: 3, token: "id-token-u2") : .login(fieldId: 3, value: "u\(v)")
+            store.accept(write, device: "d\(d)", now: nowMs)
         case .logout(let d): store.accept(.logout, device: "d\(d)", now: nowMs)
         case .events(let d): store.accept(.events([CustomEvent(name: "e", timestamp: "2026-01-01T00:00:00.000Z", attributes: nil)]), device: "d\(d)", now: nowMs)
         case .forget(let d): store.accept(.forget, device: "d\(d)", now: nowMs)
@@ -190,7 +192,7 @@ struct Simulation {
     mutating func commitInFlight(_ id: String) {
         guard let f = inFlight.removeValue(forKey: id) else { return }
         let t = reducer.apply(state: f.work.state, head: f.head, call: f.call, context: f.context, answer: f.answer, now: now, jitter: 0.5)
-        let next: SimStore.Next = t.retryAt.map { .at(Int64($0.timeIntervalSince1970 * 1000)) } ?? (t.state.failed ? .whenWoken : .now)
+        let next: SimStore.Next = (t.retryAt ?? t.notBefore).map { .at(Int64($0.timeIntervalSince1970 * 1000)) } ?? (t.state.failed ? .whenWoken : .now)
         var state = t.state
         if next == .now {
             // As the engine: the next call's PUT token is marked in this commit.

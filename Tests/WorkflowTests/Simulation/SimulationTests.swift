@@ -77,7 +77,7 @@ struct SimulationTests {
         let steps: [SimStep] = Self.moveWhileExpired + [
             .expireContactTokens,
             .setToken(device: 0, token: 1),
-        ] + Self.drain(0)
+        ] + Self.drain(0) + Self.drain(0)  // the second after the pause between the refresh and the replay
         for step in steps {
             sim.apply(step)
             sim.nowMs += 1
