@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Push token plugins: parse, validate, canonicalise, hash. No I/O.
@@ -29,14 +30,17 @@ let package = Package(
             name: "PushTokens",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
-        // The Mobile Engage v3 wire protocol: requests, headers, answers, error classes.
+        // The Mobile Engage v3 wire model: calls, routes, headers, bodies, answers. Pure values, Foundation only.
+        .target(name: "MobileEngage"),
+        // The ME client: sends `MECall`s over AsyncHTTPClient and classifies the answers.
         .target(
-            name: "MobileEngage",
+            name: "MobileEngageClient",
             dependencies: [
+                "MobileEngage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // The SDK workflow as a pure state machine.
@@ -51,7 +55,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "Workflow",
+                "Workflow", "MobileEngage",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -62,7 +66,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "Workflow", "Storage", "MobileEngage",
+                "Workflow", "Storage", "MobileEngage", "MobileEngageClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,43 +77,72 @@ let package = Package(
             name: "MESandbox",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Process infrastructure the server and the executable share: log handlers, the event-loop task executor.
+        .target(
+            name: "ServerSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The command-line tools' logic (`import`, `status`): clients of the HTTP API and readers of the store.
+        .target(
+            name: "PushbridgeTools",
+            dependencies: [
+                "Storage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
         // The public HTTP API, configuration and wiring shared by the executable and the tests.
         .target(
             name: "PushbridgeServer",
             dependencies: [
-                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage",
+                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(
             name: "pushbridge",
             dependencies: [
-                "PushbridgeServer", "PushTokens", "MESandbox", "Storage",
+                "PushbridgeServer", "PushbridgeTools", "ServerSupport", "PushTokens", "MESandbox", "Storage", "Workflow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .testTarget(name: "PushTokensTests", dependencies: ["PushTokens"], exclude: ["Vectors"]),
-        .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage"]),
+        // What several test targets share (the seeded generator, random workflow values), as NIO keeps its test
+        // utilities in a module.
+        .target(name: "TestSupport", dependencies: ["Workflow", "MobileEngage"], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "PushTokensTests",
+            dependencies: ["PushTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Vectors"]
+        ),
+        .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage", "TestSupport"]),
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Storage", "Workflow", "MobileEngage"]),
         .testTarget(
             name: "StorageTests",
             dependencies: [
-                "Storage", "Workflow", "PushbridgeServer",
+                "Storage", "Workflow", "MobileEngage", "TestSupport", "ServerSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -121,16 +154,20 @@ let package = Package(
                 "MESandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "PushbridgeTests",
             dependencies: [
-                "PushbridgeServer", "MESandbox", "Storage", "Workflow", "PushTokens",
+                "PushbridgeServer", "PushbridgeTools", "ServerSupport", "MESandbox", "Storage", "Workflow", "MobileEngage", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
     ],

@@ -26,4 +26,7 @@ if [ -z "${PUSHBRIDGE_TEST_POSTGRES_URL:-}" ]; then
     fi
 fi
 
+# The module rules (no build needed): the pure core does no I/O, imports match Package.swift, files stay small.
+python3 scripts/check-architecture.py
+
 swift test "$@"

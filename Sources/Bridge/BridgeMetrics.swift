@@ -1,6 +1,5 @@
-import Metrics
 import Foundation
-import MobileEngage
+import Metrics
 
 /// The bridge's metrics, made from an explicit factory so each server (and each test) has its own
 /// registry. Labels hold endpoints, outcomes, routes, states and app codes: never a token, a device

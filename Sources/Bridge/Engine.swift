@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import MobileEngage
+import MobileEngageClient
 import ServiceLifecycle
 import Storage
 import Workflow
@@ -40,7 +41,7 @@ public final class Engine: Service, Sendable {
 
     /// New work was queued: look for due devices now.
     public func wake() {
-        Task { await signal.notify() }
+        signal.notify()
     }
 
     /// Whether the dispatcher and workers run (readiness).
@@ -60,7 +61,7 @@ public final class Engine: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.running.set(false)
-            Task { await self.signal.notify() }
+            self.signal.notify()
         }
     }
 
@@ -98,7 +99,7 @@ public final class Engine: Service, Sendable {
                 try? await timed("release") { try await store.releaseLease(key, owner: owner) }
             }
             await queue.done()
-            await signal.notify()
+            signal.notify()
         }
     }
 
@@ -129,63 +130,33 @@ public final class Engine: Service, Sendable {
                 let now = Date()
                 let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
                 let plan = planner.plan(state: work.state, queue: work.queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs)
-                switch plan {
-                case .idle:
-                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: work.state, headId: nil, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
-                    return false
-                case .wait(let reason):
-                    var state = work.state
-                    if reason == .login { state.waitingFor = "login" }
-                    // A token move is woken by the release's commit; the poll is a safety net.
-                    let next: WorkUpdate.Next = reason == .login ? .whenWoken : .at(now.addingTimeInterval(2))
-                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
-                    return false
-                case .advance(let state, let pop):
-                    if pop && work.queue.count == 1 {
-                        // The last queued intent is done: the turn ends with this commit, as the `.idle` that
-                        // would follow it would end it (an intent queued meanwhile keeps the device due).
-                        try await timed("commit") { try await store.commit(key, WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
-                        return false
-                    }
-                    let update = WorkUpdate(state: state, headId: work.head?.id, popHead: pop, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
-                    guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: now) }) else { return true }
-                    prefetched = next
-                case .forget:
-                    try await timed("commit") { try await store.commit(key, WorkUpdate(state: work.state, headId: work.head?.id, forget: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: owner, releaseLease: true), now: now) }
-                    log.info("device forgotten")
-                    return false
-                case .send(let call, let context):
+                let step: TurnStep
+                if case .send(let call, let context) = plan {
                     guard let head = work.head else { return true }
-                    if let marked = Planner.beforeSending(call, state: work.state, head: head) {
+                    if let mark = Turn.beforeSending(call, work: work, owner: owner) {
                         // Durable before the request leaves: ME may hold the token from now on.
-                        let update = WorkUpdate(state: marked, headId: head.id, next: .now, newestIntentIdSeen: work.newestIntentId, owner: owner)
-                        guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: now) }) else { return true }
-                        prefetched = next
-                        continue
-                    }
-                    let started = ContinuousClock.now
-                    let answer = await me.send(call, context: context, logger: log)
-                    let elapsed = ContinuousClock.now - started
-                    let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
-                    record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
-                    // A pause (the replay after a refresh) gives the device back like a retry: no worker waits.
-                    let next: WorkUpdate.Next = (t.retryAt ?? t.notBefore).map { .at($0) } ?? (t.state.failed ? .whenWoken : .now)
-                    var update = WorkUpdate(state: t.state, headId: head.id, headProgress: t.headProgress, next: next, newestIntentIdSeen: work.newestIntentId, owner: owner)
-                    if next == .now {
-                        // The next call is planned now only to mark a PUT's token in this commit (no write of its own).
-                        var queue = work.queue
-                        if let progress = t.headProgress { queue[0].progress = progress }
-                        update.state = planner.markingNextPut(t.state, queue: queue, appCode: key.appCode, moveBlocked: work.moveBlocked, nowMs: nowMs + 1)
-                        let following = try await timed("commit_and_load") { try await store.commitAndLoad(key, update, now: Date()) }
-                        logStep(log, call: call, transition: t)
-                        guard let following else { return true }
-                        prefetched = following
+                        step = mark
                     } else {
-                        update.releaseLease = true
-                        try await timed("commit") { try await store.commit(key, update, now: Date()) }
+                        let started = ContinuousClock.now
+                        let answer = await me.send(call, context: context, logger: log)
+                        let elapsed = ContinuousClock.now - started
+                        let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
+                        record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
                         logStep(log, call: call, transition: t)
-                        return false
+                        step = Turn.afterAnswer(t, work: work, head: head, owner: owner, planner: planner, appCode: key.appCode, nowMs: nowMs + 1)
                     }
+                } else {
+                    guard let decided = Turn.afterPlan(plan, work: work, owner: owner, now: now) else { return true }
+                    step = decided
+                }
+                switch step {
+                case .finish(let update):
+                    try await timed("commit") { try await store.commit(key, update, now: Date()) }
+                    if update.forget { log.info("device forgotten") }
+                    return false
+                case .proceed(let update):
+                    guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
+                    prefetched = next
                 }
             }
         } catch StorageError.leaseLost {
@@ -206,24 +177,24 @@ public final class Engine: Service, Sendable {
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {
-        metrics.meCall(endpoint: call.endpoint, outcome: t.outcome)
+        metrics.meCall(endpoint: call.endpoint, outcome: t.outcome.rawValue)
         metrics.meLatency(endpoint: call.endpoint, elapsed)
-        if case .refreshContactToken = call, t.outcome == "success" { metrics.contactTokenRefresh() }
+        if case .refreshContactToken = call, t.outcome == .success { metrics.contactTokenRefresh() }
         if !before.relinked && t.state.relinked { metrics.relink() }
-        if head.payload.priority == 0, case .removePushToken = call, t.outcome == "success" { metrics.tokenMove() }
+        if head.payload.priority == 0, case .removePushToken = call, t.outcome == .success { metrics.tokenMove() }
     }
 
     private func logStep(_ log: Logger, call: MECall, transition t: Transition) {
-        var metadata: Logger.Metadata = ["step": "\(call.step)", "outcome": "\(t.outcome)"]
+        var metadata: Logger.Metadata = ["step": "\(call.step)", "outcome": "\(t.outcome.rawValue)"]
         if let hash = t.state.pushTokenSent?.tokenHash { metadata["tokenHash"] = "\(hash.prefix(12))" }
-        if let error = t.state.lastError, t.outcome != "success" {
+        if let error = t.state.lastError, t.outcome != .success {
             metadata["status"] = "\(error.status.map(String.init) ?? "network")"
             metadata["attempts"] = "\(error.attempts)"
         }
         switch t.outcome {
-        case "success": log.debug("ME step done", metadata: metadata)
-        case "transient": log.notice("ME step failed transiently; retrying with backoff", metadata: metadata)
-        default: log.warning("ME step failed", metadata: metadata)
+        case .success: log.debug("ME step done", metadata: metadata)
+        case .transient: log.notice("ME step failed transiently; retrying with backoff", metadata: metadata)
+        case .permanent, .unauthorized: log.warning("ME step failed", metadata: metadata)
         }
     }
 }

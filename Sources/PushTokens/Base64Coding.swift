@@ -78,12 +78,4 @@ enum Base64Coding {
         }
         return String(decoding: result, as: UTF8.self)
     }
-
-    /// Standard-alphabet base64 with padding, as `Data.base64EncodedString()` writes it (tests, variants).
-    static func encodeStandardPadded(_ bytes: [UInt8]) -> String {
-        var text = encodeURLUnpadded(bytes)
-        text = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
-        while text.utf8.count % 4 != 0 { text.append("=") }
-        return text
-    }
 }

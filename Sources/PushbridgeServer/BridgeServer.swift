@@ -5,8 +5,10 @@ import Hummingbird
 import Logging
 import MESandbox
 import MobileEngage
+import MobileEngageClient
 import Prometheus
 import PushTokens
+import ServerSupport
 import ServiceLifecycle
 import Storage
 import UnixSignals
@@ -214,13 +216,11 @@ public final class BridgeServer: Sendable {
 extension BridgeServer {
     /// Gauges that are read from storage at scrape time: devices by state, queue depth, oldest due work.
     static func recordGauges(_ overview: StoreOverview, metrics: BridgeMetrics) {
-        var queued = 0
         for (app, counts) in overview.apps {
             for state in DeviceStateName.allCases {
                 metrics.gauge("pushbridge_devices", [("app", app), ("state", state.rawValue)], Double(counts.byState[state.rawValue] ?? 0))
             }
             metrics.gauge("pushbridge_queued_intents", [("app", app)], Double(counts.queuedIntents))
-            queued += counts.queuedIntents
         }
         let age = overview.oldestDueAt.map { max(0, Date().timeIntervalSince($0)) } ?? 0
         metrics.gauge("pushbridge_oldest_due_intent_age_seconds", [], age)

@@ -90,6 +90,13 @@ public struct Work: Sendable {
     public var moveBlocked: Bool
     /// The newest intent id seen: a commit that finds newer ones keeps the device due.
     public var newestIntentId: Int64
+
+    public init(state: DeviceState, queue: [Intent], moveBlocked: Bool, newestIntentId: Int64) {
+        self.state = state
+        self.queue = queue
+        self.moveBlocked = moveBlocked
+        self.newestIntentId = newestIntentId
+    }
 }
 
 /// How much of a device's queue a worker loads (`Work.queue`), in both stores.

@@ -16,66 +16,6 @@ import Workflow
 /// The client must run: call `run()` (a `Service` in the server's group) before or while calling
 /// `migrate()`. Every other method waits until `migrate()` has succeeded.
 public final class PostgresDeviceStore: DeviceStore {
-    public struct Settings: Sendable {
-        public var host: String
-        public var port: Int
-        public var username: String
-        public var password: String?
-        public var database: String
-        /// `disable` (default), `prefer`, `require` (encrypted, certificate not verified, as libpq) or `verify-full`.
-        public var sslMode: String
-        public var poolSize: Int
-        /// A schema to use instead of `public` (created when missing); the tests isolate themselves with it.
-        public var schema: String?
-
-        /// Parses `postgres://user:password@host:5432/database?sslmode=require&schema=name`.
-        public init(url: String, poolSize: Int = 10) throws {
-            guard let c = URLComponents(string: url), let scheme = c.scheme, scheme == "postgres" || scheme == "postgresql" else {
-                throw StorageError.invalidURL("must look like postgres://user:password@host:5432/database")
-            }
-            guard let host = c.host, !host.isEmpty else { throw StorageError.invalidURL("names no host") }
-            let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
-            guard !database.isEmpty else { throw StorageError.invalidURL("names no database (postgres://host:5432/DATABASE)") }
-            self.host = host
-            port = c.port ?? 5432
-            username = c.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
-            password = c.password.flatMap { $0.removingPercentEncoding }
-            self.database = database
-            let query = Dictionary((c.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
-            sslMode = query["sslmode"] ?? query["tls"] ?? "disable"
-            guard ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(sslMode) else {
-                throw StorageError.invalidURL("sslmode must be disable, prefer, require or verify-full")
-            }
-            schema = query["schema"]
-            if let schema, schema.isEmpty || !schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-                throw StorageError.invalidURL("schema must be letters, digits and _")
-            }
-            for name in query.keys where !["sslmode", "tls", "schema"].contains(name) {
-                throw StorageError.invalidURL("unknown parameter \(name) (known: sslmode, schema)")
-            }
-            self.poolSize = max(2, poolSize)
-        }
-
-        var clientConfiguration: PostgresClient.Configuration {
-            let tls: PostgresClient.Configuration.TLS
-            switch sslMode {
-            case "prefer", "require":
-                var t = TLSConfiguration.makeClientConfiguration()
-                t.certificateVerification = .none
-                tls = sslMode == "prefer" ? .prefer(t) : .require(t)
-            case "verify-ca", "verify-full":
-                tls = .require(.makeClientConfiguration())
-            default:
-                tls = .disable
-            }
-            var cfg = PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
-            cfg.options.connectTimeout = .seconds(5)
-            cfg.options.maximumConnections = poolSize
-            cfg.options.minimumConnections = 1
-            if let schema { cfg.options.additionalStartupParameters = [("options", "-c search_path=\(schema)")] }
-            return cfg
-        }
-    }
 
     public static let workChannel = "pushbridge_work"
 
@@ -83,9 +23,9 @@ public final class PostgresDeviceStore: DeviceStore {
     let sealer: Sealer
     let logger: Logger
     let settings: Settings
-    private let ready = ReadyGate()
+    let ready = ReadyGate()
     /// Opens when `run()` starts the pool.
-    private let running = ReadyGate()
+    let running = ReadyGate()
     /// The lease duration of the last claim, in ms: commits renew the lease by it.
     private let leaseMs = Locked<Int64>(120_000)
 
@@ -341,127 +281,4 @@ public final class PostgresDeviceStore: DeviceStore {
                 """)
         }
     }
-
-    // MARK: Wake-ups across instances
-
-    /// Calls `onWork` whenever any instance queued work (`NOTIFY pushbridge_work`), until cancelled.
-    /// Holds one connection of the pool; reconnects after an error.
-    public func listenForWork(_ onWork: @escaping @Sendable () -> Void) async {
-        while !Task.isCancelled {
-            do {
-                try await ready.wait()
-                try await client.withConnection { conn in
-                    try await conn.listen(on: Self.workChannel) { notifications in
-                        onWork()  // anything queued while not listening
-                        for try await _ in notifications { onWork() }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("listening for work from other instances failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-
-    // MARK: Transactions
-
-    /// Runs `body` in a transaction (READ COMMITTED, row locks do the ordering) and retries it when
-    /// PostgreSQL aborts it for a deadlock or a serialization failure.
-    ///
-    /// `synchronous: false` commits without waiting for the WAL flush (`synchronous_commit = off` for this
-    /// transaction only): for engine steps and lease claims, whose loss in a PostgreSQL crash (the last few hundred ms)
-    /// only repeats work, as a bridge crash between an ME answer and its commit does. API writes, the intents
-    /// behind a 2xx, always wait for the flush.
-    func transaction<T: Sendable>(retries: Int = 5, synchronous: Bool = true, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try await run(begin: "BEGIN", synchronous ? body : { tx in
-                    try await tx.exec("SET LOCAL synchronous_commit TO OFF")
-                    return try await body(tx)
-                })
-            } catch let error as PSQLError where attempt <= retries && Self.isRetryable(error) {
-                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 * attempt))))
-            }
-        }
-    }
-
-    /// A read: one transaction, a consistent snapshot when `snapshot` (several statements).
-    func withTx<T: Sendable>(snapshot: Bool = false, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
-        try await run(begin: snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY", body)
-    }
-
-    /// `body` between `begin` and COMMIT on one pooled connection; ROLLBACK when it throws.
-    private func run<T: Sendable>(begin: String, _ body: @Sendable (PGTx) async throws -> T) async throws -> T {
-        try await client.withConnection { conn in
-            let tx = PGTx(conn: conn, logger: self.logger)
-            try await tx.exec(PostgresQuery(unsafeSQL: begin))
-            do {
-                let value = try await body(tx)
-                try await tx.exec("COMMIT")
-                return value
-            } catch {
-                try? await tx.exec("ROLLBACK")
-                throw error
-            }
-        }
-    }
-
-    static func isRetryable(_ error: PSQLError) -> Bool {
-        guard let state = error.serverInfo?[.sqlState] else { return false }
-        return state == "40P01" || state == "40001" || state == "23505"
-    }
-}
-
-/// A connection inside a transaction.
-struct PGTx: Sendable {
-    let conn: PostgresConnection
-    let logger: Logger
-
-    func exec(_ query: PostgresQuery) async throws {
-        try await conn.query(query, logger: logger)
-    }
-
-    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await conn.query(query, logger: logger).collect()
-    }
-
-    /// Rows changed by an UPDATE/DELETE with `RETURNING 1`.
-    func count(_ query: PostgresQuery) async throws -> Int {
-        try await rows(query).count
-    }
-}
-
-/// Opens once: waiters resume with the result of `migrate()`.
-actor ReadyGate {
-    private var result: Result<Void, any Error>?
-    private var waiters: [CheckedContinuation<Void, any Error>] = []
-
-    func open(_ error: (any Error)?) {
-        let r: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
-        result = r
-        for w in waiters { w.resume(with: r) }
-        waiters.removeAll()
-    }
-
-    /// Throws unless migrated (readiness must not wait).
-    func check() throws {
-        guard let result else { throw StorageError.corrupt("the PostgreSQL schema is not migrated yet") }
-        try result.get()
-    }
-
-    func wait() async throws {
-        if let result { return try result.get() }
-        try await withCheckedThrowingContinuation { waiters.append($0) }
-    }
-}
-
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ v: Value) { lock.withLock { value = v } }
 }

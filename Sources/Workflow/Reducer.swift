@@ -11,8 +11,19 @@ public struct Transition: Sendable, Hashable {
     /// Set when the next step must not go before this time although nothing failed: the pause between a
     /// contact-token refresh and the replay, as the SDKs make it.
     public var notBefore: Date? = nil
-    /// How the call ended, for metrics: `success`, `transient`, `permanent`, `unauthorized`.
-    public var outcome: String
+    /// How the call ended (the metrics' `outcome` label and the step's log line).
+    public var outcome: StepOutcome
+}
+
+/// How one ME call ended, for the workflow.
+public enum StepOutcome: String, Sendable, Hashable {
+    case success
+    /// A retry later (408, 429, 5xx, no answer).
+    case transient
+    /// Failed for good (or skipped, for an event).
+    case permanent
+    /// A 401 that the next steps answer with a refresh or a re-link.
+    case unauthorized
 }
 
 public struct Reducer: Sendable {
@@ -115,7 +126,7 @@ public struct Reducer: Sendable {
             s.refreshCycles = 0
             s.relinked = false
         }
-        return Transition(state: s, headProgress: progress, retryAt: nil, notBefore: notBefore, outcome: "success")
+        return Transition(state: s, headProgress: progress, retryAt: nil, notBefore: notBefore, outcome: .success)
     }
 
     /// 401: refresh the contact token (3 cycles at most), then re-link once, then give up on the step.
@@ -145,7 +156,7 @@ public struct Reducer: Sendable {
                 s.contactToken = nil
                 s.needsRefresh = false
             }
-            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "unauthorized")
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: .unauthorized)
         }
     }
 
@@ -158,13 +169,13 @@ public struct Reducer: Sendable {
             s.attempts += 1
             s.failed = true
             s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: nil)
-            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: .permanent)
         }
         s.relinked = true
         s.contactToken = nil
         s.refreshToken = nil
         s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts + 1, at: now, nextAttemptAt: nil)
-        return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "unauthorized")
+        return Transition(state: s, headProgress: nil, retryAt: nil, outcome: .unauthorized)
     }
 
     private func transient(
@@ -183,7 +194,7 @@ public struct Reducer: Sendable {
         let delay = retry.delay(afterFailures: s.attempts, jitter: jitter, retryAfterSeconds: retryAfter)
         let at = now.addingTimeInterval(delay)
         s.lastError = LastError(step: call.step, status: status, message: message, attempts: s.attempts, at: now, nextAttemptAt: at)
-        return Transition(state: s, headProgress: nil, retryAt: at, outcome: "transient")
+        return Transition(state: s, headProgress: nil, retryAt: at, outcome: .transient)
     }
 
     private func permanent(_ state: DeviceState, head: Intent, call: MECall, status: Int, message: String, now: Date) -> Transition {
@@ -198,7 +209,7 @@ public struct Reducer: Sendable {
             s.refreshCycles = 0
             s.relinked = false
             s.needsRefresh = false
-            return Transition(state: s, headProgress: head.progress | IntentProgress.eventsDone, retryAt: nil, outcome: "permanent")
+            return Transition(state: s, headProgress: head.progress | IntentProgress.eventsDone, retryAt: nil, outcome: .permanent)
         case .removePushToken:
             // Nothing more can be done for a removal ME refuses: consider the token gone so the
             // device that waits for it (a token move) can go on.
@@ -209,7 +220,7 @@ public struct Reducer: Sendable {
             s.pushTokenSent = nil
             s.pushTokenUncertain = nil
             s.resendPushToken = false
-            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: .permanent)
         case .refreshContactToken:
             return refreshFailed(state, head: head, call: call, status: status, message: message, now: now)
         case .setClient, .linkAnonymousContact, .linkContact, .linkOpenIdContact, .setPushToken:
@@ -217,7 +228,7 @@ public struct Reducer: Sendable {
             s.needsRefresh = false
             s.refreshCycles = 0
             s.relinked = false
-            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: "permanent")
+            return Transition(state: s, headProgress: nil, retryAt: nil, outcome: .permanent)
         }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import MESandbox
 import PushTokens
 import PushbridgeServer
+import ServerSupport
 
 @main
 struct Pushbridge: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import PushbridgeServer
+import PushbridgeTools
 import Storage
 
 struct Status: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Crypto
 import PushTokens
+import TestSupport
 
 /// A valid token of one provider with the textual variants clients send, and the answer every
 /// variant must give.

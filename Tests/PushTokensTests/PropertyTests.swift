@@ -1,5 +1,6 @@
 import PushTokens
 import Testing
+import TestSupport
 
 @Suite("Properties over generated tokens (seeded)")
 struct PropertyTests {

@@ -21,36 +21,6 @@ enum RepositoryPaths {
     }
 }
 
-/// SplitMix64: a tiny seeded generator, so every property-test run sees the same cases.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var result: [UInt8] = []
-        result.reserveCapacity(count + 8)
-        while result.count < count {
-            withUnsafeBytes(of: next().littleEndian) { result.append(contentsOf: $0) }
-        }
-        return Array(result.prefix(count))
-    }
-
-    mutating func string(_ count: Int, from alphabet: String) -> String {
-        let characters = Array(alphabet)
-        return String((0..<count).map { _ in characters.randomElement(using: &self)! })
-    }
-
-    mutating func bool() -> Bool { Bool.random(using: &self) }
-}
-
 enum Alphabets {
     static let tokenSafe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
-@testable import PushbridgeServer
+@testable import ServerSupport
 
 @Suite("JSON log lines")
 struct JSONLogHandlerTests {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import PushbridgeServer
+import PushbridgeTools
 import Storage
 import Testing
 

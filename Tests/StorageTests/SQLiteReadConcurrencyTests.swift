@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import PushbridgeServer
+import ServerSupport
 import Storage
 import Synchronization
 import Testing

@@ -96,7 +96,6 @@ public struct BridgeConfiguration: Sendable {
     public init() {}
 
     public func app(_ code: String) -> App? { apps.first { $0.code == code } }
-    public var anyAppHasKeys: Bool { apps.contains { !$0.apiKeys.isEmpty } }
 
     /// The SQLite file path of `storageURL`, or nil for another scheme.
     public var sqlitePath: String? {

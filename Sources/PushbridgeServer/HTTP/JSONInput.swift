@@ -58,11 +58,6 @@ struct Members {
 
     func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func isPresent(_ key: String) -> Bool {
-        if let v = object[key], v != .null { return true }
-        return false
-    }
-
     func string(_ key: String, required: Bool = false, maxLength: Int = 1024) throws -> String? {
         switch object[key] {
         case nil, .null?:

@@ -1,9 +1,10 @@
 import Foundation
 import MobileEngage
+import TestSupport
 import Workflow
 
-/// The seeded generator of the stored-form tests (SplitMix64), with what a schedule draws.
-extension ModelGenerator.SplitMix64 {
+/// The tests' seeded generator, with what a schedule draws.
+extension SplitMix64 {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
 }
@@ -57,7 +58,7 @@ struct SimShape {
     var steps = 60
 
     func schedule(seed: UInt64) -> [SimStep] {
-        var r = ModelGenerator.SplitMix64(state: seed)
+        var r = SplitMix64(seed: seed)
         let hostile = seed % 2 == 1
         let (devices, count) = hostile ? (2, steps * 2) : (self.devices, steps)
         var steps: [SimStep] = []

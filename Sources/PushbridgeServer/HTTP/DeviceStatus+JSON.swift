@@ -1,3 +1,6 @@
+import Foundation
+import Workflow
+
 /// The status document as JSON bytes, written directly.
 ///
 /// Every API write and status read answers with a status; through `JSONEncoder` that was a tenth of the CPU of
