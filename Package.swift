@@ -30,13 +30,15 @@ let package = Package(
             name: "PushTokens",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Small concurrency helpers shared by the modules: a value behind a mutex, a one-shot result to await.
+        .target(name: "ConcurrencySupport"),
         // The Mobile Engage v3 wire model: calls, routes, headers, bodies, answers. Pure values, Foundation only.
         .target(name: "MobileEngage"),
         // The ME client: sends `MECall`s over AsyncHTTPClient and classifies the answers.
         .target(
             name: "MobileEngageClient",
             dependencies: [
-                "MobileEngage",
+                "MobileEngage", "ConcurrencySupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "Workflow", "MobileEngage",
+                "Workflow", "MobileEngage", "ConcurrencySupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "Workflow", "Storage", "MobileEngage", "MobileEngageClient",
+                "Workflow", "Storage", "MobileEngage", "MobileEngageClient", "ConcurrencySupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +108,7 @@ let package = Package(
         .target(
             name: "PushbridgeServer",
             dependencies: [
-                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport",
+                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport", "ConcurrencySupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -163,6 +165,7 @@ let package = Package(
             name: "PushbridgeTests",
             dependencies: [
                 "PushbridgeServer", "PushbridgeTools", "ServerSupport", "MESandbox", "Storage", "Workflow", "MobileEngage", "TestSupport",
+                "ConcurrencySupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

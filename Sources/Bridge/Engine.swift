@@ -1,3 +1,4 @@
+import ConcurrencySupport
 import Foundation
 import Logging
 import Metrics
@@ -20,7 +21,7 @@ public final class Engine: Service, Sendable {
     private let logger: Logger
     private let signal = Signal()
     private let queue = WorkQueue<DeviceKey>()
-    private let running = RunningFlag()
+    private let running = LockedValue(false)
     private let startGate: (@Sendable () async -> Void)?
     private let metrics: BridgeMetrics
     public let owner: String
@@ -45,7 +46,7 @@ public final class Engine: Service, Sendable {
     }
 
     /// Whether the dispatcher and workers run (readiness).
-    public var isRunning: Bool { running.value }
+    public var isRunning: Bool { running.get() }
 
     public func run() async throws {
         await startGate?()
@@ -66,7 +67,7 @@ public final class Engine: Service, Sendable {
     }
 
     private func dispatchLoop() async {
-        while running.value && !Task.isCancelled {
+        while running.get() && !Task.isCancelled {
             let free = config.maxConcurrentRequests - (await queue.load)
             if free > 0 {
                 do {
@@ -118,7 +119,7 @@ public final class Engine: Service, Sendable {
             // The next step's work when the last commit read it already (same transaction).
             var prefetched: Work?
             for _ in 0..<config.maxStepsPerTurn {
-                guard running.value else { return true }
+                guard running.get() else { return true }
                 let loaded: Work?
                 if let prefetched {
                     loaded = prefetched
@@ -197,11 +198,4 @@ public final class Engine: Service, Sendable {
         case .permanent, .unauthorized: log.warning("ME step failed", metadata: metadata)
         }
     }
-}
-
-/// A flag read from many tasks.
-final class RunningFlag: Sendable {
-    private let storage = LockedValue(false)
-    var value: Bool { storage.get() }
-    func set(_ v: Bool) { storage.set(v) }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ConcurrencySupport
 import Foundation
 import Logging
 import MobileEngage
@@ -12,14 +13,14 @@ import Synchronization
 /// is the workflow's business.
 public struct MEClient: Sendable {
     /// Where ME lives. Settable once the embedded sandbox knows its port.
-    public let endpoints: MEEndpointsBox
+    public let endpoints: LockedValue<MEEndpoints>
     public let sdkVersion: String
     public let requestTimeout: Duration
     private let httpClient: HTTPClient
 
     public init(httpClient: HTTPClient, endpoints: MEEndpoints, sdkVersion: String, requestTimeout: Duration) {
         self.httpClient = httpClient
-        self.endpoints = MEEndpointsBox(endpoints)
+        self.endpoints = LockedValue(endpoints)
         self.sdkVersion = sdkVersion
         self.requestTimeout = requestTimeout
     }
@@ -81,14 +82,6 @@ public struct MEClient: Sendable {
         }
         return "network error: \(String(describing: error).prefix(160))"
     }
-}
-
-/// The endpoints, shared between the engine and whoever learns the sandbox's port.
-public final class MEEndpointsBox: Sendable {
-    private let value: Mutex<MEEndpoints>
-    public init(_ endpoints: MEEndpoints) { value = Mutex(endpoints) }
-    public func get() -> MEEndpoints { value.withLock { $0 } }
-    public func set(_ endpoints: MEEndpoints) { value.withLock { $0 = endpoints } }
 }
 
 extension Duration {

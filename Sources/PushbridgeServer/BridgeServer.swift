@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Bridge
+import ConcurrencySupport
 import Foundation
 import Hummingbird
 import Logging
@@ -27,7 +28,7 @@ public final class BridgeServer: Sendable {
     private let httpClient: HTTPClient
     private let logger: Logger
     private let providers: ProviderRegistry
-    private let portBox = PortBox()
+    private let portBox = OneShot<Int>()
     /// This server's metrics registry (`GET /metrics`).
     public let registry = PrometheusCollectorRegistry()
     public let metrics: BridgeMetrics
@@ -94,7 +95,7 @@ public final class BridgeServer: Sendable {
             sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs)
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, startGate: {
             try? await pgStore?.waitUntilReady()
-            let port = await portBox.wait()
+            let port = (try? await portBox.value()) ?? 0
             if embedded {
                 let base = "http://\(Self.loopbackHost(for: host)):\(port)/sandbox"
                 me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base))
@@ -138,7 +139,7 @@ public final class BridgeServer: Sendable {
     }
 
     /// The port the server listens on, once it does.
-    public func port() async -> Int { await portBox.wait() }
+    public func port() async -> Int { (try? await portBox.value()) ?? 0 }
 
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
@@ -168,7 +169,7 @@ public final class BridgeServer: Sendable {
             router: router,
             configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "pushbridge"),
             onServerRunning: { channel in
-                await portBox.set(channel.localAddress?.port ?? 0)
+                portBox.succeed(channel.localAddress?.port ?? 0)
             },
             logger: logger)
     }
@@ -190,7 +191,7 @@ public final class BridgeServer: Sendable {
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64((configuration.shutdownDeadlineSeconds + configuration.shutdownDrainSeconds) * 1000))
         let group = ServiceGroup(configuration: groupConfig)
-        await groupBox.set(group)
+        groupBox.set(group)
         do {
             // The HTTP server, the engine and their child tasks continue on the event loop that woke them.
             try await withTaskExecutorPreference(EventLoopExecutor()) {
@@ -205,7 +206,7 @@ public final class BridgeServer: Sendable {
         try await store.close()
     }
 
-    private let groupBox = GroupBox()
+    private let groupBox = LockedValue<ServiceGroup?>(nil)
 
     /// Graceful shutdown: stop taking requests, finish the steps in flight, close storage.
     public func shutdown() async {
@@ -251,24 +252,4 @@ struct PostgresService: Service {
             group.cancelAll()
         }
     }
-}
-
-actor PortBox {
-    private var port: Int?
-    private var waiters: [CheckedContinuation<Int, Never>] = []
-    func set(_ p: Int) {
-        port = p
-        for w in waiters { w.resume(returning: p) }
-        waiters.removeAll()
-    }
-    func wait() async -> Int {
-        if let port { return port }
-        return await withCheckedContinuation { waiters.append($0) }
-    }
-}
-
-actor GroupBox {
-    private var group: ServiceGroup?
-    func set(_ g: ServiceGroup) { group = g }
-    func get() -> ServiceGroup? { group }
 }

@@ -1,3 +1,4 @@
+import ConcurrencySupport
 import Foundation
 import Logging
 import PostgresNIO
@@ -23,11 +24,11 @@ public final class PostgresDeviceStore: DeviceStore {
     let sealer: Sealer
     let logger: Logger
     let settings: Settings
-    let ready = ReadyGate()
+    let ready = OneShot<Void>()
     /// Opens when `run()` starts the pool.
-    let running = ReadyGate()
+    let running = OneShot<Void>()
     /// The lease duration of the last claim, in ms: commits renew the lease by it.
-    private let leaseMs = Locked<Int64>(120_000)
+    private let leaseMs = LockedValue<Int64>(120_000)
 
     public init(settings: Settings, sealer: Sealer, logger: Logger) {
         self.settings = settings
@@ -42,18 +43,18 @@ public final class PostgresDeviceStore: DeviceStore {
 
     /// Runs the connection pool until cancelled (a `Service` of the server's group).
     public func run() async throws {
-        await running.open(nil)
+        running.succeed(())
         try await client.run()
     }
 
     /// Resolves when `migrate()` succeeded; throws when it failed.
     public func waitUntilReady() async throws {
-        try await ready.wait()
+        try await ready.value()
     }
 
     public func migrate() async throws {
         // Connections are leased only once the pool runs (PostgresNIO warns about a lease before `run()`).
-        try await running.wait()
+        try await running.value()
         do {
             if let schema = settings.schema {
                 try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
@@ -72,9 +73,9 @@ public final class PostgresDeviceStore: DeviceStore {
                 }
                 // Leases are kept: other instances may hold them. Expired ones are taken over by claimDue.
             }
-            await ready.open(nil)
+            ready.succeed(())
         } catch {
-            await ready.open(error)
+            ready.resolve(.failure(error))
             throw error
         }
     }
@@ -83,7 +84,7 @@ public final class PostgresDeviceStore: DeviceStore {
     public func close() async throws {}
 
     public func ping() async throws {
-        try await ready.check()
+        try Self.checkMigrated(ready)
         try await client.query("SELECT 1", logger: logger)
     }
 
@@ -92,7 +93,7 @@ public final class PostgresDeviceStore: DeviceStore {
     public func accept(
         _ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date
     ) async throws -> AcceptResult {
-        try await ready.wait()
+        try await ready.value()
         // A write that would change nothing is answered from a read-only snapshot, without locks; everything
         // else is decided again under the locks of the write transaction.
         if let unchanged = try await withTx(snapshot: true, { tx in
@@ -106,7 +107,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func status(of key: DeviceKey) async throws -> DeviceStatus? {
-        try await ready.wait()
+        try await ready.value()
         // One statement: no transaction around it (one round trip instead of three).
         return try await client.withConnection { conn in
             try await PostgresRows.device(PGTx(conn: conn, logger: self.logger), key, self.sealer)?.status()
@@ -114,7 +115,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
-        try await ready.wait()
+        try await ready.value()
         let after = cursor.flatMap(Codec.deviceId(fromCursor:)) ?? ""
         return try await withTx { tx in
             let cols = PostgresRows.deviceColumns
@@ -136,7 +137,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func queuedIntents() async throws -> (total: Int, perApp: [String: Int]) {
-        try await ready.wait()
+        try await ready.value()
         return try await withTx { tx in
             var perApp: [String: Int] = [:]
             for row in try await tx.rows("SELECT app, SUM(queued)::BIGINT FROM queue_counts GROUP BY app") {
@@ -148,7 +149,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func overview(app: String?, failures: Int) async throws -> StoreOverview {
-        try await ready.wait()
+        try await ready.value()
         return try await withTx(snapshot: true) { tx in
             var apps: [String: StoreOverview.AppCounts] = [:]
             let grouped = try await tx.rows("""
@@ -186,7 +187,7 @@ public final class PostgresDeviceStore: DeviceStore {
     // MARK: Engine side
 
     public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
-        try await ready.wait()
+        try await ready.value()
         let nowMs = Codec.ms(now)
         let ms = Int64(lease.components.seconds * 1000) + lease.components.attoseconds / 1_000_000_000_000_000
         leaseMs.set(ms)
@@ -211,7 +212,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func nextDueAt() async throws -> Date? {
-        try await ready.wait()
+        try await ready.value()
         return try await withTx { tx in
             // A leased device is due for someone else only when its lease has expired.
             try await tx.rows(PGStatement.NextDueAt.self, """
@@ -221,7 +222,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func loadWork(_ key: DeviceKey) async throws -> Work? {
-        try await ready.wait()
+        try await ready.value()
         return try await withTx(snapshot: true) { tx in try await Self.work(tx, key, self.sealer) }
     }
 
@@ -246,7 +247,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
-        try await ready.wait()
+        try await ready.value()
         let renew = leaseMs.get()
         try await transaction(synchronous: false) { tx in
             try await PostgresCommit(tx: tx, key: key, now: now, sealer: self.sealer, leaseMs: renew).apply(update)
@@ -256,7 +257,7 @@ public final class PostgresDeviceStore: DeviceStore {
     /// The commit, then the read in the same transaction (it sees the commit's rows and any intent committed
     /// meanwhile, as a separate `loadWork` would); a failed read is rolled back to its savepoint alone.
     public func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
-        try await ready.wait()
+        try await ready.value()
         let renew = leaseMs.get()
         let loaded = try await transaction(synchronous: false) { tx in
             try await PostgresCommit(tx: tx, key: key, now: now, sealer: self.sealer, leaseMs: renew).apply(update)
@@ -273,7 +274,7 @@ public final class PostgresDeviceStore: DeviceStore {
     }
 
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
-        try await ready.wait()
+        try await ready.value()
         try await client.withConnection { conn in
             try await PGTx(conn: conn, logger: self.logger).exec(PGStatement.ReleaseLease.self, """
                 UPDATE devices SET lease_owner = NULL, lease_until = NULL

@@ -1,3 +1,4 @@
+import ConcurrencySupport
 import Foundation
 import Logging
 import PostgresNIO
@@ -13,7 +14,7 @@ extension PostgresDeviceStore {
     public func listenForWork(_ onWork: @escaping @Sendable () -> Void) async {
         while !Task.isCancelled {
             do {
-                try await ready.wait()
+                try await ready.value()
                 try await client.withConnection { conn in
                     try await conn.listen(on: Self.workChannel) { notifications in
                         onWork()  // anything queued while not listening
@@ -98,34 +99,10 @@ struct PGTx: Sendable {
     }
 }
 
-/// Opens once: waiters resume with the result of `migrate()`.
-actor ReadyGate {
-    private var result: Result<Void, any Error>?
-    private var waiters: [CheckedContinuation<Void, any Error>] = []
-
-    func open(_ error: (any Error)?) {
-        let r: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
-        result = r
-        for w in waiters { w.resume(with: r) }
-        waiters.removeAll()
-    }
-
+extension PostgresDeviceStore {
     /// Throws unless migrated (readiness must not wait).
-    func check() throws {
-        guard let result else { throw StorageError.corrupt("the PostgreSQL schema is not migrated yet") }
+    static func checkMigrated(_ ready: OneShot<Void>) throws {
+        guard let result = ready.current else { throw StorageError.corrupt("the PostgreSQL schema is not migrated yet") }
         try result.get()
     }
-
-    func wait() async throws {
-        if let result { return try result.get() }
-        try await withCheckedThrowingContinuation { waiters.append($0) }
-    }
-}
-
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ v: Value) { lock.withLock { value = v } }
 }

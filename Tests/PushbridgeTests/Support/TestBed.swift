@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ConcurrencySupport
 import Foundation
 import Logging
 import MESandbox
@@ -34,10 +35,10 @@ final class TestBed: @unchecked Sendable {
     init(contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger, configure: (inout BridgeConfiguration) -> Void = { _ in }) async throws {
         self.logger = logger
         sandbox = MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: contactTokenLifetime), logger: logger)
-        let box = PortWaiter()
+        let box = OneShot<Int>()
         let sandbox = self.sandbox
-        sandboxTask = Task { try await sandbox.run(host: "127.0.0.1", port: 0) { port in await box.set(port) } }
-        sandboxPort = await box.wait()
+        sandboxTask = Task { try await sandbox.run(host: "127.0.0.1", port: 0) { port in box.succeed(port) } }
+        sandboxPort = try await box.value()
         directory = NSTemporaryDirectory() + "pushbridge-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var c = BridgeConfiguration()
@@ -155,20 +156,6 @@ final class TestBed: @unchecked Sendable {
 
     func clearFaults() async throws {
         _ = try await sandboxRequest("DELETE", "/_sandbox/faults")
-    }
-}
-
-actor PortWaiter {
-    private var port: Int?
-    private var waiters: [CheckedContinuation<Int, Never>] = []
-    func set(_ p: Int) {
-        port = p
-        waiters.forEach { $0.resume(returning: p) }
-        waiters.removeAll()
-    }
-    func wait() async -> Int {
-        if let port { return port }
-        return await withCheckedContinuation { waiters.append($0) }
     }
 }
 
