@@ -36,112 +36,49 @@ struct BridgeAPI: Sendable {
         self.readiness = readiness
     }
 
+    /// One route of the API: the router and the 405 table are both built from `routes`.
+    struct Route: Sendable {
+        var method: HTTPRequest.Method
+        var path: String
+        var handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+    }
+
+    static let device = "/v1/apps/:code/devices/:deviceId"
+
+    /// Every route of the API, by resource: devices (`BridgeAPI+Devices.swift`), tokens and operations
+    /// (`BridgeAPI+Operations.swift`).
+    var routes: [Route] {
+        let device = Self.device
+        return [
+            Route(method: .put, path: device, handler: { try await self.start($0, $1) }),
+            Route(method: .get, path: device, handler: { try await self.status($0, $1) }),
+            Route(method: .delete, path: device, handler: { try await self.forget($0, $1) }),
+            Route(method: .put, path: device + "/push-token", handler: { try await self.setToken($0, $1) }),
+            Route(method: .delete, path: device + "/push-token", handler: { try await self.removeToken($0, $1) }),
+            Route(method: .put, path: device + "/contact", handler: { try await self.login($0, $1) }),
+            Route(method: .delete, path: device + "/contact", handler: { try await self.logout($0, $1) }),
+            Route(method: .post, path: device + "/events", handler: { try await self.events($0, $1) }),
+            Route(method: .get, path: "/v1/apps/:code/devices", handler: { try await self.list($0, $1) }),
+            Route(method: .get, path: "/v1/apps/:code/stats", handler: { try await self.stats($0, $1) }),
+            Route(method: .post, path: "/v1/tokens/normalize", handler: { try await self.normalize($0, $1) }),
+            Route(method: .get, path: "/health", handler: { _, _ in try Self.json(["status": "ok"], status: .ok) }),
+            Route(method: .get, path: "/ready", handler: { _, _ in try await self.ready() }),
+            Route(method: .get, path: "/metrics", handler: { _, _ in try await self.metricsText() }),
+            Route(method: .get, path: "/openapi.yaml", handler: { _, _ in Self.openAPI() }),
+        ]
+    }
+
     func register(on router: Router<BasicRequestContext>) {
-        let device = "/v1/apps/:code/devices/:deviceId"
-        router.put(RouterPath(device)) { request, context in
-            let (app, key) = try self.target(request, context)
-            let body = try await JSONInput.body(request)
-            let start = try self.parsing.start(Members(body), app: app)
-            return try await self.accept(.start(start), key: key, app: app)
+        let routes = self.routes
+        for route in routes {
+            router.on(RouterPath(route.path), method: route.method, use: route.handler)
         }
-        router.get(RouterPath(device)) { request, context in
-            let (_, key) = try self.target(request, context)
-            guard let status = try await self.store.status(of: key) else { throw Self.deviceNotFound(key) }
-            return try Self.json(status, status: .ok)
-        }
-        router.delete(RouterPath(device)) { request, context in
-            let (app, key) = try self.target(request, context)
-            try await JSONInput.drain(request)
-            return try await self.accept(.forget, key: key, app: app)
-        }
-        router.put(RouterPath(device + "/push-token")) { request, context in
-            let (app, key) = try self.target(request, context)
-            let body = Members(try await JSONInput.body(request))
-            let descriptor = try self.parsing.provider(body)
-            let token = try self.parsing.token(body, provider: descriptor.id, required: true)!
-            return try await self.accept(.setToken(token), key: key, app: app)
-        }
-        router.delete(RouterPath(device + "/push-token")) { request, context in
-            let (app, key) = try self.target(request, context)
-            try await JSONInput.drain(request)
-            return try await self.accept(.removeToken, key: key, app: app)
-        }
-        router.put(RouterPath(device + "/contact")) { request, context in
-            let (app, key) = try self.target(request, context)
-            let body = try await JSONInput.body(request)
-            switch try self.parsing.contact(Members(body), app: app) {
-            case .identified(let fieldId, let value)?: return try await self.accept(.login(fieldId: fieldId, value: value), key: key, app: app)
-            case .openId(let fieldId, let token)?: return try await self.accept(.openIdLogin(fieldId: fieldId, token: token), key: key, app: app)
-            case .anonymous?, nil: throw Problem.invalid("fieldValue", "fieldValue is required.")
-            }
-        }
-        router.delete(RouterPath(device + "/contact")) { request, context in
-            let (app, key) = try self.target(request, context)
-            try await JSONInput.drain(request)
-            return try await self.accept(.logout, key: key, app: app)
-        }
-        router.post(RouterPath(device + "/events")) { request, context in
-            let (app, key) = try self.target(request, context)
-            let body = try await JSONInput.body(request)
-            let events = try self.parsing.events(body, now: Date())
-            return try await self.accept(.events(events), key: key, app: app)
-        }
-        router.get("/v1/apps/:code/devices") { request, context in
-            let app = try self.app(request, context)
-            let query = request.uri.queryParameters
-            let state = query["state"].map(String.init)
-            if let state, DeviceStateName(rawValue: state) == nil {
-                throw Problem.invalid("state", "state must be one of \(DeviceStateName.allCases.map(\.rawValue).joined(separator: ", ")).")
-            }
-            var limit = 100
-            if let raw = query["limit"] {
-                guard let n = Int(String(raw)), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit must be a whole number from 1 to 1000.") }
-                limit = n
-            }
-            let cursor = query["cursor"].map(String.init)
-            if let cursor, !ListCursor.isValid(cursor) {
-                throw Problem.invalid("cursor", "cursor must be a nextCursor value from an earlier page.")
-            }
-            let page = try await self.store.list(app: app.code, state: state, limit: limit, after: cursor)
-            return try Self.json(DevicePageBody(devices: page.devices, nextCursor: page.nextCursor), status: .ok)
-        }
-        router.post("/v1/tokens/normalize") { request, context in
-            try self.auth.authorize(request, appCode: nil)
-            let body = Members(try await JSONInput.body(request))
-            let descriptor = try self.parsing.provider(body)
-            let token = try self.parsing.token(body, provider: descriptor.id, required: true)!
-            return try Self.json(NormalizeBody(provider: token.provider, platform: token.platform, pushToken: token.pushToken, tokenHash: token.tokenHash), status: .ok)
-        }
-        router.get("/health") { _, _ in
-            try Self.json(["status": "ok"], status: .ok)
-        }
-        router.get("/ready") { _, _ in
-            let report = await self.readiness.check(store: self.store)
-            return try Self.json(report, status: report.ready ? .ok : .serviceUnavailable)
-        }
-        router.get("/v1/apps/:code/stats") { request, context in
-            let app = try self.app(request, context)
-            let overview = try await self.store.overview(app: app.code, failures: 20)
-            let counts = overview.apps[app.code] ?? .init()
-            return try Self.json(AppStatsBody(appCode: app.code, devices: counts.total, byState: counts.byState, byProvider: counts.byProvider, queuedIntents: counts.queuedIntents, recentFailures: overview.recentFailures), status: .ok)
-        }
-        router.get("/metrics") { _, _ in
-            let text = try await self.scrape()
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
-        router.get("/openapi.yaml") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
-        }
-        MethodNotAllowed.register(on: router, paths: [
-            device: [.get, .put, .delete], device + "/push-token": [.put, .delete], device + "/contact": [.put, .delete],
-            device + "/events": [.post], "/v1/apps/:code/devices": [.get], "/v1/tokens/normalize": [.post],
-            "/health": [.get], "/ready": [.get], "/openapi.yaml": [.get], "/metrics": [.get], "/v1/apps/:code/stats": [.get],
-        ])
+        MethodNotAllowed.register(on: router, paths: Dictionary(grouping: routes, by: \.path).mapValues { $0.map(\.method) })
     }
 
     // MARK: helpers
 
-    private func app(_ request: Request, _ context: BasicRequestContext) throws -> BridgeConfiguration.App {
+    func app(_ request: Request, _ context: BasicRequestContext) throws -> BridgeConfiguration.App {
         let code = Self.decoded(try context.parameters.require("code"))
         guard let app = config.app(code) else {
             throw Problem(.notFound, "unknown-app", "Unknown app", detail: "No app with code '\(code.prefix(64))' is configured.")
@@ -150,7 +87,7 @@ struct BridgeAPI: Sendable {
         return app
     }
 
-    private func target(_ request: Request, _ context: BasicRequestContext) throws -> (BridgeConfiguration.App, DeviceKey) {
+    func target(_ request: Request, _ context: BasicRequestContext) throws -> (BridgeConfiguration.App, DeviceKey) {
         let app = try self.app(request, context)
         let deviceId = Self.decoded(try context.parameters.require("deviceId"))
         guard RequestParsing.validDeviceId(deviceId) else {
@@ -159,7 +96,7 @@ struct BridgeAPI: Sendable {
         return (app, DeviceKey(appCode: app.code, deviceId: deviceId))
     }
 
-    private func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
+    func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
         if draining() {
             var p = Problem(.serviceUnavailable, "shutting-down", "Shutting down", detail: "This instance is shutting down; nothing was stored. Send the request again (to another instance).")
             p.headers[.retryAfter] = "1"
@@ -248,7 +185,9 @@ enum MethodNotAllowed {
     static let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch, .head, .options, .trace]
 
     static func register(on router: Router<BasicRequestContext>, paths: [String: [HTTPRequest.Method]]) {
-        for (path, allowed) in paths {
+        for (path, methods) in paths {
+            // In a fixed order (GET, PUT, POST, DELETE, ...), whatever order the routes were listed in.
+            let allowed = all.filter(methods.contains)
             let allow = allowed.map(\.rawValue).joined(separator: ", ")
             for method in all where !allowed.contains(method) {
                 router.on(RouterPath(path), method: method) { request, _ -> Response in
