@@ -104,15 +104,22 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
-        // The public HTTP API, configuration and wiring shared by the executable and the tests.
+        // The configuration: the YAML file and the environment, validated; the bridge's version.
+        .target(
+            name: "PushbridgeConfig",
+            dependencies: [
+                "Workflow", "MobileEngage",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The public HTTP API and the wiring shared by the executable and the tests.
         .target(
             name: "PushbridgeServer",
             dependencies: [
-                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport", "ConcurrencySupport",
+                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport", "ConcurrencySupport", "PushbridgeConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -125,7 +132,8 @@ let package = Package(
         .executableTarget(
             name: "pushbridge",
             dependencies: [
-                "PushbridgeServer", "PushbridgeTools", "ServerSupport", "PushTokens", "MESandbox", "Storage", "Workflow",
+                "PushbridgeServer", "PushbridgeTools", "PushbridgeConfig", "ServerSupport", "PushTokens", "MESandbox", "Storage",
+                "Workflow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -165,7 +173,7 @@ let package = Package(
             name: "PushbridgeTests",
             dependencies: [
                 "PushbridgeServer", "PushbridgeTools", "ServerSupport", "MESandbox", "Storage", "Workflow", "MobileEngage", "TestSupport",
-                "ConcurrencySupport",
+                "ConcurrencySupport", "PushbridgeConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -9,6 +9,7 @@ import MobileEngage
 import MobileEngageClient
 import Prometheus
 import PushTokens
+import PushbridgeConfig
 import ServerSupport
 import ServiceLifecycle
 import Storage
@@ -18,8 +19,6 @@ import Workflow
 /// The whole service, wired: storage, the engine, the HTTP API and, when configured, the embedded
 /// ME sandbox. The executable and the integration tests use exactly this.
 public final class BridgeServer: Sendable {
-    public static let version = "0.1.0"
-
     public let configuration: BridgeConfiguration
     public let store: any DeviceStore
     public let engine: Engine

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MESandbox
 import PushTokens
+import PushbridgeConfig
 import PushbridgeServer
 import ServerSupport
 
@@ -11,7 +12,7 @@ struct Pushbridge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushbridge",
         abstract: "Runs the Emarsys Mobile Engage SDK workflow on the server for every device your backend tells it about.",
-        version: BridgeServer.version,
+        version: PushbridgeVersion.current,
         subcommands: [Serve.self, Sandbox.self, Normalize.self, Status.self, Import.self, Healthcheck.self, Seed.self])
 }
 

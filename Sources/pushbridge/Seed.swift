@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PushTokens
+import PushbridgeConfig
 import PushbridgeServer
 import Storage
 import Workflow

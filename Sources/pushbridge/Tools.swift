@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import PushbridgeConfig
 import PushbridgeServer
 import PushbridgeTools
 import Storage

@@ -1,4 +1,5 @@
 import Foundation
+import PushbridgeConfig
 import Testing
 @testable import PushbridgeServer
 
@@ -93,7 +94,7 @@ struct ConfigTests {
         // Android's SDK waits 20 s for ME, iOS's 30 s; the bridge used to give up after 10.
         #expect(c.emarsys.requestTimeoutSeconds == 20)
         #expect(c.emarsys.refreshReplayDelayMs == 500)
-        #expect(c.emarsys.sdkVersion == BridgeServer.version)
+        #expect(c.emarsys.sdkVersion == PushbridgeVersion.current)
         #expect(c.emarsys.eventsAPIVersion == nil)
         let policy = try #require(c.apps.first).policy(eventsAPIVersion: c.emarsys.eventsAPIVersion)
         #expect(policy.eventsAPIVersion(platform: "android") == .v4)
@@ -129,7 +130,7 @@ struct ConfigTests {
 
     @Test("the bridge's version is kept in one place: the OpenAPI document states the same")
     func versionInOnePlace() {
-        #expect(OpenAPIDocument.text.contains("\n  version: \(BridgeServer.version)\n"))
+        #expect(OpenAPIDocument.text.contains("\n  version: \(PushbridgeVersion.current)\n"))
     }
 
     @Test("a bad environment value names the key")

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import PushbridgeConfig
 import PushbridgeServer
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import MESandbox
 import MobileEngage
+import PushbridgeConfig
 import PushbridgeServer
 import Testing
 
@@ -157,8 +158,8 @@ struct SDKParityTests {
         }
         try await withTestBed { bed in
             let client = try await Self.register(bed, "d")
-            #expect(await bed.sandbox.client(client)?.properties?.objectValue?["sdkVersion"]?.stringValue == BridgeServer.version)
-            #expect(await Self.requests(bed, client: client).allSatisfy { $0.sdkVersion == BridgeServer.version })
+            #expect(await bed.sandbox.client(client)?.properties?.objectValue?["sdkVersion"]?.stringValue == PushbridgeVersion.current)
+            #expect(await Self.requests(bed, client: client).allSatisfy { $0.sdkVersion == PushbridgeVersion.current })
         }
     }
 

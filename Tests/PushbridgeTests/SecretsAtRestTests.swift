@@ -1,4 +1,5 @@
 import Foundation
+import PushbridgeConfig
 import PushbridgeServer
 import Testing
 

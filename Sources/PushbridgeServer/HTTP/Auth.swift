@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import PushbridgeConfig
 
 /// Per-app bearer keys. Keys are compared as SHA-256 digests in constant time, across every
 /// configured key, so neither a key's content nor which app owns it leaks through timing.

@@ -1,9 +1,10 @@
+import Bridge
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Bridge
 import Logging
 import PushTokens
+import PushbridgeConfig
 import Storage
 import Workflow
 

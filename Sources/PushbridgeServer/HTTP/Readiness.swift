@@ -1,4 +1,5 @@
 import Foundation
+import PushbridgeConfig
 import Storage
 
 /// `/ready`: storage answers and the workers run.

@@ -1,4 +1,5 @@
 import Foundation
+import PushbridgeConfig
 import MobileEngage
 import PushTokens
 import Workflow
@@ -13,24 +14,7 @@ struct RequestParsing: Sendable {
     /// A device id or client id: 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'.
     /// (Checked byte by byte: a regular expression was compiled on every request, and ICU's `$` also
     /// matched before a final newline.)
-    static func validDeviceId(_ id: String) -> Bool { isIdentifier(id, maxLength: 128) }
-
-    /// 1 to `maxLength` characters of A-Z, a-z, 0-9 and the ASCII characters in `punctuation`.
-    static func isIdentifier(_ text: String, maxLength: Int, punctuation: StaticString = ".:_-") -> Bool {
-        let utf8 = text.utf8
-        guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
-        // `withUTF8Buffer`, not `utf8Start`: a one-character literal may be stored as a scalar, without a pointer.
-        return punctuation.withUTF8Buffer { allowed in
-            utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    return true
-                default:
-                    return allowed.contains(byte)
-                }
-            }
-        }
-    }
+    static func validDeviceId(_ id: String) -> Bool { Identifiers.isIdentifier(id, maxLength: 128) }
 
     /// A UTC offset such as +0100 or -0530: a sign and four digits.
     static func isUTCOffset(_ text: String) -> Bool {
@@ -87,7 +71,7 @@ struct RequestParsing: Sendable {
         }
         let contact = try self.contact(m.object("contact"), app: app)
         let clientId = try m.string("clientId", maxLength: 128)
-        if let clientId, !Self.isIdentifier(clientId, maxLength: 128) {
+        if let clientId, !Identifiers.isIdentifier(clientId, maxLength: 128) {
             throw Problem.invalid("clientId", "clientId must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'.")
         }
         return StartIntent(provider: descriptor.id, platform: descriptor.platform, token: token, info: info, contact: contact, clientId: clientId)

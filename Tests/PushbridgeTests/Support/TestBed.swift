@@ -5,6 +5,7 @@ import Logging
 import MESandbox
 import NIOCore
 import NIOFoundationCompat
+import PushbridgeConfig
 import PushbridgeServer
 import Testing
 

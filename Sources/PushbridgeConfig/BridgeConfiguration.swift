@@ -17,7 +17,7 @@ public struct BridgeConfiguration: Sendable {
         /// v3 for web push, as the SDKs).
         public var eventsAPIVersion: MEEventsAPIVersion?
         /// Sent as `sdkVersion` and `X-EMARSYS-SDK-VERSION`: the value agreed with Emarsys, else the bridge's version.
-        public var sdkVersion = BridgeServer.version
+        public var sdkVersion = PushbridgeVersion.current
         /// The pause between a successful contact-token refresh and the replay (both SDKs wait 500 ms).
         public var refreshReplayDelayMs = 500
         /// Android's SDK waits 20 s for an ME answer, iOS's 30 s.

@@ -172,7 +172,7 @@ public enum ConfigLoader {
             for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion"].contains(k) {
                 throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
             }
-            guard let code = map["code"] as? String, RequestParsing.isIdentifier(code, maxLength: 64, punctuation: "-") else {
+            guard let code = map["code"] as? String, Identifiers.isIdentifier(code, maxLength: 64, punctuation: "-") else {
                 throw ConfigError(key: "\(at).code", message: "must be an app code like EMS12-34567")
             }
             if apps.contains(where: { $0.code == code }) { throw ConfigError(key: "\(at).code", message: "\(code) is configured twice") }
@@ -268,5 +268,9 @@ public enum ConfigLoader {
 public struct ConfigError: Error, CustomStringConvertible {
     public var key: String
     public var message: String
+    public init(key: String, message: String) {
+        self.key = key
+        self.message = message
+    }
     public var description: String { "configuration error: \(key) \(message)" }
 }
