@@ -13,7 +13,7 @@ public protocol DeviceStore: Sendable {
     /// Applies a validated API write: deduplicates, collapses, moves tokens, enforces the queue bound.
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult
 
-    func status(of key: DeviceKey) async throws -> DeviceStatus?
+    func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot?
     func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage
 
     /// Leases up to `limit` devices whose work is due, for `lease`; returns their keys.
@@ -67,16 +67,29 @@ extension QueueLimits {
     }
 }
 
+/// A device as a store reads it: its registration columns and the engine's state. The HTTP layer renders it as
+/// the contract's status document; a store never builds API output.
+public struct DeviceSnapshot: Sendable, Hashable {
+    public var registration: DeviceRegistration
+    public var state: DeviceState
+    public init(registration: DeviceRegistration, state: DeviceState) {
+        self.registration = registration
+        self.state = state
+    }
+}
+
 public enum AcceptResult: Sendable {
-    case accepted(DeviceStatus)
-    case deduplicated(DeviceStatus)
+    /// Stored: the device as the write left it.
+    case accepted(DeviceSnapshot)
+    /// Nothing would change at ME: the device as it is.
+    case deduplicated(DeviceSnapshot)
     case unknownDevice
     /// Over the queue bound: nothing was stored.
     case queueFull(scope: String)
 }
 
 public struct DevicePage: Sendable {
-    public var devices: [DeviceStatus]
+    public var devices: [DeviceSnapshot]
     public var nextCursor: String?
 }
 

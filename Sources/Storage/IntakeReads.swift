@@ -18,7 +18,7 @@ struct IntakeReads {
     func unchangedOutcome() throws -> AcceptResult? {
         switch decision {
         case .unknownDevice: return .unknownDevice
-        case .deduplicated: return try device.map { .deduplicated(try $0.status(deduplicated: true)) } ?? .unknownDevice
+        case .deduplicated: return try device.map { .deduplicated($0.snapshot) } ?? .unknownDevice
         case .enqueue: return nil
         }
     }

@@ -106,11 +106,11 @@ public final class PostgresDeviceStore: DeviceStore {
         }
     }
 
-    public func status(of key: DeviceKey) async throws -> DeviceStatus? {
+    public func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
         try await ready.value()
         // One statement: no transaction around it (one round trip instead of three).
         return try await client.withConnection { conn in
-            try await PostgresRows.device(PGTx(conn: conn, logger: self.logger), key, self.sealer)?.status()
+            try await PostgresRows.device(PGTx(conn: conn, logger: self.logger), key, self.sealer)?.snapshot
         }
     }
 
@@ -130,8 +130,8 @@ public final class PostgresDeviceStore: DeviceStore {
                     SELECT \(unescaped: cols) FROM devices WHERE app = \(app) AND device_id > \(after) ORDER BY device_id LIMIT \(limit + 1)
                     """)
             }
-            let devices = try rows.prefix(limit).map { try PostgresRows.DeviceRow(row: $0, sealer: self.sealer).status() }
-            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.deviceId) } : nil
+            let devices = try rows.prefix(limit).map { try PostgresRows.DeviceRow(row: $0, sealer: self.sealer).snapshot }
+            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.registration.key.deviceId) } : nil
             return DevicePage(devices: devices, nextCursor: next)
         }
     }

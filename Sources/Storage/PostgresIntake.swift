@@ -66,7 +66,7 @@ struct PostgresIntake {
         try await touch(write: write, row: &row)
         // Other instances' engines look for due work now (delivered at commit).
         try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
-        return .accepted(try row.status(deduplicated: false))
+        return .accepted(row.snapshot)
     }
 
     private func holder(_ token: TokenRef) async throws -> DeviceKey? {

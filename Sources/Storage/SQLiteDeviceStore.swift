@@ -110,9 +110,9 @@ public final class SQLiteDeviceStore: DeviceStore {
         }
     }
 
-    public func status(of key: DeviceKey) async throws -> DeviceStatus? {
+    public func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
         try readInPlace { db in
-            try SQLiteRows.device(db, key, sealer).map { try $0.status() }
+            try SQLiteRows.device(db, key, sealer).map(\.snapshot)
         }
     }
 
@@ -128,8 +128,8 @@ public final class SQLiteDeviceStore: DeviceStore {
             sql += " ORDER BY device_id LIMIT ?"
             args.append(limit + 1)
             let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
-            var devices = try rows.prefix(limit).map { try SQLiteRows.DeviceRow(row: $0, sealer: sealer).status() }
-            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.deviceId) } : nil
+            var devices = try rows.prefix(limit).map { try SQLiteRows.DeviceRow(row: $0, sealer: sealer).snapshot }
+            let next = rows.count > limit ? devices.last.map { Codec.cursor(after: $0.registration.key.deviceId) } : nil
             if devices.count > limit { devices.removeLast() }
             return DevicePage(devices: devices, nextCursor: next)
         }

@@ -51,7 +51,7 @@ struct SQLiteIntake {
         // The row as the transaction leaves it: this write touches only registration columns, so the
         // engine's state is the one just read (or created).
         try touch(write: write, row: &row)
-        return .accepted(try row.status(deduplicated: false))
+        return .accepted(row.snapshot)
     }
 
     private func create(write: DeviceWrite, clientId: String) throws -> SQLiteRows.DeviceRow {

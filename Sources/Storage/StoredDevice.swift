@@ -15,9 +15,7 @@ struct StoredDevice {
         DeviceRegistration(key: key, provider: provider, platform: platform, tokenHash: tokenHash, pending: pending, updatedAt: Codec.date(updatedAt))
     }
 
-    func status(deduplicated: Bool? = nil) throws -> DeviceStatus {
-        DeviceStatus(registration: registration, state: state, deduplicated: deduplicated)
-    }
+    var snapshot: DeviceSnapshot { DeviceSnapshot(registration: registration, state: state) }
 }
 
 extension StoredDevice {

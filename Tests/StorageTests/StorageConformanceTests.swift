@@ -61,11 +61,11 @@ enum Conformance {
         let store = try await h.open()
         let t = Fixture.token("a")
         let r = try await store.put(Fixture.start(t), Fixture.key("d1"))
-        guard case .accepted(let status) = r else { Issue.record("start: \(r.kind)"); return }
+        guard case .accepted(let device) = r else { Issue.record("start: \(r.kind)"); return }
+        let status = device.status
         #expect(status.state == "pending")
         #expect(status.pending == 1)
         #expect(status.tokenHash == t.tokenHash)
-        #expect(status.deduplicated == false)
         let read = try #require(try await store.status(of: Fixture.key("d1")))
         #expect(read.clientId == status.clientId)
         #expect(read.provider == "fcm")

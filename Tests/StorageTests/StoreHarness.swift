@@ -125,6 +125,18 @@ extension DeviceStore {
     }
 }
 
+extension DeviceStore {
+    /// The device as the API shows it (the cases read the contract's fields).
+    func status(of key: DeviceKey) async throws -> DeviceStatus? {
+        try await snapshot(of: key).map(\.status)
+    }
+}
+
+extension DeviceSnapshot {
+    var status: DeviceStatus { DeviceStatus(registration: registration, state: state) }
+    var deviceId: String { registration.key.deviceId }
+}
+
 extension AcceptResult {
     var kind: String {
         switch self {

@@ -17,8 +17,8 @@ extension BridgeAPI {
     /// `GET /v1/apps/{code}/devices/{deviceId}`: the device's status.
     func status(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (_, key) = try target(request, context)
-        guard let status = try await store.status(of: key) else { throw Self.deviceNotFound(key) }
-        return try Self.json(status, status: .ok)
+        guard let device = try await store.snapshot(of: key) else { throw Self.deviceNotFound(key) }
+        return try Self.json(DeviceStatus(device), status: .ok)
     }
 
     /// `DELETE /v1/apps/{code}/devices/{deviceId}`: remove the token at ME, then forget the device.
@@ -88,6 +88,6 @@ extension BridgeAPI {
             throw Problem.invalid("cursor", "cursor must be a nextCursor value from an earlier page.")
         }
         let page = try await store.list(app: app.code, state: state, limit: limit, after: cursor)
-        return try Self.json(DevicePageBody(devices: page.devices, nextCursor: page.nextCursor), status: .ok)
+        return try Self.json(DevicePageBody(devices: page.devices.map { DeviceStatus($0) }, nextCursor: page.nextCursor), status: .ok)
     }
 }

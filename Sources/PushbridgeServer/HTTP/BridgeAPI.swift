@@ -106,12 +106,12 @@ struct BridgeAPI: Sendable {
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let result = try await store.accept(write, for: key, policy: app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion), limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
         switch result {
-        case .accepted(let status):
+        case .accepted(let device):
             wake()
-            return try Self.json(status, status: .accepted)
-        case .deduplicated(let status):
+            return try Self.json(DeviceStatus(device, deduplicated: false), status: .accepted)
+        case .deduplicated(let device):
             metrics.meCall(endpoint: Self.endpoint(of: write), outcome: "deduplicated")
-            return try Self.json(status, status: .ok)
+            return try Self.json(DeviceStatus(device, deduplicated: true), status: .ok)
         case .unknownDevice:
             throw Self.deviceNotFound(key)
         case .queueFull(let scope):
