@@ -104,7 +104,8 @@ start_bridge keyed "  - code: $APP
     apiKeys: [\"$OTHER_KEY\"]"
 log "sandbox :$SB_PORT, bridges open :${PORT[open]}, keyed :${PORT[keyed]}; workdir $WORK"
 # The fuzzing follows the document the binary serves; say so when it is not the repository's openapi.yaml.
-if ! curl -fsS "http://127.0.0.1:${PORT[open]}/openapi.yaml" | cmp -s - "$REPO/openapi.yaml"; then
+# (The binary serves the file without its final newline, as the Swift literal holds it.)
+if ! { curl -fsS "http://127.0.0.1:${PORT[open]}/openapi.yaml"; echo; } | cmp -s - "$REPO/openapi.yaml"; then
     log "WARNING: the served /openapi.yaml differs from openapi.yaml (stale binary, or gen-openapi-swift.sh not run)"
 fi
 
