@@ -163,6 +163,17 @@ struct SDKParityTests {
         }
     }
 
+    @Test("timeout: with the default emarsys.requestTimeoutSeconds (20 s, as Android's SDK) an ME answer after 12 s is taken, not retried")
+    func requestTimeoutDefault() async throws {
+        try await withTestBed(configure: { $0.emarsys.requestTimeoutSeconds = BridgeConfiguration().emarsys.requestTimeoutSeconds }) { bed in
+            try await bed.addFault(["latencyMs": 12_000, "path": "/client/push-token", "method": "PUT", "count": 1])
+            let client = try await Self.register(bed, "d")
+            let puts = await Self.requests(bed, client: client).filter { $0.method == "PUT" }
+            #expect(puts.count == 1, "the slow answer was read, not given up on and sent again")
+            #expect(try await bed.status("d")["lastError"] is NSNull)
+        }
+    }
+
     @Test("K2: an OpenID login links the authenticated contact; the ID token is never in an answer")
     func openIdLogin() async throws {
         let idToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvcGVuaWQtdXNlciJ9.c2lnbmF0dXJl"
