@@ -148,7 +148,7 @@ let package = Package(
             exclude: ["Vectors"]
         ),
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage", "TestSupport"]),
-        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Storage", "Workflow", "MobileEngage"]),
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Storage", "Workflow", "MobileEngage", "ConcurrencySupport"]),
         .testTarget(
             name: "StorageTests",
             dependencies: [

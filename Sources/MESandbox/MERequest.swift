@@ -14,8 +14,8 @@ enum MERoute: String, Sendable {
 ///
 /// Keeping the state logic free of Hummingbird types lets it run synchronously under the lock.
 struct MERequest: Sendable {
-    /// Method and path: what a retry repeats.
-    var call: String { method + " " + path }
+    /// Method, path and the anonymous flag (the only query the routes read): what a retry repeats.
+    var call: String { method + " " + path + (anonymous ? "?anonymous=true" : "") }
     /// An events request on the v4 route (`/v4/apps/{code}/client/events`).
     var isEventsV4: Bool { route == .events && path.hasPrefix("/v4/") }
 

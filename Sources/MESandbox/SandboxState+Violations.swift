@@ -79,15 +79,17 @@ extension SandboxState {
 
         // Bodies the mobile SDKs always shape so (sdk-parity.md C6, E9).
         if request.route == .registerClient, let body = SandboxJSON.parse(request.body)?.objectValue,
-           let platform = body["platform"]?.stringValue, Self.mobilePlatforms.contains(platform), body["pushSettings"] == nil {
+           let platform = body["platform"]?.stringValue, Self.mobilePlatforms.contains(platform),
+           body["pushSettings"] == nil || body["pushSettings"] == .null {
             findings.append(Finding(kind: .missingPushSettings,
                 detail: "POST /client for platform \(platform) without pushSettings; the mobile SDKs always send it"))
         }
         if request.isEventsV4, let newest = client.deviceEventState {
             let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
-            // The one before the newest (none, before the first) is accepted too: an answer the caller never
-            // read (a timeout, a crash before its commit) leaves it one behind, once.
-            if sent != newest && sent != client.deviceEventStateBefore {
+            // The one before the newest (none, before the first) is accepted on a retry of the same call: an answer
+            // the caller never read (a timeout, a crash before its commit) leaves it one behind.
+            let retry = client.previousCall == request.call
+            if sent != newest && !(retry && sent == client.deviceEventStateBefore) {
                 findings.append(Finding(kind: .deviceEventStateNotEchoed, detail: sent == nil
                     ? "v4 events request without the deviceEventState the last events answer carried"
                     : "v4 events request with a deviceEventState that is not the newest one this client was given"))

@@ -241,4 +241,7 @@ public struct Intent: Sendable, Hashable, Codable {
 public enum IntentProgress {
     /// The start event (or the custom events) of this intent reached ME, or failed permanently and was skipped.
     public static let eventsDone = 1
+    /// An OpenID login's link reached ME: each one is sent once, even with the ID token of the contact linked now
+    /// (the SDKs send every authenticated login).
+    public static let contactLinked = 2
 }

@@ -110,6 +110,7 @@ public struct Planner: Sendable {
         // 2. The contact link.
         if let contact = desired.contact {
             if state.contactToken == nil || state.linkedContact != contact { return send(contact.linkCall) }
+            if case .openIdLogin = head.payload, head.progress & IntentProgress.contactLinked == 0 { return send(contact.linkCall) }
         } else if state.contactToken == nil {
             if policy.anonymousContacts { return send(.linkAnonymousContact) }
             // No anonymous contacts: a login queued behind this intent is linked now, or the device waits for one.

@@ -53,7 +53,7 @@ public struct Reducer: Sendable {
             return success(s, head: head, call: call, desired: desired, contactToken: contactToken, refreshToken: refreshToken, now: now)
         case .http(let status, let retryAfter, let message):
             if status == 401 {
-                return unauthorized(s, head: head, call: call, message: message, now: now, jitter: jitter)
+                return unauthorized(s, head: head, call: call, sentContactToken: context.contactToken != nil, message: message, now: now, jitter: jitter)
             }
             if status == 408 || status == 429 || (500...599).contains(status) {
                 return transient(s, call: call, status: status, message: message, retryAfter: retryAfter, now: now, jitter: jitter)
@@ -86,13 +86,22 @@ public struct Reducer: Sendable {
             s.steps.clientAt = now
         case .linkAnonymousContact, .linkContact, .linkOpenIdContact:
             s.contactToken = contactToken
-            // As the SDKs: an answer without a refresh token keeps the stored one.
-            if let refreshToken { s.refreshToken = refreshToken }
+            let linked: ContactRequest
             switch call {
-            case .linkContact(let fieldId, let value): s.linkedContact = .identified(fieldId: fieldId, value: value)
-            case .linkOpenIdContact(let fieldId, let token): s.linkedContact = .openId(fieldId: fieldId, token: token)
-            default: s.linkedContact = .anonymous
+            case .linkContact(let fieldId, let value): linked = .identified(fieldId: fieldId, value: value)
+            case .linkOpenIdContact(let fieldId, let token): linked = .openId(fieldId: fieldId, token: token)
+            default: linked = .anonymous
             }
+            // As the SDKs, an answer without a refresh token keeps the stored one, but only for a re-link of the
+            // same contact: another contact's refresh token could bring back the old contact's token (and put the
+            // push token under the user who logged out). Without one, the next 401 re-links.
+            if let refreshToken {
+                s.refreshToken = refreshToken
+            } else if s.linkedContact != linked {
+                s.refreshToken = nil
+            }
+            s.linkedContact = linked
+            if case .openIdLogin = head.payload { progress = head.progress | IntentProgress.contactLinked }
             // As the SDKs do: a new contact gets the current token again.
             s.resendPushToken = s.pushTokenSent != nil
             s.needsRefresh = false
@@ -130,14 +139,20 @@ public struct Reducer: Sendable {
     }
 
     /// 401: refresh the contact token (3 cycles at most), then re-link once, then give up on the step.
-    private func unauthorized(_ state: DeviceState, head: Intent, call: MECall, message: String, now: Date, jitter: Double) -> Transition {
+    ///
+    /// `POST /client` and the anonymous link carry a stored contact token, as the SDKs send it there: a 401 on
+    /// them then may mean it expired, and is answered as on the calls that need one (refresh, re-link). Without a
+    /// token, and on the identified links (which never carry one), a 401 is permanent, by contract.
+    private func unauthorized(
+        _ state: DeviceState, head: Intent, call: MECall, sentContactToken: Bool, message: String, now: Date, jitter: Double
+    ) -> Transition {
         var s = state
         switch call {
-        case .setClient, .linkAnonymousContact, .linkContact, .linkOpenIdContact:
+        case .setClient where !sentContactToken, .linkAnonymousContact where !sentContactToken, .linkContact, .linkOpenIdContact:
             return permanent(s, head: head, call: call, status: 401, message: message, now: now)
         case .refreshContactToken:
             return refreshFailed(s, head: head, call: call, status: 401, message: message, now: now)
-        case .setPushToken, .removePushToken, .events:
+        case .setClient, .linkAnonymousContact, .setPushToken, .removePushToken, .events:
             s.resendPushToken = true
             s.lastError = LastError(step: call.step, status: 401, message: message, attempts: s.attempts + 1, at: now, nextAttemptAt: nil)
             if s.relinked {

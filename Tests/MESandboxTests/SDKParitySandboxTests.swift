@@ -32,8 +32,19 @@ struct SDKParitySandboxTests {
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoed), version: "v4").status == 204)
             #expect(await Self.kinds(harness).isEmpty)
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoed), version: "v4").status == 200)
-            // A new one was issued; the one before it is still accepted (an answer the caller never read).
+            // A new one was issued; on a retry of the same call the one before it is still accepted (an answer the
+            // caller never read).
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoed), version: "v4").status == 204)
+            #expect(await Self.kinds(harness).isEmpty)
+            // After another call it is not: the caller had time to read the newest.
+            #expect(try await device.setPushToken("fcm-token-1").status == 204)
+            let fifth = try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoed), version: "v4")
+            #expect(fifth.status == 200)
+            #expect(await Self.kinds(harness) == ["device-event-state-not-echoed"])
+            let newest = try #require(fifth.json?["deviceEventState"] as? [String: Any])
+            let echoedNewest = String(decoding: try JSONSerialization.data(withJSONObject: newest, options: [.sortedKeys]), as: UTF8.self)
+            await harness.sandbox.clearViolations()
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedNewest), version: "v4").status / 100 == 2)
             #expect(await Self.kinds(harness).isEmpty)
             // Not echoed at all: flagged.
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status / 100 == 2)

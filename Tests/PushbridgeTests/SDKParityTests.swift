@@ -83,6 +83,14 @@ struct SDKParityTests {
             let android = try await Self.register(bed, "android")
             #expect(await Self.requests(bed, client: android).contains { $0.path == "/v3/apps/\(Self.app)/client/events" })
         }
+        // The app's key wins over the global one.
+        try await withTestBed(configure: {
+            $0.emarsys.eventsAPIVersion = .v3
+            $0.apps = [.init(code: TestBed.app, eventsAPIVersion: .v4)]
+        }) { bed in
+            let web = try await Self.register(bed, "web", provider: "chrome", token: Tokens.subscription(host: "fcm.googleapis.com", path: "/fcm/send/"))
+            #expect(await Self.requests(bed, client: web).contains { $0.path == "/v4/apps/\(Self.app)/client/events" })
+        }
     }
 
     @Test("C6: POST /client always carries pushSettings for mobile devices, shaped as each SDK shapes it")
@@ -132,8 +140,30 @@ struct SDKParityTests {
         }
     }
 
-    @Test("K6: a link answer without a refreshToken keeps the stored one, so the next 401 refreshes instead of re-linking")
+    @Test("K6: a re-link answered without a refreshToken keeps the stored one, so the next 401 refreshes instead of re-linking")
     func linkWithoutRefreshToken() async throws {
+        try await withTestBed(configure: { $0.emarsys.refreshReplayDelayMs = 50 }) { bed in
+            let client = try await Self.register(bed, "d")
+            // Four 401s on the PUT: three refreshes, then the re-link of the same anonymous contact, whose answer
+            // leaves out the refresh token (and ME keeps the one the client has).
+            try await bed.addFault(["status": 401, "path": "/client/push-token", "method": "PUT", "count": 4])
+            try await bed.addFault(["mode": "no-refresh-token", "path": "/client/contact", "count": 1])
+            #expect(try await bed.request("PUT", bed.devicePath("d") + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            _ = try await bed.waitForState("d", "registered")
+            var counts = try #require(await bed.sandbox.client(client)).counts
+            #expect(counts.refreshes == 3 && counts.anonymousLinks == 2)
+            // The next expiry is answered with the kept refresh token: a refresh, no third link.
+            await bed.sandbox.expireContactTokens()
+            #expect(try await bed.request("PUT", bed.devicePath("d") + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            _ = try await bed.waitForState("d", "registered")
+            counts = try #require(await bed.sandbox.client(client)).counts
+            #expect(counts.refreshes == 4, "the kept refresh token was used")
+            #expect(counts.anonymousLinks == 2, "no re-link")
+        }
+    }
+
+    @Test("K6: a login answered without a refreshToken does not keep the anonymous contact's one: the next 401 re-links the login")
+    func loginWithoutRefreshToken() async throws {
         try await withTestBed { bed in
             let client = try await Self.register(bed, "d")
             try await bed.addFault(["mode": "no-refresh-token", "path": "/client/contact", "count": 1])
@@ -143,9 +173,9 @@ struct SDKParityTests {
             #expect(try await bed.request("PUT", bed.devicePath("d") + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
             _ = try await bed.waitForState("d", "registered")
             let counts = try #require(await bed.sandbox.client(client)).counts
-            #expect(counts.refreshes == 1, "the kept refresh token was used")
-            #expect(counts.identifiedLinks == 1, "no re-link")
-            #expect(counts.anonymousLinks == 1)
+            #expect(counts.refreshes == 0, "another contact's refresh token is never used")
+            #expect(counts.identifiedLinks == 2, "the login is linked again instead")
+            #expect(await bed.sandbox.client(client)?.contact?.kind == .identified)
         }
     }
 
@@ -186,19 +216,26 @@ struct SDKParityTests {
             #expect((status["contact"] as? [String: Any])?["fieldId"] as? Int == 7)
             let contact = try #require(await bed.sandbox.client(client)?.contact)
             #expect(contact.kind == .identified && contact.fieldId == 7 && contact.fieldValue == nil)
-            // As the SDKs, the token goes out again after the login (K10, by contract).
-            #expect(try #require(await bed.sandbox.client(client)).counts.identifiedLinks == 1)
+            // The token goes out again after the login (K10, by contract).
+            let counts = try #require(await bed.sandbox.client(client)).counts
+            #expect(counts.identifiedLinks == 1)
+            #expect(counts.pushTokenPuts == 2)
             let listing = try await bed.request("GET", "/v1/apps/\(Self.app)/devices")
             for body in [answer.body, listing.body, try await bed.request("GET", bed.devicePath("d")).body] {
                 #expect(!String(decoding: body, as: UTF8.self).contains("c2lnbmF0dXJl"))
             }
-            // A second OpenID login is never deduplicated: each ID token is a fresh authentication.
+            // A second OpenID login is never deduplicated and reaches ME: each ID token is a fresh authentication.
             let again = try await bed.request("PUT", bed.devicePath("d") + "/contact", json: ["openIdToken": idToken, "fieldId": 7])
             #expect(again.status == 202)
             _ = try await bed.waitForState("d", "registered")
-            // The database file holds it sealed only.
-            let file = try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/bridge.sqlite"))
-            #expect(file.range(of: Data("c2lnbmF0dXJl".utf8)) == nil)
+            #expect(try #require(await bed.sandbox.client(client)).counts.identifiedLinks == 2)
+            // The database files (the WAL included) hold it sealed only.
+            let files = try FileManager.default.contentsOfDirectory(atPath: bed.directory).filter { $0.hasPrefix("bridge.sqlite") }
+            #expect(!files.isEmpty)
+            for name in files {
+                let file = try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + name))
+                #expect(file.range(of: Data("c2lnbmF0dXJl".utf8)) == nil, "\(name)")
+            }
         }
     }
 

@@ -69,7 +69,7 @@ extension MEAnswer {
     /// Success with fresh contact tokens for contact calls, and a new client state every time.
     static func ok(_ call: MECall) -> MEAnswer {
         switch call {
-        case .linkAnonymousContact, .linkContact:
+        case .linkAnonymousContact, .linkContact, .linkOpenIdContact:
             return MEAnswer(outcome: .success(contactToken: "ct-\(UUID().uuidString)", refreshToken: "rt-\(UUID().uuidString)"), clientState: "cs-\(UUID().uuidString)")
         case .refreshContactToken:
             return MEAnswer(outcome: .success(contactToken: "ct-\(UUID().uuidString)", refreshToken: nil), clientState: "cs-\(UUID().uuidString)")
