@@ -141,8 +141,8 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
         /// mobile SDKs always send it, and ME may read a missing one as "notifications not enabled".
         case missingPushSettings = "missing-push-settings"
         /// A v4 events request that does not echo the `deviceEventState` the last v4 events answer carried, as
-        /// the mobile SDKs do (on a retry of the same call the one before it, or none before the first, is accepted
-        /// too: an answer the caller never read).
+        /// the mobile SDKs do (on a retry of the same call, or after an answer a latency fault delayed, the one before
+        /// it, or none before the first, is accepted too: an answer the caller never read).
         case deviceEventStateNotEchoed = "device-event-state-not-echoed"
     }
 

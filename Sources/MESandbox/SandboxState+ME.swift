@@ -56,8 +56,10 @@ extension SandboxState {
                 // A fault answers instead of the backend: nothing about the client changes except its history.
                 answer = injected
             } else {
+                let eventStateBefore = client.deviceEventState
                 do throws(MEFailure) {
                     answer = try perform(request, on: &client, environment: environment, omitRefreshToken: fault?.mode == .noRefreshToken)
+                    if client.deviceEventState != eventStateBefore { client.deviceEventStateMayBeUnread = (fault?.latencyMs ?? 0) > 0 }
                 } catch {
                     if error.status == .unauthorized { client.counts.unauthorized += 1 }
                     answer = Self.failureAnswer(error)

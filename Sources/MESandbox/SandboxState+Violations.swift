@@ -86,10 +86,11 @@ extension SandboxState {
         }
         if request.isEventsV4, let newest = client.deviceEventState {
             let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
-            // The one before the newest (none, before the first) is accepted on a retry of the same call: an answer
-            // the caller never read (a timeout, a crash before its commit) leaves it one behind.
-            let retry = client.previousCall == request.call
-            if sent != newest && !(retry && sent == client.deviceEventStateBefore) {
+            // The one before the newest (none, before the first) is accepted when the caller may not have read the
+            // newest: on a retry of the same call (a timeout, a crash before its commit), or while the newest went
+            // out in an answer a latency fault delayed.
+            let unread = client.previousCall == request.call || client.deviceEventStateMayBeUnread
+            if sent != newest && !(unread && sent == client.deviceEventStateBefore) {
                 findings.append(Finding(kind: .deviceEventStateNotEchoed, detail: sent == nil
                     ? "v4 events request without the deviceEventState the last events answer carried"
                     : "v4 events request with a deviceEventState that is not the newest one this client was given"))

@@ -28,6 +28,9 @@ struct ClientRecord: Sendable {
     /// The newest `deviceEventState` a v4 events answer carried, and the one before it.
     var deviceEventState: SandboxJSON?
     var deviceEventStateBefore: SandboxJSON?
+    /// The newest went out in an answer an injected latency delayed, which the caller may have given up on: the one
+    /// before it is accepted too, until a new one is issued (as for the client state).
+    var deviceEventStateMayBeUnread = false
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
     var refreshTokens: [String] = []
