@@ -60,8 +60,9 @@ public final class PostgresDeviceStore: DeviceStore {
                 try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
             }
             try await transaction(retries: 3) { tx in
-                // One instance migrates at a time; the others find the work done.
-                try await tx.exec("SELECT pg_advisory_xact_lock(7385012345)")
+                // One instance of a schema migrates at a time; the others find the work done. The lock is per schema:
+                // bridges on other schemas of the same server (the tests run many at once) do not wait for each other.
+                try await tx.exec("SELECT pg_advisory_xact_lock(7385012, hashtext(current_schema()))")
                 try await PostgresSchema.migrate(tx.conn, logger: tx.logger)
                 let check = try await tx.rows("SELECT value FROM meta WHERE name = 'key-check'").first
                 if let check {
