@@ -26,11 +26,13 @@ struct AuthorizationTests {
 
     @Test("a contact token past its lifetime is 401; refresh gives a working one")
     func lifetimeExpiry() async throws {
-        try await SandboxHarness.withSandbox(configuration: .init(contactTokenLifetime: .seconds(1))) { harness in
+        // A lifetime long enough that the refreshed token is still live when it is used on a loaded machine (with 1 s,
+        // a full parallel test run could stall past it between the refresh and the PUT).
+        try await SandboxHarness.withSandbox(configuration: .init(contactTokenLifetime: .seconds(3))) { harness in
             var device = TestDevice(harness)
             _ = try await device.register()
             _ = try await device.linkAnonymous()
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(3200))
             #expect(try await device.setPushToken("t1").status == 401)
             let refresh = try await device.refresh()
             #expect(refresh.status == 200)
