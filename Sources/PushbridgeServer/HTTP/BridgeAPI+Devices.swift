@@ -23,9 +23,7 @@ extension BridgeAPI {
 
     /// `DELETE /v1/apps/{code}/devices/{deviceId}`: remove the token at ME, then forget the device.
     func forget(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (app, key) = try target(request, context)
-        try await JSONInput.drain(request)
-        return try await accept(.forget, key: key, app: app)
+        try await acceptWithoutBody(.forget, request, context)
     }
 
     /// `PUT .../push-token`: a new or rotated token.
@@ -39,9 +37,7 @@ extension BridgeAPI {
 
     /// `DELETE .../push-token`: the token is gone (the user turned notifications off, say).
     func removeToken(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (app, key) = try target(request, context)
-        try await JSONInput.drain(request)
-        return try await accept(.removeToken, key: key, app: app)
+        try await acceptWithoutBody(.removeToken, request, context)
     }
 
     /// `PUT .../contact`: a login, by contact field value or by OpenID Connect ID token.
@@ -57,9 +53,7 @@ extension BridgeAPI {
 
     /// `DELETE .../contact`: a logout (an anonymous contact).
     func logout(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (app, key) = try target(request, context)
-        try await JSONInput.drain(request)
-        return try await accept(.logout, key: key, app: app)
+        try await acceptWithoutBody(.logout, request, context)
     }
 
     /// `POST .../events`: custom events.
@@ -89,5 +83,12 @@ extension BridgeAPI {
         }
         let page = try await store.list(app: app.code, state: state, limit: limit, after: cursor)
         return try Self.json(DevicePageBody(devices: page.devices.map { DeviceStatus($0) }, nextCursor: page.nextCursor), status: .ok)
+    }
+
+    /// A write that takes no body (forget, token removal, logout): whatever was sent is read and dropped.
+    private func acceptWithoutBody(_ write: DeviceWrite, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (app, key) = try target(request, context)
+        try await JSONInput.drain(request)
+        return try await accept(write, key: key, app: app)
     }
 }
