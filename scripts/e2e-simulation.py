@@ -129,6 +129,7 @@ apps:
             raise RuntimeError(f"{method} {url} never answered")
 
         kill_at = sorted(rng.sample(range(args.steps // 10, args.steps), args.kills))
+        kill_marks = []  # the sandbox's last request seq right after each kill, for the failure report
         client_serial = 0
         counts = {}
         for step in range(args.steps):
@@ -189,6 +190,8 @@ apps:
                 kill_at.pop(0)
                 bridge.kill()
                 counts["kill"] = counts.get("kill", 0) + 1
+                last = s.get(f"{sb}/_sandbox/requests?limit=1").json()
+                kill_marks.append(last[0]["seq"] if last else 0)
                 bridge.start()
         log(f"schedule done: {dict(sorted(counts.items()))}")
 
@@ -234,10 +237,19 @@ apps:
             first = next(iter(hard.values()))[0]
             named = {first["clientId"]} | {w.strip(",") for w in first["detail"].split() if w.count("-") == 4}
             log_all = s.get(f"{sb}/_sandbox/requests").json()
+            # Every finding on those clients (soft ones too), marked on the request it was found on.
+            found = {}
+            for v in violations:
+                if v["clientId"] in named and v.get("requestSeq"):
+                    found.setdefault(v["requestSeq"], []).append(f"{v['kind']}: {v['detail']}")
+            marks = list(kill_marks)
             for r in log_all:
+                while marks and r["seq"] > marks[0]:
+                    print(f"    -- bridge killed after #{marks.pop(0)}")
                 if r.get("clientId") in named:
                     print(f"    #{r['seq']} {r['clientId'][:8]} {r['method']} {r['path']} -> {r['status']}"
-                          f"{' (fault)' if r.get('fault') else ''}")
+                          f"{' (fault)' if r.get('fault') else ''}"
+                          + "".join(f"\n        ^ {f}" for f in found.get(r["seq"], [])))
         stale = by_kind.get("stale-client-state", [])
         per_client = {}
         for v in stale:

@@ -157,9 +157,12 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
     public var path: String
     public var detail: String
     public var at: Date
+    /// The `seq` of the offending request in `GET /_sandbox/requests`.
+    public var requestSeq: Int?
 
     public init(
-        seq: Int, kind: String, clientId: String, appCode: String, method: String, path: String, detail: String, at: Date
+        seq: Int, kind: String, clientId: String, appCode: String, method: String, path: String, detail: String, at: Date,
+        requestSeq: Int? = nil
     ) {
         self.seq = seq
         self.kind = kind
@@ -169,5 +172,6 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
         self.path = path
         self.detail = detail
         self.at = at
+        self.requestSeq = requestSeq
     }
 }

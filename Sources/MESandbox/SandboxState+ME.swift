@@ -35,6 +35,7 @@ extension SandboxState {
         // What the caller sent, judged before anything changes (faulted requests included).
         let findings = findings(in: request, client: client, order: order)
         record(findings, request: request, clientId: clientId, at: environment.now)
+        client.noteDeviceEventState(of: request)
         let echoedNewestState = client.echoesNewestState(request)
         if !echoedNewestState { client.counts.staleClientStates += 1 }
         if let order, let last = client.lastRequestOrder, order <= last { client.counts.orderViolations += 1 }

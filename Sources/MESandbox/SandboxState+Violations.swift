@@ -87,13 +87,18 @@ extension SandboxState {
         if request.isEventsV4, let newest = client.deviceEventState {
             let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
             // The one before the newest (none, before the first) is accepted when the caller may not have read the
-            // newest: on a retry of the same call (a timeout, a crash before its commit), or while the newest went
-            // out in an answer a latency fault delayed.
+            // newest: on a retry of the same call (a timeout, a crash before its commit), and after one until a new
+            // state is issued, or while the newest went out in an answer a latency fault delayed.
             let unread = client.previousCall == request.call || client.deviceEventStateMayBeUnread
             if sent != newest && !(unread && sent == client.deviceEventStateBefore) {
+                // The states' sequence numbers say which one went out (they are the sandbox's own, not secrets).
+                func number(_ state: SandboxJSON?) -> String {
+                    state.map { "#" + String(describing: $0.objectValue?["seq"]?.intValue ?? 0) } ?? "none"
+                }
+                let which = "(sent \(number(sent)), newest \(number(newest)), before it \(number(client.deviceEventStateBefore)))"
                 findings.append(Finding(kind: .deviceEventStateNotEchoed, detail: sent == nil
-                    ? "v4 events request without the deviceEventState the last events answer carried"
-                    : "v4 events request with a deviceEventState that is not the newest one this client was given"))
+                    ? "v4 events request without the deviceEventState the last events answer carried \(which)"
+                    : "v4 events request with a deviceEventState that is not the newest one this client was given \(which)"))
             }
         }
 
@@ -159,7 +164,8 @@ extension SandboxState {
             violationCount += 1
             violations.append(SandboxViolation(
                 seq: violationCount, kind: finding.kind.rawValue, clientId: clientId, appCode: request.appCode,
-                method: request.method, path: request.path, detail: finding.detail, at: at
+                method: request.method, path: request.path, detail: finding.detail, at: at,
+                requestSeq: nextLogSeq  // the log entry this request gets once answered
             ))
         }
     }

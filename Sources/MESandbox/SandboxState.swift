@@ -28,8 +28,9 @@ struct ClientRecord: Sendable {
     /// The newest `deviceEventState` a v4 events answer carried, and the one before it.
     var deviceEventState: SandboxJSON?
     var deviceEventStateBefore: SandboxJSON?
-    /// The newest went out in an answer an injected latency delayed, which the caller may have given up on: the one
-    /// before it is accepted too, until a new one is issued (as for the client state).
+    /// The caller may not have read the newest: it went out in an answer an injected latency delayed, or a retry
+    /// of the same call carried the one before it (the answer was lost to a timeout or a crash before its commit).
+    /// The one before is accepted until a new one is issued: no other answer hands the newest to the caller.
     var deviceEventStateMayBeUnread = false
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
@@ -52,6 +53,13 @@ struct ClientRecord: Sendable {
         let sent = request.clientState
         let retry = previousCall == request.call
         return sent == newest || ((newestMayBeUnread || retry) && sent == stateBeforeNewest)
+    }
+
+    /// Marks the newest `deviceEventState` unread when a retry of the same call carries the one before it.
+    mutating func noteDeviceEventState(of request: MERequest) {
+        guard request.isEventsV4, let newest = deviceEventState, previousCall == request.call else { return }
+        let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
+        if sent != newest && sent == deviceEventStateBefore { deviceEventStateMayBeUnread = true }
     }
 
     var view: SandboxClientView {
