@@ -5,6 +5,9 @@
 #                                         a folder of its own under /tmp, starts the server on a free port, creates the database
 #                                         `pushbridge_test`, and writes its URL to DIR/url (and prints it)
 #   scripts/pg-test-server.sh stop DIR    stops that server and removes DIR
+#   scripts/pg-test-server.sh halt DIR    stops that server (fast shutdown: clients are disconnected), keeping its data
+#   scripts/pg-test-server.sh resume DIR  starts it again on the same port and data
+#   scripts/pg-test-server.sh restart DIR both at once (`pg_ctl restart -m fast`), as an operator restarts a database
 #
 # The server runs with fsync, synchronous_commit and full_page_writes off (throwaway data: a fast suite). With
 # PG_DURABLE=1 in the environment, `start` keeps PostgreSQL's durable defaults instead (for benchmarks such as
@@ -57,8 +60,9 @@ start)
     if [ "${PG_DURABLE:-0}" != 1 ]; then
         settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off $settings"
     fi
+    echo "-h 127.0.0.1 -p $port -k $pgdir $settings" >"$dir/options"
     as_owner "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 30 \
-        -o "-h 127.0.0.1 -p $port -k $pgdir $settings" \
+        -o "$(cat "$dir/options")" \
         start >&2 || { cat "$pgdir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres pushbridge_test
     url="postgres://postgres@127.0.0.1:$port/pushbridge_test"
@@ -77,8 +81,17 @@ stop)
     fi
     rm -rf "$dir"
     ;;
+halt | resume | restart)
+    pgdir=$(cat "$dir/pgdir")
+    bin=$(cat "$dir/bin")
+    case "$cmd" in
+    halt) as_owner "$bin/pg_ctl" -D "$pgdir/data" -m fast -w -t 30 stop >&2 ;;
+    resume) as_owner "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 30 -o "$(cat "$dir/options")" start >&2 ;;
+    restart) as_owner "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -m fast -w -t 30 -o "$(cat "$dir/options")" restart >&2 ;;
+    esac
+    ;;
 *)
-    echo "usage: pg-test-server.sh start|stop DIR" >&2
+    echo "usage: pg-test-server.sh start|stop|halt|resume|restart DIR" >&2
     exit 2
     ;;
 esac

@@ -32,6 +32,11 @@ public struct BridgeMetrics: Sendable {
             .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
     }
 
+    /// A storage operation that failed (`operation`: accept, snapshot, list, overview, ready, claim, load, commit, ...).
+    public func storageError(operation: String) {
+        Counter(label: "pushbridge_storage_errors_total", dimensions: [("operation", operation)], factory: factory).increment()
+    }
+
     public func contactTokenRefresh() {
         Counter(label: "pushbridge_contact_token_refreshes_total", factory: factory).increment()
     }

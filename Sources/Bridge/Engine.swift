@@ -24,15 +24,19 @@ public final class Engine: Service, Sendable {
     private let running = LockedValue(false)
     private let startGate: (@Sendable () async -> Void)?
     private let metrics: BridgeMetrics
+    private let health: StorageHealth
     public let owner: String
 
-    /// - Parameter startGate: awaited before the first step (the embedded sandbox must be listening).
+    /// - Parameters:
+    ///   - health: where failed storage operations are reported (readiness reads it).
+    ///   - startGate: awaited before the first step (the embedded sandbox must be listening).
     public init(
         store: any DeviceStore, me: MEClient, configuration: EngineConfiguration, logger: Logger,
-        metrics: BridgeMetrics = .discarding, startGate: (@Sendable () async -> Void)? = nil
+        metrics: BridgeMetrics = .discarding, health: StorageHealth? = nil, startGate: (@Sendable () async -> Void)? = nil
     ) {
         self.startGate = startGate
         self.metrics = metrics
+        self.health = health ?? StorageHealth(metrics: metrics)
         self.store = store
         self.me = me
         self.config = configuration
@@ -83,10 +87,16 @@ public final class Engine: Service, Sendable {
                 }
             }
             var timeout = Duration.seconds(5)
-            if free > 0, let next = try? await store.nextDueAt() {
-                let ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
-                timeout = .milliseconds(min(ms, 5000))
-            } else if free <= 0 {
+            if free > 0 {
+                do {
+                    if let next = try await timed("next_due", { try await store.nextDueAt() }) {
+                        let ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
+                        timeout = .milliseconds(min(ms, 5000))
+                    }
+                } catch {
+                    timeout = .seconds(1)  // storage failing: look again soon, so work resumes within a second of it
+                }
+            } else {
                 timeout = .milliseconds(50)  // all workers busy: a finishing one notifies
             }
             await signal.wait(timeout: timeout)
@@ -97,10 +107,46 @@ public final class Engine: Service, Sendable {
         while let key = await queue.next() {
             if await work(on: key) {
                 // Given back before the dispatcher looks again, so that it can claim the device at once.
-                try? await timed("release") { try await store.releaseLease(key, owner: owner) }
+                await release(key)
             }
             await queue.done()
             signal.notify()
+        }
+    }
+
+    /// Gives `key`'s lease back, trying again while storage fails: a device whose turn ended in a storage error
+    /// must not wait out its lease once storage answers. Given up only at shutdown (the lease then runs out).
+    private func release(_ key: DeviceKey) async {
+        var delay = Duration.milliseconds(50)
+        while true {
+            do {
+                try await timed("release") { try await store.releaseLease(key, owner: owner) }
+                return
+            } catch StorageError.leaseLost {
+                return
+            } catch {
+                guard running.get(), !Task.isCancelled else { return }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            }
+        }
+    }
+
+    /// Runs one of a turn's commits, trying it again while storage fails (a database restarting, a disk that was
+    /// full) for up to half the lease, so that the ME answer it records is kept rather than asked for again. A lost
+    /// lease ends it at once; so does shutdown.
+    private func persist<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(50)
+        let giveUpAt = ContinuousClock.now + config.lease / 2
+        while true {
+            do {
+                return try await timed(operation, body)
+            } catch {
+                if case StorageError.leaseLost = error { throw error }
+                guard running.get(), !Task.isCancelled, ContinuousClock.now + delay < giveUpAt else { throw error }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            }
         }
     }
 
@@ -152,11 +198,11 @@ public final class Engine: Service, Sendable {
                 }
                 switch step {
                 case .finish(let update):
-                    try await timed("commit") { try await store.commit(key, update, now: Date()) }
+                    try await persist("commit") { try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
                     return false
                 case .proceed(let update):
-                    guard let next = try await timed("commit_and_load", { try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
+                    guard let next = try await persist("commit_and_load", { try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
                     prefetched = next
                 }
             }
@@ -170,11 +216,17 @@ public final class Engine: Service, Sendable {
         return true
     }
 
-    /// Runs one storage operation and records how long it took.
-    private func timed<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
+    /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none).
+    private func timed<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
-        return try await body()
+        do {
+            return try await body()
+        } catch {
+            if case StorageError.leaseLost = error { throw error }
+            health.failed(operation)
+            throw error
+        }
     }
 
     private func record(call: MECall, head: Intent, before: DeviceState, transition t: Transition, elapsed: Duration) {

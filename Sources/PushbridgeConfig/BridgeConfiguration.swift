@@ -71,6 +71,9 @@ public struct BridgeConfiguration: Sendable {
     public var encryptionKeyFile: String?
     /// PostgreSQL connections per instance (`storage.poolSize`); unused for SQLite.
     public var storagePoolSize = 10
+    /// How long an API request waits for storage (`storage.timeoutMs`) before it answers 503 with `Retry-After`
+    /// instead of holding the client: a database that is down, restarting or out of connections.
+    public var storageTimeoutMs = 5000
     public var emarsys = Emarsys()
     public var limits = QueueLimitsConfig()
     /// Descriptor files that add to or override the built-in providers; missing is fine.

@@ -17,7 +17,7 @@ public enum ConfigLoader {
     /// Every scalar key of the file. Environment overrides exist for exactly these.
     static let keys: [String] = [
         "http.host", "http.port",
-        "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize",
+        "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize", "storage.timeoutMs",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests", "emarsys.sdkVersion", "emarsys.refreshReplayDelayMs",
         "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
@@ -144,6 +144,7 @@ public enum ConfigLoader {
         c.emarsys.retry = RetryPolicy(initialDelayMs: initial, maxDelayMs: maxDelay)
         c.emarsys.sandboxContactTokenLifetimeSeconds = try int("emarsys.sandboxContactTokenLifetimeSeconds", c.emarsys.sandboxContactTokenLifetimeSeconds, min: 1)
         c.storagePoolSize = try int("storage.poolSize", c.storagePoolSize, min: 2, max: 1000)
+        c.storageTimeoutMs = try int("storage.timeoutMs", c.storageTimeoutMs, min: 100, max: 300_000)
         c.emarsys.leaseSeconds = try int("emarsys.leaseSeconds", c.emarsys.leaseSeconds, min: 1, max: 86_400)
         c.limits.maxQueuedIntents = try int("limits.maxQueuedIntents", c.limits.maxQueuedIntents, min: 1)
         c.limits.maxQueuedIntentsPerApp = try int("limits.maxQueuedIntentsPerApp", c.limits.maxQueuedIntentsPerApp, min: 1)

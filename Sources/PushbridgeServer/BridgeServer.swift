@@ -31,11 +31,18 @@ public final class BridgeServer: Sendable {
     /// This server's metrics registry (`GET /metrics`).
     public let registry = PrometheusCollectorRegistry()
     public let metrics: BridgeMetrics
+    /// Failed storage operations, from the API and the engine: readiness and `pushbridge_storage_errors_total`.
+    public let health: StorageHealth
     private let gate: ShutdownGate
     /// The PostgreSQL store, when `storage.url` is postgres://.
     private let postgres: PostgresDeviceStore?
 
-    public init(configuration: BridgeConfiguration, logger: Logger) async throws {
+    /// - Parameter wrapStore: wraps the store that the API and the engine use (the fault-injection tests put one
+    ///   that fails on demand around the real store); nil in production.
+    public init(
+        configuration: BridgeConfiguration, logger: Logger,
+        wrapStore: (@Sendable (any DeviceStore) -> any DeviceStore)? = nil
+    ) async throws {
         self.configuration = configuration
         self.logger = logger
         var providers = ProviderRegistry.builtIn
@@ -52,7 +59,7 @@ public final class BridgeServer: Sendable {
         if let path = configuration.sqlitePath {
             let store = try SQLiteDeviceStore(path: path, sealer: try Self.sealer(configuration, sqlitePath: path))
             try await store.migrate()
-            self.store = store
+            self.store = wrapStore?(store) ?? store
             postgres = nil
         } else {
             // PostgreSQL: the pool runs as a service of the group; migrations run once it does (`run`), and
@@ -65,7 +72,7 @@ public final class BridgeServer: Sendable {
                 if case .invalidKey = error { throw ConfigError(key: "storage.encryptionKey", message: error.description) }
                 throw ConfigError(key: "storage.url", message: error.description)
             }
-            self.store = store
+            self.store = wrapStore?(store) ?? store
             postgres = store
         }
         let pgStore = self.postgres
@@ -92,7 +99,9 @@ public final class BridgeServer: Sendable {
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy(eventsAPIVersion: e.eventsAPIVersion)) }),
             sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs)
-        engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, startGate: {
+        let health = StorageHealth(metrics: metrics)
+        self.health = health
+        engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, health: health, startGate: {
             try? await pgStore?.waitUntilReady()
             let port = (try? await portBox.value()) ?? 0
             if embedded {
@@ -149,16 +158,22 @@ public final class BridgeServer: Sendable {
         let gate = self.gate
         let store = self.store
         let metrics = self.metrics
+        let health = self.health
         let registry = self.registry
         let api = BridgeAPI(
             config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
-            readiness: Readiness(engineRunning: { engine.isRunning }, draining: { gate.isDraining }, limits: configuration.limits),
-            metrics: metrics,
+            readiness: Readiness(engineRunning: { engine.isRunning }, draining: { gate.isDraining }, limits: configuration.limits, health: health),
+            metrics: metrics, health: health, logger: logger,
             draining: { gate.isDraining },
             scrape: {
-                let overview = try await store.overview(app: nil, failures: 0)
-                Self.recordGauges(overview, metrics: metrics)
+                // Storage failing or slow: the counters still scrape, the storage gauges keep their last values.
+                do {
+                    let overview = try await withStorageTimeout(Readiness.storageDeadline) { try await store.overview(app: nil, failures: 0) }
+                    Self.recordGauges(overview, metrics: metrics)
+                } catch {
+                    health.failed("metrics")
+                }
                 return registry.emitToString()
             })
         api.register(on: router)

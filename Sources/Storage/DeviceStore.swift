@@ -33,7 +33,8 @@ public protocol DeviceStore: Sendable {
     /// Gives the device back; its due time stays as the last commit set it.
     func releaseLease(_ key: DeviceKey, owner: String) async throws
 
-    /// Answers when storage works (readiness).
+    /// Commits one small write (readiness' probe): throws when storage cannot write, as on a full disk, a
+    /// read-only file or a database that is down. Upserts one row of `meta`; nothing reads it.
     func ping() async throws
     /// Intents queued in total and per app.
     func queuedIntents() async throws -> (total: Int, perApp: [String: Int])

@@ -86,7 +86,10 @@ public final class PostgresDeviceStore: DeviceStore {
 
     public func ping() async throws {
         try Self.checkMigrated(ready)
-        try await client.query("SELECT 1", logger: logger)
+        let now = Data(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)
+        try await client.query(
+            "INSERT INTO meta(name, value) VALUES ('probe', \(now)) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            logger: logger)
     }
 
     // MARK: API side

@@ -66,7 +66,12 @@ public final class SQLiteDeviceStore: DeviceStore {
     }
 
     public func ping() async throws {
-        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await writes.write { db in
+            try db.execute(
+                sql: "INSERT INTO meta(name, value) VALUES ('probe', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                arguments: [String(now).data(using: .utf8)!])
+        }
     }
 
     // MARK: API side

@@ -119,14 +119,14 @@ struct OperationsTests {
         }
     }
 
-    @Test("/ready is 503 naming storage when storage does not answer; /health stays 200")
+    @Test("/ready is 503 naming storage when storage fails; /health stays 200")
     func readyWithoutStorage() async throws {
         try await withTestBed { bed in
             #expect(try await bed.request("GET", "/ready").status == 200)
             try await #require(bed.server).store.close()
             let ready = try await bed.request("GET", "/ready")
             #expect(ready.status == 503)
-            #expect((ready.json["checks"] as? [String: String])?["storage"] == "not answering")
+            #expect((ready.json["checks"] as? [String: String])?["storage"] == "failing (ready)")
             #expect(try await bed.request("GET", "/health").status == 200)
         }
     }

@@ -17,7 +17,7 @@ extension BridgeAPI {
     /// `GET /v1/apps/{code}/devices/{deviceId}`: the device's status.
     func status(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (_, key) = try target(request, context)
-        guard let device = try await store.snapshot(of: key) else { throw Self.deviceNotFound(key) }
+        guard let device = try await storage("snapshot", { [store] in try await store.snapshot(of: key) }) else { throw Self.deviceNotFound(key) }
         return try Self.json(DeviceStatus(device), status: .ok)
     }
 
@@ -81,7 +81,7 @@ extension BridgeAPI {
         if let cursor, !ListCursor.isValid(cursor) {
             throw Problem.invalid("cursor", "cursor must be a nextCursor value from an earlier page.")
         }
-        let page = try await store.list(app: app.code, state: state, limit: limit, after: cursor)
+        let page = try await storage("list") { [store, app, limit] in try await store.list(app: app.code, state: state, limit: limit, after: cursor) }
         return try Self.json(DevicePageBody(devices: page.devices.map { DeviceStatus($0) }, nextCursor: page.nextCursor), status: .ok)
     }
 

@@ -18,7 +18,7 @@ extension BridgeAPI {
     /// `GET /v1/apps/{code}/stats`: the app's devices by state and provider, its queue and recent failures.
     func stats(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let app = try self.app(request, context)
-        let overview = try await store.overview(app: app.code, failures: 20)
+        let overview = try await storage("overview") { [store, app] in try await store.overview(app: app.code, failures: 20) }
         let counts = overview.apps[app.code] ?? .init()
         return try Self.json(AppStatsBody(appCode: app.code, devices: counts.total, byState: counts.byState, byProvider: counts.byProvider, queuedIntents: counts.queuedIntents, recentFailures: overview.recentFailures), status: .ok)
     }

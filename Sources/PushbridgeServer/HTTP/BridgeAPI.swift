@@ -18,15 +18,21 @@ struct BridgeAPI: Sendable {
     let wake: @Sendable () -> Void
     let readiness: Readiness
     let metrics: BridgeMetrics
+    /// Where failed storage operations are reported (readiness reads it).
+    let health: StorageHealth
+    let logger: Logger
     let draining: @Sendable () -> Bool
     /// Prometheus text for `/metrics`, after the gauges were refreshed from storage.
     let scrape: @Sendable () async throws -> String
 
     init(
         config: BridgeConfiguration, store: any DeviceStore, registry: ProviderRegistry, wake: @escaping @Sendable () -> Void,
-        readiness: Readiness, metrics: BridgeMetrics, draining: @escaping @Sendable () -> Bool, scrape: @escaping @Sendable () async throws -> String
+        readiness: Readiness, metrics: BridgeMetrics, health: StorageHealth, logger: Logger,
+        draining: @escaping @Sendable () -> Bool, scrape: @escaping @Sendable () async throws -> String
     ) {
         self.metrics = metrics
+        self.health = health
+        self.logger = logger
         self.draining = draining
         self.scrape = scrape
         self.config = config
@@ -104,7 +110,10 @@ struct BridgeAPI: Sendable {
             throw p
         }
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
-        let result = try await store.accept(write, for: key, policy: app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion), limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
+        let policy = app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion)
+        let result = try await storage("accept") { [store] in
+            try await store.accept(write, for: key, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
+        }
         switch result {
         case .accepted(let device):
             wake()
@@ -118,6 +127,23 @@ struct BridgeAPI: Sendable {
             var p = Problem(.tooManyRequests, "queue-full", "Queue full", detail: "The \(scope == "app" ? "app's" : "bridge's") queue of intents is at its bound; nothing was stored. Try again later.")
             p.headers[.retryAfter] = "5"
             throw p
+        }
+    }
+
+    /// Runs one store operation for a request. It waits at most `storage.timeoutMs`; a failure or no answer in time
+    /// is 503 `storage-unavailable` with `Retry-After`, never 500: a database that is down, restarting or out of
+    /// connections, a disk that is full, a file that is read-only. Each store operation is one transaction, so a
+    /// write that failed stored nothing; one that timed out may still commit, and sending it again is safe.
+    func storage<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), body)
+        } catch {
+            health.failed(operation)
+            // The error's own text: driver messages carry no bound values (GRDB and PostgresNIO keep them out).
+            logger.error("storage failed; answering 503", metadata: [
+                "operation": "\(operation)", "error": "\(String(describing: error).prefix(300))",
+            ])
+            throw Problem.storageUnavailable(timedOut: error is StorageTimeout)
         }
     }
 

@@ -1,17 +1,28 @@
+import Bridge
 import Foundation
 import PushbridgeConfig
 import Storage
 
-/// `/ready`: storage answers and the workers run.
+/// `/ready`: storage reads and writes, and the workers run. Answers within a second, whatever storage does.
 final class Readiness: Sendable {
     private let engineRunning: @Sendable () -> Bool
     private let draining: @Sendable () -> Bool
     private let limits: BridgeConfiguration.QueueLimitsConfig
+    private let health: StorageHealth
 
-    init(engineRunning: @escaping @Sendable () -> Bool, draining: @escaping @Sendable () -> Bool, limits: BridgeConfiguration.QueueLimitsConfig) {
+    /// How long the storage checks may take together: a probe must read 503, not time out.
+    static let storageDeadline = Duration.milliseconds(900)
+    /// A storage operation that failed this recently (the API's, the engine's, the probe's) keeps `/ready` at 503.
+    static let failureWindow = Duration.seconds(5)
+
+    init(
+        engineRunning: @escaping @Sendable () -> Bool, draining: @escaping @Sendable () -> Bool,
+        limits: BridgeConfiguration.QueueLimitsConfig, health: StorageHealth
+    ) {
         self.engineRunning = engineRunning
         self.draining = draining
         self.limits = limits
+        self.health = health
     }
 
     struct Report: Encodable {
@@ -23,12 +34,23 @@ final class Readiness: Sendable {
     func check(store: any DeviceStore) async -> Report {
         var checks: [String: String] = [:]
         do {
-            let queued = try await store.queuedIntents()
-            checks["storage"] = "ok"
+            // A read (the queue's bound) and a probe write, both within the deadline: a full disk or a read-only
+            // file still reads, and a database that is down must not hold the probe.
+            let queued = try await withStorageTimeout(Self.storageDeadline) {
+                let queued = try await store.queuedIntents()
+                try await store.ping()
+                return queued
+            }
+            if let failure = health.failure(within: Self.failureWindow) {
+                checks["storage"] = "failing (\(failure.operation))"
+            } else {
+                checks["storage"] = "ok"
+            }
             let overApp = queued.perApp.contains { $0.value >= limits.maxQueuedIntentsPerApp }
             checks["queue"] = queued.total >= limits.maxQueuedIntents || overApp ? "at its bound" : "ok"
         } catch {
-            checks["storage"] = "not answering"
+            health.failed("ready")
+            checks["storage"] = error is StorageTimeout ? "not answering" : "failing (ready)"  // the read or the probe
         }
         checks["workers"] = engineRunning() ? "ok" : "not running"
         if draining() { checks["shutdown"] = "draining" }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOFoundationCompat
 import PushbridgeConfig
 import PushbridgeServer
+import Storage
 import Testing
 
 /// A real sandbox and a real bridge on loopback, with a fresh SQLite file, for one test.
@@ -33,8 +34,15 @@ final class TestBed: @unchecked Sendable {
 
     let logger: Logger
 
-    init(contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger, configure: (inout BridgeConfiguration) -> Void = { _ in }) async throws {
+    /// Wraps the bridge's store (fault injection); nil runs the real store alone.
+    let wrapStore: (@Sendable (any DeviceStore) -> any DeviceStore)?
+
+    init(
+        contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger,
+        wrapStore: (@Sendable (any DeviceStore) -> any DeviceStore)? = nil, configure: (inout BridgeConfiguration) -> Void = { _ in }
+    ) async throws {
         self.logger = logger
+        self.wrapStore = wrapStore
         sandbox = MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: contactTokenLifetime), logger: logger)
         let box = OneShot<Int>()
         let sandbox = self.sandbox
@@ -59,7 +67,7 @@ final class TestBed: @unchecked Sendable {
     }
 
     func startBridge() async throws {
-        let server = try await BridgeServer(configuration: configuration, logger: logger)
+        let server = try await BridgeServer(configuration: configuration, logger: logger, wrapStore: wrapStore)
         self.server = server
         serverTask = Task { try await server.run(signals: []) }
         bridgePort = await server.port()
@@ -162,10 +170,11 @@ final class TestBed: @unchecked Sendable {
 
 /// Runs `body` with a fresh test bed and always shuts it down.
 func withTestBed(
-    contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger, configure: (inout BridgeConfiguration) -> Void = { _ in },
+    contactTokenLifetime: Duration = .seconds(3600), logger: Logger = TestBed.logger,
+    wrapStore: (@Sendable (any DeviceStore) -> any DeviceStore)? = nil, configure: (inout BridgeConfiguration) -> Void = { _ in },
     _ body: (TestBed) async throws -> Void
 ) async throws {
-    let bed = try await TestBed(contactTokenLifetime: contactTokenLifetime, logger: logger, configure: configure)
+    let bed = try await TestBed(contactTokenLifetime: contactTokenLifetime, logger: logger, wrapStore: wrapStore, configure: configure)
     do {
         try await body(bed)
         try await bed.expectNoViolations()

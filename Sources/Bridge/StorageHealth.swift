@@ -1,0 +1,66 @@
+import ConcurrencySupport
+import Foundation
+import Synchronization
+
+/// What the bridge has seen of its storage lately: the last operation that failed, and when. The engine and the API
+/// report every failed storage operation here; readiness reads it (a store that cannot write is not ready, even when
+/// reads still work, as on a full disk), and `pushbridge_storage_errors_total{operation}` counts them.
+public final class StorageHealth: Sendable {
+    public struct Failure: Sendable, Hashable {
+        /// The operation that failed (`accept`, `commit`, `claim`, ...): a fixed name, never a value.
+        public var operation: String
+        public var at: ContinuousClock.Instant
+    }
+
+    private let last = Mutex<Failure?>(nil)
+    private let metrics: BridgeMetrics
+
+    public init(metrics: BridgeMetrics = .discarding) {
+        self.metrics = metrics
+    }
+
+    /// Records a failed storage operation.
+    public func failed(_ operation: String) {
+        metrics.storageError(operation: operation)
+        last.withLock { $0 = Failure(operation: operation, at: .now) }
+    }
+
+    /// Storage wrote again (readiness' probe write succeeded): the last failure no longer counts.
+    public func recovered() {
+        last.withLock { $0 = nil }
+    }
+
+    /// The last failure, if it happened within `window`.
+    public func failure(within window: Duration) -> Failure? {
+        last.withLock { failure in
+            guard let failure, ContinuousClock.now - failure.at <= window else { return nil }
+            return failure
+        }
+    }
+}
+
+/// Runs `body`, but gives up waiting for it after `timeout` with `StorageTimeout`: a database that is down or out of
+/// connections must not hold an API client (or a readiness probe) for longer. The operation itself goes on in its
+/// own task and its result is dropped; a store's operation is one transaction, so it either happened or did not.
+public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let outcome = OneShot<T>()
+    let work = Task {
+        do { outcome.resolve(.success(try await body())) } catch { outcome.resolve(.failure(error)) }
+    }
+    let timer = Task {
+        try await Task.sleep(for: timeout)
+        outcome.resolve(.failure(StorageTimeout(after: timeout)))
+    }
+    defer { timer.cancel() }
+    return try await withTaskCancellationHandler {
+        try await outcome.value()
+    } onCancel: {
+        work.cancel()
+    }
+}
+
+/// Storage did not answer within the wait.
+public struct StorageTimeout: Error, CustomStringConvertible {
+    public var after: Duration
+    public var description: String { "storage did not answer within \(after)" }
+}

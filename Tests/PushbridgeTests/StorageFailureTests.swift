@@ -1,0 +1,152 @@
+import Foundation
+import PushbridgeConfig
+import Storage
+import Testing
+
+/// When storage fails (issue "When the database fails"): the real server and the real SQLite store, with
+/// `FailingStore` injecting failures and hangs into the store operations in between.
+@Suite("Storage failures: honest answers, honest readiness, no stalled devices")
+struct StorageFailureTests {
+    /// A bed whose store fails where the test says.
+    static func withFailingStore(
+        configure: @escaping (inout BridgeConfiguration) -> Void = { _ in },
+        _ body: (TestBed, FailingStore) async throws -> Void
+    ) async throws {
+        let box = LockedBox()
+        try await withTestBed(wrapStore: { base in
+            let failing = FailingStore(base)
+            box.set(failing)
+            return failing
+        }, configure: configure) { bed in
+            try await body(bed, try #require(box.get()))
+        }
+    }
+
+    final class LockedBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var store: FailingStore?
+        func set(_ s: FailingStore) { lock.withLock { store = s } }
+        func get() -> FailingStore? { lock.withLock { store } }
+    }
+
+    static func expectStorageUnavailable(_ answer: TestBed.Answer, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(answer.status == 503, "\(what): \(answer.status)", sourceLocation: sourceLocation)
+        #expect(answer.contentType == "application/problem+json", "\(what)", sourceLocation: sourceLocation)
+        #expect(answer.json["type"] as? String == "urn:pushbridge:problem:storage-unavailable", "\(what)", sourceLocation: sourceLocation)
+        #expect(answer.headers["retry-after"] == "2", "\(what)", sourceLocation: sourceLocation)
+    }
+
+    @Test("each store operation the API uses: a failure is 503 storage-unavailable with Retry-After, never 500, and stores nothing")
+    func apiOperationsFail() async throws {
+        try await Self.withFailingStore { bed, store in
+            let token = Tokens.fcm()
+            #expect(try await bed.request("PUT", bed.devicePath("kept"), json: ["provider": "fcm", "token": token]).status == 202)
+            _ = try await bed.waitForState("kept", "registered")
+            let before = try await bed.status("kept")
+
+            // accept: every write route.
+            store.set(.fail, on: ["accept"])
+            let writes: [(String, String, Any?)] = [
+                ("PUT", bed.devicePath("new"), ["provider": "fcm", "token": Tokens.fcm()]),
+                ("PUT", bed.devicePath("kept"), ["provider": "fcm", "token": Tokens.fcm()]),
+                ("PUT", bed.devicePath("kept") + "/push-token", ["provider": "fcm", "token": Tokens.fcm()]),
+                ("DELETE", bed.devicePath("kept") + "/push-token", nil),
+                ("PUT", bed.devicePath("kept") + "/contact", ["fieldValue": "jane@example.com"]),
+                ("DELETE", bed.devicePath("kept") + "/contact", nil),
+                ("POST", bed.devicePath("kept") + "/events", ["events": [["name": "e"]]]),
+                ("DELETE", bed.devicePath("kept"), nil),
+            ]
+            for (method, path, body) in writes {
+                Self.expectStorageUnavailable(try await bed.request(method, path, json: body), "\(method) \(path)")
+            }
+            #expect(store.faultedCalls("accept") == writes.count)
+            // Reads on their own operations.
+            store.set(.fail, on: ["snapshot", "list", "overview"])
+            Self.expectStorageUnavailable(try await bed.request("GET", bed.devicePath("kept")), "GET device")
+            Self.expectStorageUnavailable(try await bed.request("GET", "/v1/apps/\(TestBed.app)/devices"), "GET devices")
+            Self.expectStorageUnavailable(try await bed.request("GET", "/v1/apps/\(TestBed.app)/stats"), "GET stats")
+            // /metrics still scrapes (the storage gauges keep their last values) and counts what failed.
+            let metrics = try await bed.request("GET", "/metrics")
+            #expect(metrics.status == 200)
+            let text = String(decoding: metrics.body, as: UTF8.self)
+            for op in ["accept", "snapshot", "list", "overview", "metrics"] {
+                #expect(text.contains("pushbridge_storage_errors_total{operation=\"\(op)\"}"), "\(op)")
+            }
+            // /ready: the read and the probe write.
+            for op in ["queuedIntents", "ping"] {
+                store.set(.fail, on: [op])
+                let ready = try await bed.request("GET", "/ready")
+                #expect(ready.status == 503)
+                #expect((ready.json["checks"] as? [String: String])?["storage"] == "failing (ready)", "\(op)")
+                store.set(nil, on: [op])
+            }
+
+            // Nothing was stored half-way: the new device does not exist, the kept one is as it was.
+            store.set(nil, on: FailingStore.apiOperations)
+            #expect(try await bed.request("GET", bed.devicePath("new")).status == 404)
+            let after = try await bed.status("kept")
+            #expect(after["tokenHash"] as? String == before["tokenHash"] as? String)
+            #expect(after["state"] as? String == "registered")
+            #expect((after["contact"] as? NSDictionary) == (before["contact"] as? NSDictionary))
+            #expect(after["pending"] as? Int == 0)
+        }
+    }
+
+    @Test("a store that does not answer: writes get 503 after storage.timeoutMs, and /ready answers 503 instead of hanging")
+    func storageHangs() async throws {
+        // The injected hang lasts 120 s and the test's HTTP client gives up after 30 s: an answer at all is the wait.
+        try await Self.withFailingStore(configure: { $0.storageTimeoutMs = 300 }) { bed, store in
+            store.set(.hang, on: ["accept", "snapshot", "ping"])
+            let put = try await bed.request("PUT", bed.devicePath("slow"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            Self.expectStorageUnavailable(put, "PUT while storage hangs")
+            #expect((put.json["detail"] as? String)?.contains("did not answer in time") == true)
+            Self.expectStorageUnavailable(try await bed.request("GET", bed.devicePath("slow")), "GET while storage hangs")
+            let ready = try await bed.request("GET", "/ready")
+            #expect(ready.status == 503)
+            #expect((ready.json["checks"] as? [String: String])?["storage"] == "not answering")
+            #expect(try await bed.request("GET", "/health").status == 200)
+            store.set(nil, on: ["accept", "snapshot", "ping"])
+            #expect(try await bed.request("PUT", bed.devicePath("slow"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+        }
+    }
+
+    @Test("the engine's storage fails mid-workflow: devices resume once it answers, without waiting out their 120 s lease; /ready 503 then 200")
+    func engineStorageFails() async throws {
+        try await Self.withFailingStore(configure: { $0.emarsys.leaseSeconds = 120 }) { bed, store in
+            // First the commits after an ME answer fail (kept in memory and committed once storage answers), then
+            // the loads (the turn ends and its lease goes back once storage answers). Releases fail in both.
+            let phases: [(name: String, operations: [String])] = [
+                ("commits", ["commit", "commitAndLoad", "releaseLease"]),
+                ("loads", ["loadWork", "releaseLease"]),
+            ]
+            for (p, phase) in phases.enumerated() {
+                store.set(.fail, on: phase.operations)
+                let devices = (0..<4).map { "\(phase.name)-\($0)" }
+                for id in devices {
+                    #expect(try await bed.request("PUT", bed.devicePath(id), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+                }
+                // Wait until the engine met the failures, and readiness says so.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while phase.operations.map({ store.faultedCalls($0) }).reduce(0, +) < 4 * (p + 1), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let failing = try await bed.request("GET", "/ready")
+                #expect(failing.status == 503, "\(phase.name)")
+                #expect((failing.json["checks"] as? [String: String])?["storage"]?.hasPrefix("failing") == true, "\(phase.name)")
+                try await Task.sleep(for: .seconds(1))
+                store.set(nil, on: phase.operations)
+                // Every device registers long before a lease could run out (the wait is 30 s; the lease 120 s).
+                for id in devices { _ = try await bed.waitForState(id, "registered") }
+            }
+            // Readiness recovers by itself once no failure is recent.
+            let readyDeadline = ContinuousClock.now + .seconds(20)
+            var status = 0
+            while ContinuousClock.now < readyDeadline {
+                status = try await bed.request("GET", "/ready").status
+                if status == 200 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(status == 200)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import ConcurrencySupport
+import Foundation
+import Storage
+import Workflow
+
+/// The real store with faults injected on demand: an operation named in `faults` throws (`fail`) or does not answer
+/// (`hang`) before it reaches the store underneath. The storage-failure tests put it around the bridge's SQLite store,
+/// so the API and the engine meet a database that fails exactly where a test says.
+final class FailingStore: DeviceStore {
+    enum Fault: Sendable { case fail, hang }
+    struct InjectedFailure: Error, CustomStringConvertible {
+        var operation: String
+        var description: String { "injected storage failure in \(operation)" }
+    }
+
+    let base: any DeviceStore
+    private let faults = LockedValue<[String: Fault]>([:])
+    /// How many calls each operation got while it was faulted.
+    private let hits = LockedValue<[String: Int]>([:])
+
+    init(_ base: any DeviceStore) { self.base = base }
+
+    func set(_ fault: Fault?, on operations: [String]) {
+        faults.update { for op in operations { $0[op] = fault } }
+    }
+
+    func faultedCalls(_ operation: String) -> Int { hits.get()[operation] ?? 0 }
+
+    private func gate(_ operation: String) async throws {
+        guard let fault = faults.get()[operation] else { return }
+        hits.update { $0[operation, default: 0] += 1 }
+        switch fault {
+        case .fail:
+            throw InjectedFailure(operation: operation)
+        case .hang:
+            try await Task.sleep(for: .seconds(120))
+            throw InjectedFailure(operation: operation)
+        }
+    }
+
+    static let apiOperations = ["accept", "snapshot", "list", "overview", "queuedIntents", "ping"]
+    static let engineOperations = ["claimDue", "nextDueAt", "loadWork", "commit", "commitAndLoad", "releaseLease"]
+
+    func migrate() async throws { try await base.migrate() }
+    func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult {
+        try await gate("accept")
+        return try await base.accept(write, for: key, policy: policy, limits: limits, newClientId: newClientId, now: now)
+    }
+    func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
+        try await gate("snapshot")
+        return try await base.snapshot(of: key)
+    }
+    func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
+        try await gate("list")
+        return try await base.list(app: app, state: state, limit: limit, after: cursor)
+    }
+    func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+        try await gate("claimDue")
+        return try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease)
+    }
+    func nextDueAt() async throws -> Date? {
+        try await gate("nextDueAt")
+        return try await base.nextDueAt()
+    }
+    func loadWork(_ key: DeviceKey) async throws -> Work? {
+        try await gate("loadWork")
+        return try await base.loadWork(key)
+    }
+    func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
+        try await gate("commit")
+        try await base.commit(key, update, now: now)
+    }
+    func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
+        try await gate("commitAndLoad")
+        return try await base.commitAndLoad(key, update, now: now)
+    }
+    func releaseLease(_ key: DeviceKey, owner: String) async throws {
+        try await gate("releaseLease")
+        try await base.releaseLease(key, owner: owner)
+    }
+    func ping() async throws {
+        try await gate("ping")
+        try await base.ping()
+    }
+    func queuedIntents() async throws -> (total: Int, perApp: [String: Int]) {
+        try await gate("queuedIntents")
+        return try await base.queuedIntents()
+    }
+    func overview(app: String?, failures: Int) async throws -> StoreOverview {
+        try await gate("overview")
+        return try await base.overview(app: app, failures: failures)
+    }
+    func close() async throws { try await base.close() }
+}
