@@ -71,16 +71,33 @@ public final class Engine: Service, Sendable {
     }
 
     private func dispatchLoop() async {
+        // A claim that failed may have committed all the same (its answer lost with the connection, or not waited
+        // for): the devices it leased are given back before the next claim, all but the ones in hand.
+        var claimLost = false
         while running.get() && !Task.isCancelled {
             let free = config.maxConcurrentRequests - (await queue.load)
+            if claimLost {
+                do {
+                    let inHand = await queue.held
+                    let given = try await timed("release_orphans") { [store, owner] in try await store.releaseLeases(owner: owner, except: inHand) }
+                    if given > 0 { logger.notice("gave back the leases of a claim whose answer was lost", metadata: ["devices": "\(given)"]) }
+                    claimLost = false
+                } catch {
+                    await signal.wait(timeout: .seconds(1))
+                    continue
+                }
+            }
             if free > 0 {
                 do {
-                    let keys = try await timed("claim") { try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease) }
+                    let keys = try await timed("claim") { [store, owner, config] in
+                        try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
+                    }
                     if !keys.isEmpty {
                         await queue.push(keys)
                         continue
                     }
                 } catch {
+                    claimLost = true
                     logger.error("claiming due devices failed", metadata: ["error": "\(error)"])
                     await signal.wait(timeout: .seconds(1))
                     continue
@@ -89,7 +106,7 @@ public final class Engine: Service, Sendable {
             var timeout = Duration.seconds(5)
             if free > 0 {
                 do {
-                    if let next = try await timed("next_due", { try await store.nextDueAt() }) {
+                    if let next = try await timed("next_due", { [store] in try await store.nextDueAt() }) {
                         let ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
                         timeout = .milliseconds(min(ms, 5000))
                     }
@@ -109,7 +126,7 @@ public final class Engine: Service, Sendable {
                 // Given back before the dispatcher looks again, so that it can claim the device at once.
                 await release(key)
             }
-            await queue.done()
+            await queue.done(key)
             signal.notify()
         }
     }
@@ -120,7 +137,7 @@ public final class Engine: Service, Sendable {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                try await timed("release") { try await store.releaseLease(key, owner: owner) }
+                try await timed("release") { [store, owner] in try await store.releaseLease(key, owner: owner) }
                 return
             } catch StorageError.leaseLost {
                 return
@@ -135,7 +152,7 @@ public final class Engine: Service, Sendable {
     /// Runs one of a turn's commits, trying it again while storage fails (a database restarting, a disk that was
     /// full) for up to half the lease, so that the ME answer it records is kept rather than asked for again. A lost
     /// lease ends it at once; so does shutdown.
-    private func persist<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+    private func persist<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         var delay = Duration.milliseconds(50)
         let giveUpAt = ContinuousClock.now + config.lease / 2
         while true {
@@ -170,7 +187,7 @@ public final class Engine: Service, Sendable {
                 if let prefetched {
                     loaded = prefetched
                 } else {
-                    loaded = try await timed("load") { try await store.loadWork(key) }
+                    loaded = try await timed("load") { [store] in try await store.loadWork(key) }
                 }
                 prefetched = nil
                 guard let work = loaded else { return true }
@@ -198,11 +215,11 @@ public final class Engine: Service, Sendable {
                 }
                 switch step {
                 case .finish(let update):
-                    try await persist("commit") { try await store.commit(key, update, now: Date()) }
+                    try await persist("commit") { [store] in try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
                     return false
                 case .proceed(let update):
-                    guard let next = try await persist("commit_and_load", { try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
+                    guard let next = try await persist("commit_and_load", { [store] in try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
                     prefetched = next
                 }
             }
@@ -216,12 +233,13 @@ public final class Engine: Service, Sendable {
         return true
     }
 
-    /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none).
-    private func timed<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+    /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none). It waits
+    /// at most `storageTimeout`: a query on a connection that died with the database may never answer.
+    private func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
         do {
-            return try await body()
+            return try await withStorageTimeout(config.storageTimeout, body)
         } catch {
             if case StorageError.leaseLost = error { throw error }
             health.failed(operation)

@@ -14,11 +14,16 @@ public struct EngineConfiguration: Sendable {
     public var lease: Duration
     /// The pause between a successful contact-token refresh and the replay (the SDKs wait 500 ms).
     public var refreshReplayDelayMs: Int
+    /// How long one storage operation may take before the engine stops waiting for it and tries again
+    /// (`storage.timeoutMs`): a query on a connection that died with the database must not hold a worker.
+    public var storageTimeout: Duration
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,
-        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120), refreshReplayDelayMs: Int = 500
+        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120), refreshReplayDelayMs: Int = 500,
+        storageTimeout: Duration = .seconds(5)
     ) {
+        self.storageTimeout = storageTimeout
         self.refreshReplayDelayMs = refreshReplayDelayMs
         self.maxConcurrentRequests = max(1, maxConcurrentRequests)
         self.retry = retry

@@ -68,14 +68,17 @@ final class Signal: Sendable {
 }
 
 /// A queue of device keys shared by the workers: the dispatcher fills it, each worker takes one.
-actor WorkQueue<Element: Sendable> {
+actor WorkQueue<Element: Sendable & Hashable> {
     private var items: [Element] = []
     private var consumers: [CheckedContinuation<Element?, Never>] = []
     private var closed = false
     private(set) var busy = 0
+    /// Every element pushed and not yet `done`: buffered or being worked.
+    private(set) var held: Set<Element> = []
 
     func push(_ elements: [Element]) {
         for e in elements {
+            held.insert(e)
             if !consumers.isEmpty {
                 busy += 1
                 consumers.removeFirst().resume(returning: e)
@@ -95,7 +98,10 @@ actor WorkQueue<Element: Sendable> {
         return await withCheckedContinuation { consumers.append($0) }
     }
 
-    func done() { busy -= 1 }
+    func done(_ element: Element) {
+        busy -= 1
+        held.remove(element)
+    }
 
     /// How many elements are buffered or being worked.
     var load: Int { items.count + busy }

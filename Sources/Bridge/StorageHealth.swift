@@ -40,8 +40,8 @@ public final class StorageHealth: Sendable {
 }
 
 /// Runs `body`, but gives up waiting for it after `timeout` with `StorageTimeout`: a database that is down or out of
-/// connections must not hold an API client (or a readiness probe) for longer. The operation itself goes on in its
-/// own task and its result is dropped; a store's operation is one transaction, so it either happened or did not.
+/// connections must not hold an API client, a readiness probe or an engine worker for longer. The operation is then
+/// cancelled and its result dropped; a store's operation is one transaction, so it either happened or did not.
 public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome = OneShot<T>()
     let work = Task {
@@ -50,6 +50,9 @@ public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escapi
     let timer = Task {
         try await Task.sleep(for: timeout)
         outcome.resolve(.failure(StorageTimeout(after: timeout)))
+        // Not waited for any more: a request still queued for a connection is dropped (a query already sent runs
+        // to its end, holding its row locks, so a retry of the same write is ordered after it).
+        work.cancel()
     }
     defer { timer.cancel() }
     return try await withTaskCancellationHandler {

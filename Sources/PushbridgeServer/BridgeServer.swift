@@ -98,7 +98,8 @@ public final class BridgeServer: Sendable {
         let engineConfig = EngineConfiguration(
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy(eventsAPIVersion: e.eventsAPIVersion)) }),
-            sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs)
+            sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs,
+            storageTimeout: .milliseconds(configuration.storageTimeoutMs))
         let health = StorageHealth(metrics: metrics)
         self.health = health
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, health: health, startGate: {

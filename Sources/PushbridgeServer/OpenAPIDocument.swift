@@ -41,6 +41,7 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
     get:
       operationId: getDevice
       summary: The device's registration status.
@@ -50,6 +51,7 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: forgetDevice
       summary: Remove the token at ME, then forget the device (GET answers 404 once done).
@@ -61,6 +63,7 @@ paths:
         '404': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/apps/{code}/devices/{deviceId}/push-token:
     parameters:
       - $ref: '#/components/parameters/code'
@@ -83,6 +86,7 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: removePushToken
       summary: Remove the device's push token at ME.
@@ -95,6 +99,7 @@ paths:
         '404': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/apps/{code}/devices/{deviceId}/contact:
     parameters:
       - $ref: '#/components/parameters/code'
@@ -117,6 +122,7 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: logout
       summary: The user logged out; link an anonymous contact.
@@ -129,6 +135,7 @@ paths:
         '404': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/apps/{code}/devices/{deviceId}/events:
     parameters:
       - $ref: '#/components/parameters/code'
@@ -150,6 +157,7 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/apps/{code}/devices:
     parameters:
       - $ref: '#/components/parameters/code'
@@ -175,6 +183,7 @@ paths:
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/tokens/normalize:
     post:
       operationId: normalizeToken
@@ -261,6 +270,7 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /metrics:
     get:
       operationId: metrics
@@ -307,6 +317,17 @@ components:
           schema: { $ref: '#/components/schemas/DeviceStatus' }
     Problem:
       description: An RFC 9457 problem.
+      content:
+        application/problem+json:
+          schema: { $ref: '#/components/schemas/Problem' }
+    Unavailable:
+      description: >-
+        Storage failed or did not answer within storage.timeoutMs (type urn:pushbridge:problem:storage-unavailable),
+        or the instance is shutting down (urn:pushbridge:problem:shutting-down). Try again after Retry-After seconds.
+      headers:
+        Retry-After:
+          description: Seconds to wait before trying again.
+          schema: { type: integer, minimum: 0 }
       content:
         application/problem+json:
           schema: { $ref: '#/components/schemas/Problem' }

@@ -32,6 +32,10 @@ public protocol DeviceStore: Sendable {
     func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work?
     /// Gives the device back; its due time stays as the last commit set it.
     func releaseLease(_ key: DeviceKey, owner: String) async throws
+    /// Gives back every lease `owner` holds except on `working`: after a claim whose answer was lost (the connection
+    /// died after its commit, or the engine stopped waiting for it), the devices it leased are nobody's work until
+    /// their lease runs out. Returns how many were given back.
+    func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int
 
     /// Commits one small write (readiness' probe): throws when storage cannot write, as on a full disk, a
     /// read-only file or a database that is down. Upserts one row of `meta`; nothing reads it.

@@ -277,6 +277,23 @@ public final class PostgresDeviceStore: DeviceStore {
         return try loaded.get()
     }
 
+    public func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int {
+        try await ready.value()
+        return try await transaction(synchronous: false) { tx in
+            let held = try await tx.rows("SELECT app, device_id FROM devices WHERE lease_owner = \(owner) FOR UPDATE")
+                .map { try $0.decode((String, String).self) }
+                .map { DeviceKey(appCode: $0.0, deviceId: $0.1) }
+                .filter { !working.contains($0) }
+            for key in held {
+                try await tx.exec("""
+                    UPDATE devices SET lease_owner = NULL, lease_until = NULL
+                    WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND lease_owner = \(owner)
+                    """)
+            }
+            return held.count
+        }
+    }
+
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
         try await ready.value()
         try await client.withConnection { conn in

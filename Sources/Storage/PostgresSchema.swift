@@ -78,6 +78,9 @@ enum PostgresSchema {
         Migration(version: 2, name: "index for the releases a token's PUT waits for", sql: [
             "CREATE INDEX intents_release ON intents(app, token_hash) WHERE kind = 'release'",
         ]),
+        Migration(version: 3, name: "index for the leases an instance gives back after a lost claim", sql: [
+            "CREATE INDEX devices_leased ON devices(lease_owner) WHERE lease_owner IS NOT NULL",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

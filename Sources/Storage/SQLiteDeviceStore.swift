@@ -259,6 +259,17 @@ public final class SQLiteDeviceStore: DeviceStore {
         }
     }
 
+    public func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int {
+        try await writes.write { db in
+            let held = try Row.fetchAll(db, sql: "SELECT app, device_id FROM devices WHERE lease_owner = ?", arguments: [owner])
+                .map { DeviceKey(appCode: $0["app"], deviceId: $0["device_id"]) }
+                .filter { !working.contains($0) }
+            let statement = try db.cachedStatement(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE app = ? AND device_id = ? AND lease_owner = ?")
+            for key in held { try statement.execute(arguments: [key.appCode, key.deviceId, owner]) }
+            return held.count
+        }
+    }
+
     public func releaseLease(_ key: DeviceKey, owner: String) async throws {
         try await writes.write { db in
             try db.cachedStatement(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE app = ? AND device_id = ? AND lease_owner = ?")

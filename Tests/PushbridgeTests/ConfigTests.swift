@@ -81,6 +81,7 @@ struct ConfigTests {
         ("apps:\n  - code: EMS12-34567\n    eventsAPIVersion: v5\n", "apps[0].eventsAPIVersion"),
         ("emarsys:\n  sdkVersion: \"3.11 beta\"\n", "emarsys.sdkVersion"),
         ("emarsys:\n  refreshReplayDelayMs: -1\n", "emarsys.refreshReplayDelayMs"),
+        ("storage:\n  timeoutMs: 50\n", "storage.timeoutMs"),
         // A code that ends in a newline (a regular expression's `$` let this one through).
         ("apps:\n  - code: \"EMS12-34567\\n\"\n", "apps[0].code"),
     ])
@@ -94,6 +95,8 @@ struct ConfigTests {
         // Android's SDK waits 20 s for ME, iOS's 30 s; the bridge used to give up after 10.
         #expect(c.emarsys.requestTimeoutSeconds == 20)
         #expect(c.emarsys.refreshReplayDelayMs == 500)
+        #expect(c.storageTimeoutMs == 5000)
+        #expect(try ConfigLoader.load(file: nil, environment: ["PUSHBRIDGE_STORAGE_TIMEOUTMS": "1500"]).storageTimeoutMs == 1500)
         #expect(c.emarsys.sdkVersion == PushbridgeVersion.current)
         #expect(c.emarsys.eventsAPIVersion == nil)
         let policy = try #require(c.apps.first).policy(eventsAPIVersion: c.emarsys.eventsAPIVersion)

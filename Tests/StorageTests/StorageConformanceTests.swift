@@ -34,6 +34,7 @@ enum Conformance {
         ("token move: the claim on a token at ME outlives a rotation; queued starts lose the moved token", moveKeepsClaimOfSentToken),
         ("queue bounds, global and per app", queueBounds),
         ("claimDue: due and unleased only, leases respected", claimDue),
+        ("releaseLeases: an owner's leases go back, all but the ones in hand", releaseLeases),
         ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
         ("commit gives the lease back in the same write when asked", commitReleasesLease),
         ("commit: whenWoken with and without newer intents", commitWhenWoken),
@@ -227,6 +228,24 @@ enum Conformance {
         let q = try await store.queuedIntents()
         #expect(q.total == 4)
         #expect(q.perApp == [Fixture.app: 2, Fixture.otherApp: 2])
+    }
+
+    static func releaseLeases(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let now = Date()
+        for i in 0..<4 { try await store.put(Fixture.start(), Fixture.key("d\(i)"), now: now) }
+        // A claim whose answer the engine never got: A holds all four, works on one.
+        let claimed = try await store.claimDue(now: now, limit: 10, owner: "A", lease: .seconds(120))
+        #expect(claimed.count == 4)
+        let inHand = claimed[0]
+        #expect(try await store.releaseLeases(owner: "B", except: []) == 0)  // B holds none
+        #expect(try await store.releaseLeases(owner: "A", except: [inHand]) == 3)
+        // The three are claimable at once (not after 120 s); the one in hand stays A's.
+        let again = try await store.claimDue(now: now, limit: 10, owner: "C", lease: .seconds(120))
+        #expect(Set(again) == Set(claimed.dropFirst()))
+        #expect(try await store.releaseLeases(owner: "A", except: [inHand]) == 0)
+        try await store.releaseLease(inHand, owner: "A")
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "C", lease: .seconds(120)) == [inHand])
     }
 
     static func claimDue(_ h: StoreHarness) async throws {

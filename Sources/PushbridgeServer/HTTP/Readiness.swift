@@ -11,7 +11,7 @@ final class Readiness: Sendable {
     private let health: StorageHealth
 
     /// How long the storage checks may take together: a probe must read 503, not time out.
-    static let storageDeadline = Duration.milliseconds(900)
+    static let storageDeadline = Duration.milliseconds(700)
     /// A storage operation that failed this recently (the API's, the engine's, the probe's) keeps `/ready` at 503.
     static let failureWindow = Duration.seconds(5)
 

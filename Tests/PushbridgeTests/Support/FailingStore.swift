@@ -39,7 +39,7 @@ final class FailingStore: DeviceStore {
     }
 
     static let apiOperations = ["accept", "snapshot", "list", "overview", "queuedIntents", "ping"]
-    static let engineOperations = ["claimDue", "nextDueAt", "loadWork", "commit", "commitAndLoad", "releaseLease"]
+    static let engineOperations = ["claimDue", "nextDueAt", "loadWork", "commit", "commitAndLoad", "releaseLease", "releaseLeases"]
 
     func migrate() async throws { try await base.migrate() }
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult {
@@ -77,6 +77,10 @@ final class FailingStore: DeviceStore {
     func releaseLease(_ key: DeviceKey, owner: String) async throws {
         try await gate("releaseLease")
         try await base.releaseLease(key, owner: owner)
+    }
+    func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int {
+        try await gate("releaseLeases")
+        return try await base.releaseLeases(owner: owner, except: working)
     }
     func ping() async throws {
         try await gate("ping")
