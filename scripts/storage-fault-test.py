@@ -22,6 +22,7 @@ poller reading /ready every 100 ms. The writers stop when storage is back. Check
   registered       every device that got a 2xx ends registered, with the last token that got a 2xx (or a later one
                    whose write timed out, which may have been stored) at the sandbox
   resume           every device accepted before storage came back is registered within 5 s of it
+  no-token-in-logs the bridge logged its storage failures, and no token appears in its log
 
 Prints one line of figures per case (the README's reliability table) and `N passed, M failed`; exits non-zero when
 any check fails. PostgreSQL comes from scripts/pg-test-server.sh (installed from Debian's packages when missing).
@@ -273,6 +274,10 @@ apps:
         saw_503 = any(r[1] == 503 and r[3] != "ok" for r in during)
         checks["ready"] = saw_503 and not slow and ready_again
         checks["registered"] = not wrong and all(s == 202 for s in after)
+        # The logs name what failed, never a token (the storage errors of both drivers are logged).
+        logs = "".join(open(os.path.join(case_dir, f), errors="replace").read() for f in os.listdir(case_dir) if f.endswith(".log"))
+        leaked = [t for h in load.history.values() for t, _ in h if t.split(":APA91b")[1] in logs]
+        checks["no-token-in-logs"] = not leaked and "storage failed; answering 503" in logs if refused else not leaked
         ok = sum(1 for a in answers if 200 <= a[1] < 300)
         figures = (f"{name}: {len(answers)} writes, {ok} accepted, {len(refused)} refused with 503"
                    f" ({sum(1 for a in refused if a[4])} of them timeouts), {len(bad)} other 5xx, {load.hung} hung;"

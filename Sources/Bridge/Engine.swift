@@ -98,7 +98,7 @@ public final class Engine: Service, Sendable {
                     }
                 } catch {
                     claimLost = true
-                    logger.error("claiming due devices failed", metadata: ["error": "\(error)"])
+                    logger.error("claiming due devices failed", metadata: ["error": "\(storageErrorText(error))"])
                     await signal.wait(timeout: .seconds(1))
                     continue
                 }
@@ -228,7 +228,7 @@ public final class Engine: Service, Sendable {
             log.warning("lease lost; the device is left to the instance that holds it now")
             return false
         } catch {
-            log.error("device step failed in storage; it stays queued", metadata: ["error": "\(error)"])
+            log.error("device step failed in storage; it stays queued", metadata: ["error": "\(storageErrorText(error))"])
         }
         return true
     }

@@ -139,10 +139,7 @@ struct BridgeAPI: Sendable {
             return try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), body)
         } catch {
             health.failed(operation)
-            // The error's own text: driver messages carry no bound values (GRDB and PostgresNIO keep them out).
-            logger.error("storage failed; answering 503", metadata: [
-                "operation": "\(operation)", "error": "\(String(describing: error).prefix(300))",
-            ])
+            logger.error("storage failed; answering 503", metadata: ["operation": "\(operation)", "error": "\(storageErrorText(error))"])
             throw Problem.storageUnavailable(timedOut: error is StorageTimeout)
         }
     }
