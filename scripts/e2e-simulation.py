@@ -6,14 +6,16 @@ runs fewer, through exactly what users run: `pushbridge serve` (SQLite, or Postg
 `pushbridge sandbox`. Groups of 3 devices share a pool of 3 tokens (so moves are frequent); a seeded schedule
 interleaves their writes (starts, some with a new clientId or a login; rotations, removals, logins, logouts,
 events, forgets) with ME faults (503, 429 with Retry-After, dropped connections, answers slower than the bridge's
-timeout), contact-token expiry, refused refresh tokens, and SIGKILLs of the bridge. Then ME heals, every failed
+timeout), contact-token expiry, refused refresh tokens, storage faults (the SQLite file made immutable with
+chattr +i, or the PostgreSQL server stopped, for 0.2 to 1.5 s: writes answer 503 and the clients retry them) and
+SIGKILLs of the bridge. Then ME heals, every failed
 device gets a fresh intent, and once nothing is pending the invariants are checked:
 
   I1  the sandbox saw no token-on-two-clients; at rest no token sits on two clients, and a client no device uses
       any more holds none
   I2  no overlapping request, no non-increasing X-Request-Order, no missing SDK header, no unexpected contact
-      token; a stale X-Client-State only after a kill (a step answered but not committed), at most one per
-      client and kill
+      token; a stale X-Client-State or deviceEventState only after a kill or a storage fault (a step answered but
+      not committed), at most one of each per client and such event
   I3  every device (not forgotten) rests registered or unregistered, with nothing pending
   I5  registered: the sandbox client holds exactly the token of the status's tokenHash; unregistered: no token and
       tokenHash null; the linked contact's kind matches
@@ -30,6 +32,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from testlib import APP, REPO, Bridge, free_port, log, requests, wait_http
@@ -46,6 +49,8 @@ def main():
     ap.add_argument("--groups", type=int, default=12, help="groups of 3 devices sharing 3 tokens")
     ap.add_argument("--steps", type=int, default=400, help="schedule steps across all groups")
     ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--no-storage-faults", dest="storage_faults", action="store_false",
+                    help="do not break storage (SQLite: chattr +i; PostgreSQL: stop the server) during the schedule")
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--converge-timeout", type=float, default=180)
     args = ap.parse_args()
@@ -76,14 +81,14 @@ def main():
     config = os.path.join(work, "bridge.yaml")
     with open(config, "w") as f:
         f.write(f"""http: {{ host: 127.0.0.1, port: {br_port} }}
-storage: {{ {storage} }}
+storage: {{ {storage}, timeoutMs: 1000 }}
 emarsys:
   sandbox: false
   clientServiceURL: {sb}
   eventServiceURL: {sb}
   requestTimeoutSeconds: 2
   maxConcurrentRequests: 16
-  leaseSeconds: 5
+  leaseSeconds: 10
   retry: {{ initialDelayMs: 50, maxDelayMs: 800 }}
 providers: {{ directory: "" }}
 apps:
@@ -127,6 +132,30 @@ apps:
                     pass
                 time.sleep(0.1)
             raise RuntimeError(f"{method} {url} never answered")
+
+        # Storage faults: the SQLite file and its WAL immutable (chattr +i: writes fail even for root), or the
+        # PostgreSQL server stopped, for 0.2 to 1.5 s while the schedule goes on (writes answer 503 and the clients
+        # retry them); never during a kill (the restart must open its storage).
+        storage_lock = threading.Lock()
+        storage_faults = []
+
+        def storage_fault(seconds):
+            with storage_lock:
+                if args.store == "sqlite":
+                    files = [p for p in (f"{work}/bridge.sqlite", f"{work}/bridge.sqlite-wal") if os.path.exists(p)]
+                    subprocess.run(["chattr", "+i"] + files, check=True)
+                    time.sleep(seconds)
+                    subprocess.run(["chattr", "-i"] + files, check=True)
+                else:
+                    pg_script = os.path.join(REPO, "scripts/pg-test-server.sh")
+                    subprocess.run([pg_script, "halt", pg_dir], check=True, capture_output=True)
+                    time.sleep(seconds)
+                    subprocess.run([pg_script, "resume", pg_dir], check=True, capture_output=True)
+
+        can_break_storage = args.storage_faults and (args.store == "postgres" and pg_dir is not None or args.store == "sqlite"
+                                                     and subprocess.run(["chattr", "-i", config], capture_output=True).returncode == 0)
+        if args.storage_faults and not can_break_storage:
+            log("storage faults off: chattr is not supported here, or PostgreSQL is not this script's own server")
 
         kill_at = sorted(rng.sample(range(args.steps // 10, args.steps), args.kills))
         kill_marks = []  # the sandbox's last request seq right after each kill, for the failure report
@@ -182,17 +211,30 @@ apps:
             elif roll < 84:
                 kind = "revoke"
                 s.post(f"{sb}/_sandbox/refresh-tokens/revoke")
+            elif roll < 87 and can_break_storage:
+                kind = "storage"
+                seconds = 0.2 + rng.random() * 1.3
+                if storage_lock.locked():
+                    kind = "pause"  # one storage fault at a time
+                else:
+                    t = threading.Thread(target=storage_fault, args=(seconds,), daemon=True)
+                    t.start()
+                    storage_faults.append(t)
             else:
                 kind = "pause"
                 time.sleep(rng.random() * 0.3)
             counts[kind] = counts.get(kind, 0) + 1
             if kill_at and step == kill_at[0]:
                 kill_at.pop(0)
+                storage_lock.acquire()  # storage works again before the kill and the restart
+                storage_lock.release()
                 bridge.kill()
                 counts["kill"] = counts.get("kill", 0) + 1
                 last = s.get(f"{sb}/_sandbox/requests?limit=1").json()
                 kill_marks.append(last[0]["seq"] if last else 0)
                 bridge.start()
+        for t in storage_faults:
+            t.join()
         log(f"schedule done: {dict(sorted(counts.items()))}")
 
         # ME heals; failed devices get a fresh intent; wait until nothing is pending.
@@ -229,7 +271,8 @@ apps:
         by_kind = {}
         for v in violations:
             by_kind.setdefault(v["kind"], []).append(v)
-        hard = {k: v for k, v in by_kind.items() if k != "stale-client-state"}
+        soft = ("stale-client-state", "stale-device-event-state")
+        hard = {k: v for k, v in by_kind.items() if k not in soft}
         check("I1/I2 no violation seen by the sandbox (stale client states aside)", not hard,
               "; ".join(f"{k} x{len(v)}: {v[0]['detail']}" for k, v in hard.items()))
         if hard:
@@ -250,14 +293,17 @@ apps:
                     print(f"    #{r['seq']} {r['clientId'][:8]} {r['method']} {r['path']} -> {r['status']}"
                           f"{' (fault)' if r.get('fault') else ''}"
                           + "".join(f"\n        ^ {f}" for f in found.get(r["seq"], [])))
-        stale = by_kind.get("stale-client-state", [])
-        per_client = {}
-        for v in stale:
-            per_client[v["clientId"]] = per_client.get(v["clientId"], 0) + 1
-        kills = counts.get("kill", 0)
-        check("I2 stale client states only after kills, at most one per client and kill",
-              (kills > 0 or not stale) and all(n <= kills for n in per_client.values()),
-              f"{len(stale)} stale, {kills} kills")
+        # A step answered but never committed (a kill, or a storage outage longer than half the lease) leaves the
+        # client with the state before the answer: at most one of each kind per client and such event.
+        losses = counts.get("kill", 0) + counts.get("storage", 0)
+        for kind in soft:
+            stale = by_kind.get(kind, [])
+            per_client = {}
+            for v in stale:
+                per_client[v["clientId"]] = per_client.get(v["clientId"], 0) + 1
+            check(f"I2 {kind} only after kills or storage faults, at most one per client and each",
+                  (losses > 0 or not stale) and all(n <= losses for n in per_client.values()),
+                  f"{len(stale)} stale, {counts.get('kill', 0)} kills, {counts.get('storage', 0)} storage faults")
 
         seen_clients = {r["clientId"] for r in s.get(f"{sb}/_sandbox/requests").json() if r.get("clientId")}
         current = {x["clientId"]: d for d, x in rest.items()}

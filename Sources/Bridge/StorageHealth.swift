@@ -1,5 +1,7 @@
 import ConcurrencySupport
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// What the bridge has seen of its storage lately: the last operation that failed, and when. The engine and the API
@@ -42,13 +44,18 @@ public final class StorageHealth: Sendable {
 /// Runs `body`, but gives up waiting for it after `timeout` with `StorageTimeout`: a database that is down or out of
 /// connections must not hold an API client, a readiness probe or an engine worker for longer. The operation is then
 /// cancelled and its result dropped; a store's operation is one transaction, so it either happened or did not.
+///
+/// The timer is an event loop's scheduled task, removed from its heap when the operation answers first: a
+/// `Task.sleep` per call left one pending timer per request behind for the whole wait (memory and CPU under load).
 public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome = OneShot<T>()
     let work = Task {
         do { outcome.resolve(.success(try await body())) } catch { outcome.resolve(.failure(error)) }
     }
-    let timer = Task {
-        try await Task.sleep(for: timeout)
+    let (seconds, attoseconds) = timeout.components
+    let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
+        in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    ) {
         outcome.resolve(.failure(StorageTimeout(after: timeout)))
         // Not waited for any more: a request still queued for a connection is dropped (a query already sent runs
         // to its end, holding its row locks, so a retry of the same write is ordered after it).

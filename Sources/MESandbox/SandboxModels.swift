@@ -144,6 +144,10 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
         /// the mobile SDKs do (on a retry of the same call, or after an answer a latency fault delayed, the one before
         /// it, or none before the first, is accepted too: an answer the caller never read).
         case deviceEventStateNotEchoed = "device-event-state-not-echoed"
+        /// A v4 events request that carries the `deviceEventState` before the newest (none, before the first) where
+        /// the caller should have read the newest: as `stale-client-state`, what a step answered but never committed
+        /// leaves behind (a kill, a storage outage); a bridge that drops states it read shows it again and again.
+        case staleDeviceEventState = "stale-device-event-state"
     }
 
     /// Position in the violation list: 1 for the first since the start (or the last clear), then one more each.

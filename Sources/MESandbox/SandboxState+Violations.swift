@@ -90,12 +90,15 @@ extension SandboxState {
             // newest: on a retry of the same call (a timeout, a crash before its commit), and after one until a new
             // state is issued, or while the newest went out in an answer a latency fault delayed.
             let unread = client.previousCall == request.call || client.deviceEventStateMayBeUnread
-            if sent != newest && !(unread && sent == client.deviceEventStateBefore) {
-                // The states' sequence numbers say which one went out (they are the sandbox's own, not secrets).
-                func number(_ state: SandboxJSON?) -> String {
-                    state.map { "#" + String(describing: $0.objectValue?["seq"]?.intValue ?? 0) } ?? "none"
-                }
-                let which = "(sent \(number(sent)), newest \(number(newest)), before it \(number(client.deviceEventStateBefore)))"
+            // The states' sequence numbers say which one went out (they are the sandbox's own, not secrets).
+            func number(_ state: SandboxJSON?) -> String {
+                state.map { "#" + String(describing: $0.objectValue?["seq"]?.intValue ?? 0) } ?? "none"
+            }
+            let which = "(sent \(number(sent)), newest \(number(newest)), before it \(number(client.deviceEventStateBefore)))"
+            if sent != newest && sent == client.deviceEventStateBefore && !unread {
+                findings.append(Finding(kind: .staleDeviceEventState, detail:
+                    "v4 events request with the deviceEventState before the newest, after another call \(which)"))
+            } else if sent != newest && !(unread && sent == client.deviceEventStateBefore) {
                 findings.append(Finding(kind: .deviceEventStateNotEchoed, detail: sent == nil
                     ? "v4 events request without the deviceEventState the last events answer carried \(which)"
                     : "v4 events request with a deviceEventState that is not the newest one this client was given \(which)"))

@@ -55,9 +55,10 @@ struct ClientRecord: Sendable {
         return sent == newest || ((newestMayBeUnread || retry) && sent == stateBeforeNewest)
     }
 
-    /// Marks the newest `deviceEventState` unread when a retry of the same call carries the one before it.
+    /// Marks the newest `deviceEventState` unread when a request carries the one before it (a retry of the same
+    /// call, or a `stale-device-event-state`): one finding per answer that went unread, not one per request after.
     mutating func noteDeviceEventState(of request: MERequest) {
-        guard request.isEventsV4, let newest = deviceEventState, previousCall == request.call else { return }
+        guard request.isEventsV4, let newest = deviceEventState else { return }
         let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
         if sent != newest && sent == deviceEventStateBefore { deviceEventStateMayBeUnread = true }
     }

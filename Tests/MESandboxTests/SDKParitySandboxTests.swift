@@ -72,15 +72,22 @@ struct SDKParitySandboxTests {
             let third = try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4")
             #expect(third.status == 200)
             #expect(await Self.kinds(harness).isEmpty)
-            // That answer issued #2 and the caller read it: after another call, the one before (#1) is flagged.
+            // That answer issued #2 and the caller read it: after another call, the one before (#1) is flagged, as a
+            // stale state (what an answer lost to a kill leaves behind; the end-to-end simulation bounds them by kills).
             let before = try #require(first.json?["deviceEventState"] as? [String: Any])
             let echoedBefore = String(decoding: try JSONSerialization.data(withJSONObject: before, options: [.sortedKeys]), as: UTF8.self)
             #expect(try await device.setPushToken("fcm-token-1").status == 204)
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedBefore), version: "v4").status / 100 == 2)
-            #expect(await Self.kinds(harness) == ["device-event-state-not-echoed"])
+            #expect(await Self.kinds(harness) == ["stale-device-event-state"])
             let violation = try #require(await harness.sandbox.violations().first)
             #expect(violation.detail.hasSuffix("(sent #1, newest #2, before it #1)"))
             #expect(violation.requestSeq == (await harness.sandbox.requestLog().last?.seq))
+            // Once: the caller shows it never read #2, so the same state again is not flagged again.
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedBefore), version: "v4").status / 100 == 2)
+            #expect(await Self.kinds(harness) == ["stale-device-event-state"])
+            // Something older than the one before is never a lost answer: not echoed.
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status / 100 == 2)
+            #expect(await Self.kinds(harness) == ["stale-device-event-state", "device-event-state-not-echoed"])
         }
     }
 
