@@ -239,7 +239,7 @@ public final class Engine: Service, Sendable {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
         do {
-            return try await withStorageTimeout(config.storageTimeout, body)
+            return store.mayStall ? try await withStorageTimeout(config.storageTimeout, body) : try await body()
         } catch {
             if case StorageError.leaseLost = error { throw error }
             health.failed(operation)

@@ -7,6 +7,11 @@ import Workflow
 /// Every method is one transaction: an intent is committed before the API answers 2xx, and an
 /// engine step's result is committed with the state it produced.
 public protocol DeviceStore: Sendable {
+    /// Whether a call may wait on something outside the process (a database server and its connections): the API and
+    /// the engine then stop waiting after `storage.timeoutMs`. SQLite answers or fails by itself (a full disk, a
+    /// read-only file), so its calls go without the watchdog and its cost.
+    var mayStall: Bool { get }
+
     /// Creates or upgrades the schema.
     func migrate() async throws
 

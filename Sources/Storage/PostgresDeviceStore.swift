@@ -84,6 +84,8 @@ public final class PostgresDeviceStore: DeviceStore {
     /// The pool ends with `run()`'s task; nothing else to close.
     public func close() async throws {}
 
+    public var mayStall: Bool { true }
+
     public func ping() async throws {
         try Self.checkMigrated(ready)
         let now = Data(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)

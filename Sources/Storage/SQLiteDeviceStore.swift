@@ -65,6 +65,8 @@ public final class SQLiteDeviceStore: DeviceStore {
         try pool.close()
     }
 
+    public var mayStall: Bool { false }
+
     public func ping() async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try await writes.write { db in

@@ -41,6 +41,8 @@ final class FailingStore: DeviceStore {
     static let apiOperations = ["accept", "snapshot", "list", "overview", "queuedIntents", "ping"]
     static let engineOperations = ["claimDue", "nextDueAt", "loadWork", "commit", "commitAndLoad", "releaseLease", "releaseLeases"]
 
+    /// Its hangs must meet the watchdog, whatever the store underneath.
+    var mayStall: Bool { true }
     func migrate() async throws { try await base.migrate() }
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult {
         try await gate("accept")
