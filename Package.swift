@@ -176,6 +176,7 @@ let package = Package(
             dependencies: [
                 "PushbridgeServer", "PushbridgeTools", "ServerSupport", "MESandbox", "Storage", "Workflow", "MobileEngage", "TestSupport",
                 "ConcurrencySupport", "PushbridgeConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

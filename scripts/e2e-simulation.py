@@ -14,8 +14,8 @@ device gets a fresh intent, and once nothing is pending the invariants are check
   I1  the sandbox saw no token-on-two-clients; at rest no token sits on two clients, and a client no device uses
       any more holds none
   I2  no overlapping request, no non-increasing X-Request-Order, no missing SDK header, no unexpected contact
-      token; a stale X-Client-State or deviceEventState only after a kill or a storage fault (a step answered but
-      not committed), at most one of each per client and such event
+      token; a stale X-Client-State or deviceEventState only after a kill (a step answered but not committed), at
+      most one of each per client and kill
   I3  every device (not forgotten) rests registered or unregistered, with nothing pending
   I5  registered: the sandbox client holds exactly the token of the status's tokenHash; unregistered: no token and
       tokenHash null; the linked contact's kind matches
@@ -214,9 +214,10 @@ apps:
             elif roll < 87 and can_break_storage:
                 kind = "storage"
                 seconds = 0.2 + rng.random() * 1.3
-                if storage_lock.locked():
+                if not storage_lock.acquire(blocking=False):
                     kind = "pause"  # one storage fault at a time
                 else:
+                    storage_lock.release()  # taken again by the thread; a kill in between waits for it
                     t = threading.Thread(target=storage_fault, args=(seconds,), daemon=True)
                     t.start()
                     storage_faults.append(t)
@@ -293,15 +294,16 @@ apps:
                     print(f"    #{r['seq']} {r['clientId'][:8]} {r['method']} {r['path']} -> {r['status']}"
                           f"{' (fault)' if r.get('fault') else ''}"
                           + "".join(f"\n        ^ {f}" for f in found.get(r["seq"], [])))
-        # A step answered but never committed (a kill, or a storage outage longer than half the lease) leaves the
-        # client with the state before the answer: at most one of each kind per client and such event.
-        losses = counts.get("kill", 0) + counts.get("storage", 0)
+        # A step answered but never committed (a kill) leaves the client with the state before the answer: at most
+        # one of each kind per client and kill. Storage faults lose no answer: they are shorter (at most 1.5 s) than
+        # the engine's commit retries (half the lease, 5 s here).
+        losses = counts.get("kill", 0)
         for kind in soft:
             stale = by_kind.get(kind, [])
             per_client = {}
             for v in stale:
                 per_client[v["clientId"]] = per_client.get(v["clientId"], 0) + 1
-            check(f"I2 {kind} only after kills or storage faults, at most one per client and each",
+            check(f"I2 {kind} only after kills, at most one per client and kill",
                   (losses > 0 or not stale) and all(n <= losses for n in per_client.values()),
                   f"{len(stale)} stale, {counts.get('kill', 0)} kills, {counts.get('storage', 0)} storage faults")
 

@@ -92,8 +92,12 @@ public final class Engine: Service, Sendable {
                     let keys = try await timed("claim") { [store, owner, config] in
                         try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
                     }
-                    if !keys.isEmpty {
-                        await queue.push(keys)
+                    // A device this instance still works on (its lease ran out during a long storage retry, and the
+                    // claim took it again) is not handed to a second worker.
+                    let held = await queue.held
+                    let fresh = keys.filter { !held.contains($0) }
+                    if !fresh.isEmpty {
+                        await queue.push(fresh)
                         continue
                     }
                 } catch {
@@ -150,11 +154,13 @@ public final class Engine: Service, Sendable {
     }
 
     /// Runs one of a turn's commits, trying it again while storage fails (a database restarting, a disk that was
-    /// full) for up to half the lease, so that the ME answer it records is kept rather than asked for again. A lost
-    /// lease ends it at once; so does shutdown.
-    private func persist<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// full) until half the lease since its last renewal has passed, so that the ME answer it records is kept rather
+    /// than asked for again. A lost lease ends it at once; so does shutdown.
+    private func persist<T: Sendable>(
+        _ operation: String, leaseRenewedAt: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         var delay = Duration.milliseconds(50)
-        let giveUpAt = ContinuousClock.now + config.lease / 2
+        let giveUpAt = leaseRenewedAt + config.lease / 2
         while true {
             do {
                 return try await timed(operation, body)
@@ -181,6 +187,8 @@ public final class Engine: Service, Sendable {
         do {
             // The next step's work when the last commit read it already (same transaction).
             var prefetched: Work?
+            // When the lease was last renewed, at the latest: the claim before this turn, then each commit.
+            var leaseRenewedAt = ContinuousClock.now
             for _ in 0..<config.maxStepsPerTurn {
                 guard running.get() else { return true }
                 let loaded: Work?
@@ -215,11 +223,14 @@ public final class Engine: Service, Sendable {
                 }
                 switch step {
                 case .finish(let update):
-                    try await persist("commit") { [store] in try await store.commit(key, update, now: Date()) }
+                    try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
                     return false
                 case .proceed(let update):
-                    guard let next = try await persist("commit_and_load", { [store] in try await store.commitAndLoad(key, update, now: Date()) }) else { return true }
+                    guard let next = try await persist("commit_and_load", leaseRenewedAt: leaseRenewedAt, { [store] in
+                        try await store.commitAndLoad(key, update, now: Date())
+                    }) else { return true }
+                    leaseRenewedAt = .now  // a fenced commit renews the lease
                     prefetched = next
                 }
             }
@@ -242,7 +253,7 @@ public final class Engine: Service, Sendable {
             return store.mayStall ? try await withStorageTimeout(config.storageTimeout, body) : try await body()
         } catch {
             if case StorageError.leaseLost = error { throw error }
-            health.failed(operation)
+            health.failed(operation, error)
             throw error
         }
     }

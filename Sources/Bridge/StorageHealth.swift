@@ -2,6 +2,7 @@ import ConcurrencySupport
 import Foundation
 import NIOCore
 import NIOPosix
+import Storage
 import Synchronization
 
 /// What the bridge has seen of its storage lately: the last operation that failed, and when. The engine and the API
@@ -21,9 +22,11 @@ public final class StorageHealth: Sendable {
         self.metrics = metrics
     }
 
-    /// Records a failed storage operation.
-    public func failed(_ operation: String) {
+    /// Records a failed storage operation: counted always; remembered for readiness when it says storage cannot be
+    /// used (a timeout, a lost connection, a full or read-only disk), not when one row went wrong.
+    public func failed(_ operation: String, _ error: any Error) {
         metrics.storageError(operation: operation)
+        guard error is StorageTimeout || storageIsUnavailable(error) else { return }
         last.withLock { $0 = Failure(operation: operation, at: .now) }
     }
 

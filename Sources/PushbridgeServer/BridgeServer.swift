@@ -161,6 +161,7 @@ public final class BridgeServer: Sendable {
         let metrics = self.metrics
         let health = self.health
         let registry = self.registry
+        let scrapeTimeout = Duration.milliseconds(configuration.storageTimeoutMs)
         let api = BridgeAPI(
             config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
@@ -168,12 +169,17 @@ public final class BridgeServer: Sendable {
             metrics: metrics, health: health, logger: logger,
             draining: { gate.isDraining },
             scrape: {
-                // Storage failing or slow: the counters still scrape, the storage gauges keep their last values.
+                // Storage failing or stalled: the counters still scrape, the storage gauges keep their last values.
+                // A slow count over a large table is no failure: on SQLite it is waited for, on PostgreSQL up to
+                // storage.timeoutMs, and a timeout is not held against readiness.
                 do {
-                    let overview = try await withStorageTimeout(Readiness.storageDeadline) { try await store.overview(app: nil, failures: 0) }
+                    let read: @Sendable () async throws -> StoreOverview = { try await store.overview(app: nil, failures: 0) }
+                    let overview = store.mayStall ? try await withStorageTimeout(scrapeTimeout, read) : try await read()
                     Self.recordGauges(overview, metrics: metrics)
+                } catch is StorageTimeout {
+                    metrics.storageError(operation: "metrics")
                 } catch {
-                    health.failed("metrics")
+                    health.failed("metrics", error)
                 }
                 return registry.emitToString()
             })

@@ -19,3 +19,22 @@ public func storageErrorText(_ error: any Error) -> String {
         return String(String(describing: error).prefix(300))
     }
 }
+
+/// Whether `error` says storage cannot be used right now (a database down or unreachable, a connection lost, a disk
+/// that is full or read-only, a busy lock), as opposed to one row or statement going wrong (a value that does not
+/// decode or decrypt, a constraint: a bug or bad data). Readiness turns 503 only on the first kind.
+public func storageIsUnavailable(_ error: any Error) -> Bool {
+    switch error {
+    case is PSQLError:
+        return true
+    case let error as DatabaseError:
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_MISUSE, .SQLITE_RANGE, .SQLITE_ERROR, .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return false
+        default:
+            return true
+        }
+    default:
+        return false
+    }
+}

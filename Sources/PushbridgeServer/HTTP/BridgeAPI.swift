@@ -133,14 +133,16 @@ struct BridgeAPI: Sendable {
     /// Runs one store operation for a request. It waits at most `storage.timeoutMs`; a failure or no answer in time
     /// is 503 `storage-unavailable` with `Retry-After`, never 500: a database that is down, restarting or out of
     /// connections, a disk that is full, a file that is read-only. Each store operation is one transaction, so a
-    /// write that failed stored nothing; one that timed out may still commit, and sending it again is safe.
+    /// write that failed on SQLite stored nothing; one that timed out, or failed on PostgreSQL (the connection may
+    /// have died after the COMMIT), may still be stored, and sending it again is safe.
     func storage<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return store.mayStall ? try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), body) : try await body()
         } catch {
-            health.failed(operation)
+            health.failed(operation, error)
             logger.error("storage failed; answering 503", metadata: ["operation": "\(operation)", "error": "\(storageErrorText(error))"])
-            throw Problem.storageUnavailable(timedOut: error is StorageTimeout)
+            // On PostgreSQL a connection lost during COMMIT cannot tell whether it went through.
+            throw Problem.storageUnavailable(mayBeStored: error is StorageTimeout || store.mayStall)
         }
     }
 

@@ -64,9 +64,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension Problem {
     /// Storage failed or did not answer in time: 503 with `Retry-After`, so clients and load balancers try again.
-    static func storageUnavailable(timedOut: Bool) -> Problem {
-        var p = Problem(.serviceUnavailable, "storage-unavailable", "Storage unavailable", detail: timedOut
-            ? "Storage did not answer in time. A write may still be stored; sending it again is safe (an unchanged token or contact is deduplicated)."
+    static func storageUnavailable(mayBeStored: Bool) -> Problem {
+        var p = Problem(.serviceUnavailable, "storage-unavailable", "Storage unavailable", detail: mayBeStored
+            ? "Storage did not answer in time or lost the connection. A write may still be stored; sending it again after Retry-After seconds is safe (an unchanged token or contact is deduplicated)."
             : "Storage failed; nothing was stored. Send the request again after Retry-After seconds.")
         p.headers[.retryAfter] = "2"
         return p

@@ -48,9 +48,12 @@ final class Readiness: Sendable {
             }
             let overApp = queued.perApp.contains { $0.value >= limits.maxQueuedIntentsPerApp }
             checks["queue"] = queued.total >= limits.maxQueuedIntents || overApp ? "at its bound" : "ok"
+        } catch is StorageTimeout {
+            // Not ready now; not held against the next probe either (a busy moment is no outage).
+            checks["storage"] = "not answering"
         } catch {
-            health.failed("ready")
-            checks["storage"] = error is StorageTimeout ? "not answering" : "failing (ready)"  // the read or the probe
+            health.failed("ready", error)
+            checks["storage"] = "failing (ready)"  // the read or the probe write
         }
         checks["workers"] = engineRunning() ? "ok" : "not running"
         if draining() { checks["shutdown"] = "draining" }

@@ -1,17 +1,14 @@
 import ConcurrencySupport
 import Foundation
+import GRDB
 import Storage
 import Workflow
 
-/// The real store with faults injected on demand: an operation named in `faults` throws (`fail`) or does not answer
-/// (`hang`) before it reaches the store underneath. The storage-failure tests put it around the bridge's SQLite store,
+/// The real store with faults injected on demand: an operation named in `faults` throws SQLite's I/O error (`fail`)
+/// or does not answer (`hang`) before it reaches the store underneath. The storage-failure tests put it around the bridge's SQLite store,
 /// so the API and the engine meet a database that fails exactly where a test says.
 final class FailingStore: DeviceStore {
     enum Fault: Sendable { case fail, hang }
-    struct InjectedFailure: Error, CustomStringConvertible {
-        var operation: String
-        var description: String { "injected storage failure in \(operation)" }
-    }
 
     let base: any DeviceStore
     private let faults = LockedValue<[String: Fault]>([:])
@@ -31,11 +28,16 @@ final class FailingStore: DeviceStore {
         hits.update { $0[operation, default: 0] += 1 }
         switch fault {
         case .fail:
-            throw InjectedFailure(operation: operation)
+            throw Self.ioError(operation)
         case .hang:
             try await Task.sleep(for: .seconds(120))
-            throw InjectedFailure(operation: operation)
+            throw Self.ioError(operation)
         }
+    }
+
+    /// What SQLite says when the disk fails under it: a driver error the bridge reads as storage being unavailable.
+    static func ioError(_ operation: String) -> DatabaseError {
+        DatabaseError(resultCode: .SQLITE_IOERR, message: "disk I/O error (injected in \(operation))")
     }
 
     static let apiOperations = ["accept", "snapshot", "list", "overview", "queuedIntents", "ping"]
