@@ -36,11 +36,14 @@ final class Readiness: Sendable {
         do {
             // A read (the queue's bound) and a probe write, both within the deadline: a full disk or a read-only
             // file still reads, and a database that is down must not hold the probe.
-            let queued = try await withStorageTimeout(Self.storageDeadline) {
+            // SQLite answers or fails by itself (a full disk, a read-only file fail at once); a busy writer is no
+            // reason to take the instance out of service. A store that can stall gets the deadline.
+            let probe: @Sendable () async throws -> (total: Int, perApp: [String: Int]) = {
                 let queued = try await store.queuedIntents()
                 try await store.ping()
                 return queued
             }
+            let queued = store.mayStall ? try await withStorageTimeout(Self.storageDeadline, probe) : try await probe()
             if let failure = health.failure(within: Self.failureWindow) {
                 checks["storage"] = "failing (\(failure.operation))"
             } else {
@@ -49,8 +52,9 @@ final class Readiness: Sendable {
             let overApp = queued.perApp.contains { $0.value >= limits.maxQueuedIntentsPerApp }
             checks["queue"] = queued.total >= limits.maxQueuedIntents || overApp ? "at its bound" : "ok"
         } catch is StorageTimeout {
-            // Not ready now; not held against the next probe either (a busy moment is no outage).
-            checks["storage"] = "not answering"
+            // Not ready now; not held against the next probe either (a busy moment is no outage). A recent failure
+            // says more than the timeout.
+            checks["storage"] = health.failure(within: Self.failureWindow).map { "failing (\($0.operation))" } ?? "not answering"
         } catch {
             health.failed("ready", error)
             checks["storage"] = "failing (ready)"  // the read or the probe write
