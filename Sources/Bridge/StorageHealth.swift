@@ -30,11 +30,6 @@ public final class StorageHealth: Sendable {
         last.withLock { $0 = Failure(operation: operation, at: .now) }
     }
 
-    /// Storage wrote again (readiness' probe write succeeded): the last failure no longer counts.
-    public func recovered() {
-        last.withLock { $0 = nil }
-    }
-
     /// The last failure, if it happened within `window`.
     public func failure(within window: Duration) -> Failure? {
         last.withLock { failure in
