@@ -92,12 +92,9 @@ public final class Engine: Service, Sendable {
                     let keys = try await timed("claim") { [store, owner, config] in
                         try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
                     }
-                    // A device this instance still works on (its lease ran out during a long storage retry, and the
-                    // claim took it again) is not handed to a second worker.
-                    let held = await queue.held
-                    let fresh = keys.filter { !held.contains($0) }
-                    if !fresh.isEmpty {
-                        await queue.push(fresh)
+                    // A device a worker still has is not handed to a second one (see WorkQueue).
+                    if !keys.isEmpty {
+                        await queue.push(keys)
                         continue
                     }
                 } catch {
@@ -126,11 +123,13 @@ public final class Engine: Service, Sendable {
 
     private func workerLoop() async {
         while let key = await queue.next() {
-            if await work(on: key) {
+            let leased = await work(on: key)
+            // A claim that took the device while this turn ran holds a lease too: it is given back as well, so that
+            // the next claim starts a turn of its own under a lease of its own.
+            if await queue.done(key) || leased {
                 // Given back before the dispatcher looks again, so that it can claim the device at once.
                 await release(key)
             }
-            await queue.done(key)
             signal.notify()
         }
     }

@@ -68,6 +68,11 @@ final class Signal: Sendable {
 }
 
 /// A queue of device keys shared by the workers: the dispatcher fills it, each worker takes one.
+///
+/// An element pushed while a worker has it (a claim took its device again: after the turn's last commit gave the
+/// lease back, or after the lease ran out during a long storage retry) is not handed to a second worker. `done`
+/// reports it instead, so that the worker gives that claim's lease back: dropped silently, the lease would be held by
+/// no one, and the device frozen until it runs out.
 actor WorkQueue<Element: Sendable & Hashable> {
     private var items: [Element] = []
     private var consumers: [CheckedContinuation<Element?, Never>] = []
@@ -75,10 +80,15 @@ actor WorkQueue<Element: Sendable & Hashable> {
     private(set) var busy = 0
     /// Every element pushed and not yet `done`: buffered or being worked.
     private(set) var held: Set<Element> = []
+    /// Elements pushed again while a worker had them.
+    private var claimedAgain: Set<Element> = []
 
     func push(_ elements: [Element]) {
         for e in elements {
-            held.insert(e)
+            guard held.insert(e).inserted else {
+                if !items.contains(e) { claimedAgain.insert(e) }
+                continue
+            }
             if !consumers.isEmpty {
                 busy += 1
                 consumers.removeFirst().resume(returning: e)
@@ -98,9 +108,12 @@ actor WorkQueue<Element: Sendable & Hashable> {
         return await withCheckedContinuation { consumers.append($0) }
     }
 
-    func done(_ element: Element) {
+    /// A worker is through with `element`. Returns whether it was pushed again meanwhile.
+    @discardableResult
+    func done(_ element: Element) -> Bool {
         busy -= 1
         held.remove(element)
+        return claimedAgain.remove(element) != nil
     }
 
     /// How many elements are buffered or being worked.

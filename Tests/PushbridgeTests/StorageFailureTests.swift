@@ -160,4 +160,31 @@ struct StorageFailureTests {
             #expect(status == 200)
         }
     }
+
+    /// Found by CI on PostgreSQL (a device left `retrying` for good): the turn's last commit gave the lease back and
+    /// then answered late; meanwhile the device fell due and a claim took it again, while the worker still had it.
+    /// That claim's lease was dropped with the key, held by no one, and the device froze until it ran out.
+    @Test("a device claimed again while its worker waits for a late commit answer is not frozen until its lease runs out")
+    func claimDuringLateCommit() async throws {
+        try await Self.withFailingStore(configure: { $0.emarsys.leaseSeconds = 120 }) { bed, store in
+            #expect(try await bed.request("PUT", bed.devicePath("late"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            _ = try await bed.waitForState("late", "registered")
+            // One 503 on the token update: the turn ends in a 50 ms backoff, and its commit answers 3 s late.
+            try await bed.addFault(["mode": "status", "status": 503, "method": "PUT", "path": "/push-token", "count": 1])
+            store.set(.late(.seconds(3)), on: ["commit"])
+            let latest = Tokens.fcm()
+            #expect(try await bed.request("PUT", bed.devicePath("late") + "/push-token", json: ["provider": "fcm", "token": latest]).status == 202)
+            _ = try await bed.waitFor("late", timeout: .seconds(10)) { ($0["state"] as? String) == "retrying" }
+            // The backoff is over and the worker still waits for the answer: a write wakes the dispatcher, which
+            // claims the device again.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await bed.request("PUT", bed.devicePath("waker"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            try await Task.sleep(for: .seconds(3))
+            store.set(nil, on: ["commit"])
+            // Well before the 120 s lease could run out.
+            _ = try await bed.waitForState("late", "registered", timeout: .seconds(20))
+            let clientId = try await bed.clientId(of: "late")
+            #expect(await bed.sandbox.client(clientId)?.pushToken == latest)
+        }
+    }
 }

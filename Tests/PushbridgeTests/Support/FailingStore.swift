@@ -5,10 +5,11 @@ import Storage
 import Workflow
 
 /// The real store with faults injected on demand: an operation named in `faults` throws SQLite's I/O error (`fail`)
-/// or does not answer (`hang`) before it reaches the store underneath. The storage-failure tests put it around the bridge's SQLite store,
-/// so the API and the engine meet a database that fails exactly where a test says.
+/// or does not answer (`hang`) before it reaches the store underneath, or answers only `late` after it did its work.
+/// The storage-failure tests put it around the bridge's SQLite store, so the API and the engine meet a database that
+/// fails exactly where a test says.
 final class FailingStore: DeviceStore {
-    enum Fault: Sendable { case fail, hang }
+    enum Fault: Sendable { case fail, hang, late(Duration) }
 
     let base: any DeviceStore
     private let faults = LockedValue<[String: Fault]>([:])
@@ -23,8 +24,9 @@ final class FailingStore: DeviceStore {
 
     func faultedCalls(_ operation: String) -> Int { hits.get()[operation] ?? 0 }
 
-    private func gate(_ operation: String) async throws {
-        guard let fault = faults.get()[operation] else { return }
+    /// Runs `body` on the store underneath, with the fault set on `operation`.
+    private func run<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        guard let fault = faults.get()[operation] else { return try await body() }
         hits.update { $0[operation, default: 0] += 1 }
         switch fault {
         case .fail:
@@ -32,6 +34,10 @@ final class FailingStore: DeviceStore {
         case .hang:
             try await Task.sleep(for: .seconds(120))
             throw Self.ioError(operation)
+        case .late(let delay):
+            let result = try await body()
+            try await Task.sleep(for: delay)
+            return result
         }
     }
 
@@ -47,56 +53,43 @@ final class FailingStore: DeviceStore {
     var mayStall: Bool { true }
     func migrate() async throws { try await base.migrate() }
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult {
-        try await gate("accept")
-        return try await base.accept(write, for: key, policy: policy, limits: limits, newClientId: newClientId, now: now)
+        return try await run("accept") { try await base.accept(write, for: key, policy: policy, limits: limits, newClientId: newClientId, now: now) }
     }
     func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
-        try await gate("snapshot")
-        return try await base.snapshot(of: key)
+        return try await run("snapshot") { try await base.snapshot(of: key) }
     }
     func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
-        try await gate("list")
-        return try await base.list(app: app, state: state, limit: limit, after: cursor)
+        return try await run("list") { try await base.list(app: app, state: state, limit: limit, after: cursor) }
     }
     func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
-        try await gate("claimDue")
-        return try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease)
+        return try await run("claimDue") { try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease) }
     }
     func nextDueAt() async throws -> Date? {
-        try await gate("nextDueAt")
-        return try await base.nextDueAt()
+        return try await run("nextDueAt") { try await base.nextDueAt() }
     }
     func loadWork(_ key: DeviceKey) async throws -> Work? {
-        try await gate("loadWork")
-        return try await base.loadWork(key)
+        return try await run("loadWork") { try await base.loadWork(key) }
     }
     func commit(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws {
-        try await gate("commit")
-        try await base.commit(key, update, now: now)
+        try await run("commit") { try await base.commit(key, update, now: now) }
     }
     func commitAndLoad(_ key: DeviceKey, _ update: WorkUpdate, now: Date) async throws -> Work? {
-        try await gate("commitAndLoad")
-        return try await base.commitAndLoad(key, update, now: now)
+        return try await run("commitAndLoad") { try await base.commitAndLoad(key, update, now: now) }
     }
     func releaseLease(_ key: DeviceKey, owner: String) async throws {
-        try await gate("releaseLease")
-        try await base.releaseLease(key, owner: owner)
+        try await run("releaseLease") { try await base.releaseLease(key, owner: owner) }
     }
     func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int {
-        try await gate("releaseLeases")
-        return try await base.releaseLeases(owner: owner, except: working)
+        return try await run("releaseLeases") { try await base.releaseLeases(owner: owner, except: working) }
     }
     func ping() async throws {
-        try await gate("ping")
-        try await base.ping()
+        try await run("ping") { try await base.ping() }
     }
     func queuedIntents() async throws -> (total: Int, perApp: [String: Int]) {
-        try await gate("queuedIntents")
-        return try await base.queuedIntents()
+        return try await run("queuedIntents") { try await base.queuedIntents() }
     }
     func overview(app: String?, failures: Int) async throws -> StoreOverview {
-        try await gate("overview")
-        return try await base.overview(app: app, failures: failures)
+        return try await run("overview") { try await base.overview(app: app, failures: failures) }
     }
     func close() async throws { try await base.close() }
 }
