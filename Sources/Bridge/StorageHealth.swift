@@ -67,6 +67,14 @@ public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escapi
     }
 }
 
+/// `withStorageTimeout` where `store` can stall (PostgreSQL: a dead connection may never answer); a store that
+/// answers or fails by itself (SQLite) runs `body` as it is, without the extra task and timer.
+public func withStorageTimeout<T: Sendable>(
+    _ timeout: Duration, on store: any DeviceStore, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    store.mayStall ? try await withStorageTimeout(timeout, body) : try await body()
+}
+
 /// Storage did not answer within the wait.
 public struct StorageTimeout: Error, CustomStringConvertible {
     public var after: Duration

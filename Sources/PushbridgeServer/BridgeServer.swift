@@ -174,7 +174,7 @@ public final class BridgeServer: Sendable {
                 // storage.timeoutMs, and a timeout is not held against readiness.
                 do {
                     let read: @Sendable () async throws -> StoreOverview = { try await store.overview(app: nil, failures: 0) }
-                    let overview = store.mayStall ? try await withStorageTimeout(scrapeTimeout, read) : try await read()
+                    let overview = try await withStorageTimeout(scrapeTimeout, on: store, read)
                     Self.recordGauges(overview, metrics: metrics)
                 } catch is StorageTimeout {
                     metrics.storageError(operation: "metrics")

@@ -43,7 +43,7 @@ final class Readiness: Sendable {
                 try await store.ping()
                 return queued
             }
-            let queued = store.mayStall ? try await withStorageTimeout(Self.storageDeadline, probe) : try await probe()
+            let queued = try await withStorageTimeout(Self.storageDeadline, on: store, probe)
             if let failure = health.failure(within: Self.failureWindow) {
                 checks["storage"] = "failing (\(failure.operation))"
             } else {
