@@ -49,6 +49,11 @@ public struct BridgeMetrics: Sendable {
         Counter(label: "pushbridge_token_moves_total", factory: factory).increment()
     }
 
+    /// A token a backend reported dead was released by the device that held it.
+    public func tokenInvalidated() {
+        Counter(label: "pushbridge_tokens_invalidated_total", factory: factory).increment()
+    }
+
     public func apiRequest(route: String, method: String, status: Int) {
         Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
     }

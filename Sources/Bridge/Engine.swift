@@ -249,7 +249,7 @@ public final class Engine: Service, Sendable {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
         do {
-            return store.mayStall ? try await withStorageTimeout(config.storageTimeout, body) : try await body()
+            return try await withStorageTimeout(config.storageTimeout, on: store, body)
         } catch {
             if case StorageError.leaseLost = error { throw error }
             health.failed(operation, error)
@@ -262,7 +262,7 @@ public final class Engine: Service, Sendable {
         metrics.meLatency(endpoint: call.endpoint, elapsed)
         if case .refreshContactToken = call, t.outcome == .success { metrics.contactTokenRefresh() }
         if !before.relinked && t.state.relinked { metrics.relink() }
-        if head.payload.priority == 0, case .removePushToken = call, t.outcome == .success { metrics.tokenMove() }
+        if head.payload.releaseCause == .moved, case .removePushToken = call, t.outcome == .success { metrics.tokenMove() }
     }
 
     private func logStep(_ log: Logger, call: MECall, transition t: Transition) {

@@ -184,6 +184,56 @@ paths:
         '404': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/tokens/invalidate:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    post:
+      operationId: invalidateToken
+      summary: A token the backend's own send found dead (FCM UNREGISTERED, APNs 410) is removed at ME.
+      description: >-
+        The device of the app that holds the token (sent or queued) gets it removed at ME and ends
+        unregistered; no device takes it. A later PUT of the same token, by any device, registers it
+        again. Name the token as a device write does (provider and token) or by its tokenHash, not both.
+        reason is checked (at most 256 characters) and never logged.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                provider: { $ref: '#/components/schemas/Provider' }
+                token: { $ref: '#/components/schemas/TokenInput' }
+                environment: { type: string, enum: [production, sandbox] }
+                tokenHash: { type: string, pattern: '^[0-9a-f]{64}$' }
+                reason: { type: string, maxLength: 256 }
+      responses:
+        '200':
+          description: No device of the app holds the token; nothing changed.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [devices, deduplicated]
+                properties:
+                  devices: { type: array, maxItems: 0, items: { $ref: '#/components/schemas/DeviceStatus' } }
+                  deduplicated: { type: boolean, const: true }
+        '202':
+          description: The device that held the token, as the write left it; its removal at ME is queued.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [devices]
+                properties:
+                  devices: { type: array, items: { $ref: '#/components/schemas/DeviceStatus' } }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/tokens/normalize:
     post:
       operationId: normalizeToken

@@ -18,6 +18,11 @@ public protocol DeviceStore: Sendable {
     /// Applies a validated API write: deduplicates, collapses, moves tokens, enforces the queue bound.
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult
 
+    /// A token reported dead (`POST .../tokens/invalidate`): the device of `app` that holds `tokenHash` (sent or
+    /// queued) gets it removed at ME, as when the token moves to another device, but no device takes it. Returns the
+    /// devices that held it, as the write leaves them (none: nothing changed).
+    func invalidate(tokenHash: String, app: String, now: Date) async throws -> [DeviceSnapshot]
+
     func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot?
     func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage
 

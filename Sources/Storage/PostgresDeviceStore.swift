@@ -112,6 +112,15 @@ public final class PostgresDeviceStore: DeviceStore {
         }
     }
 
+    public func invalidate(tokenHash: String, app: String, now: Date) async throws -> [DeviceSnapshot] {
+        try await ready.value()
+        // No holder on a read-only snapshot: nothing to change, and no lock taken.
+        guard try await withTx(snapshot: true, { tx in try await PostgresIntake.holder(tx, app: app, tokenHash: tokenHash) }) != nil else { return [] }
+        return try await transaction { tx in
+            try await PostgresIntake.invalidate(tx, app: app, tokenHash: tokenHash, now: now, sealer: self.sealer).map { [$0] } ?? []
+        }
+    }
+
     public func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
         try await ready.value()
         // One statement: no transaction around it (one round trip instead of three).

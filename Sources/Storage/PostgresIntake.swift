@@ -58,7 +58,7 @@ struct PostgresIntake {
             row = try await create(write: write, clientId: newClientId)
         }
         try await PostgresRows.apply(collapsed, tx, key, now: now, sealer: sealer)
-        if let takeFrom, let token { try await moveToken(token, from: takeFrom) }
+        if let takeFrom, let token { try await release(token.tokenHash, from: takeFrom, cause: .moved) }
         try await PostgresRows.insertIntent(tx, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
         try await updateClaims(for: write, token: token, state: device?.state)
         // The row as the transaction leaves it: an API write changes only registration columns, so the
@@ -70,8 +70,13 @@ struct PostgresIntake {
     }
 
     private func holder(_ token: TokenRef) async throws -> DeviceKey? {
-        try await tx.rows(PGStatement.TokenHolder.self, "SELECT device_id FROM token_claims WHERE app = \(key.appCode) AND token_hash = \(token.tokenHash)")
-            .first.map { DeviceKey(appCode: key.appCode, deviceId: try $0.decode(String.self)) }
+        try await Self.holder(tx, app: key.appCode, tokenHash: token.tokenHash)
+    }
+
+    /// The device of `app` that holds the token with hash `tokenHash` (sent or queued), if any.
+    static func holder(_ tx: PGTx, app: String, tokenHash: String) async throws -> DeviceKey? {
+        try await tx.rows(PGStatement.TokenHolder.self, "SELECT device_id FROM token_claims WHERE app = \(app) AND token_hash = \(tokenHash)")
+            .first.map { DeviceKey(appCode: app, deviceId: try $0.decode(String.self)) }
     }
 
     private func create(write: DeviceWrite, clientId: String) async throws -> PostgresRows.DeviceRow {
@@ -89,24 +94,41 @@ struct PostgresIntake {
             key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: nowMs, state: state)
     }
 
-    /// The token leaves `holder`: its queued intents for that token go, and a release is queued ahead of
-    /// everything else there, which this device's push-token step waits for.
-    private func moveToken(_ token: TokenRef, from holder: DeviceKey) async throws {
+    /// The token with hash `tokenHash` leaves `holder` (it moves to this device, or it was reported dead): its
+    /// queued intents for that token go, and a release is queued ahead of everything else there, which a push-token
+    /// step of that token on any other device waits for.
+    private func release(_ tokenHash: String, from holder: DeviceKey, cause: ReleaseCause) async throws {
         let nowMs = Codec.ms(now)
         let held = try await PostgresRows.device(tx, holder, sealer)
         let move = Intake.release(
-            tokenHash: token.tokenHash, state: held?.state, queued: try await PostgresRows.queued(tx, holder, sealer).map(\.intent))
+            tokenHash: tokenHash, cause: cause, state: held?.state, queued: try await PostgresRows.queued(tx, holder, sealer).map(\.intent))
         try await PostgresRows.apply(move.edits, tx, holder, now: now, sealer: sealer)
-        try await PostgresRows.insertIntent(tx, holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
-        try await tx.exec(PGStatement.DeleteClaimOfHolder.self, "DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(token.tokenHash) AND device_id = \(holder.deviceId)")
+        try await PostgresRows.insertIntent(tx, holder, move.release, tokenHash: tokenHash, waitsFor: nil, now: now, sealer: sealer)
+        try await tx.exec(PGStatement.DeleteClaimOfHolder.self, "DELETE FROM token_claims WHERE app = \(holder.appCode) AND token_hash = \(tokenHash) AND device_id = \(holder.deviceId)")
         try await tx.exec(PGStatement.ReleaseTokenAtHolder.self, """
             UPDATE devices SET
-                token_hash = CASE WHEN token_hash = \(token.tokenHash) THEN NULL ELSE token_hash END,
+                token_hash = CASE WHEN token_hash = \(tokenHash) THEN NULL ELSE token_hash END,
                 pending = (SELECT COUNT(*) FROM intents i WHERE i.app = devices.app AND i.device_id = devices.device_id),
                 due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs)
             WHERE app = \(holder.appCode) AND device_id = \(holder.deviceId)
             """)
         try await refreshStateColumn(holder)
+    }
+
+    /// The token with hash `tokenHash` of `app` was reported dead: the device that holds it (sent or queued)
+    /// releases it, as on a move. Takes the locks in the order of `accept` (the token hash, then the device and its
+    /// row); the holder is read again under them. Returns the holder as the write leaves it.
+    static func invalidate(_ tx: PGTx, app: String, tokenHash: String, now: Date, sealer: Sealer) async throws -> DeviceSnapshot? {
+        try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(app):\(tokenHash)"), 0))")
+        guard let first = try await holder(tx, app: app, tokenHash: tokenHash) else { return nil }
+        try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("device:\(app):\(first.deviceId)"), 0))")
+        try await tx.exec(PGStatement.LockDeviceRow.self, "SELECT 1 FROM devices WHERE app = \(app) AND device_id = \(first.deviceId) FOR UPDATE")
+        // The holder's own removal or forget may have dropped the claim before the device lock was ours.
+        guard let holder = try await holder(tx, app: app, tokenHash: tokenHash), holder == first else { return nil }
+        let intake = PostgresIntake(tx: tx, key: holder, now: now, sealer: sealer)
+        try await intake.release(tokenHash, from: holder, cause: .invalidated)
+        try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
+        return try await PostgresRows.device(tx, holder, sealer)?.snapshot
     }
 
     private func updateClaims(for write: DeviceWrite, token: TokenRef?, state: DeviceState?) async throws {

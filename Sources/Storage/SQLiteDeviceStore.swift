@@ -94,6 +94,16 @@ public final class SQLiteDeviceStore: DeviceStore {
         }
     }
 
+    public func invalidate(tokenHash: String, app: String, now: Date) async throws -> [DeviceSnapshot] {
+        let sealer = self.sealer
+        // No holder on a read snapshot: nothing to change, and no turn in the write queue taken.
+        guard try readInPlace({ db in try SQLiteIntake.holder(db, app: app, tokenHash: tokenHash) }) != nil else { return [] }
+        return try await writes.write { db in
+            guard let holder = try SQLiteIntake.holder(db, app: app, tokenHash: tokenHash) else { return [] }
+            return try SQLiteIntake(db: db, key: holder, now: now, sealer: sealer).invalidate(tokenHash).map { [$0] } ?? []
+        }
+    }
+
     // Point reads (a status, a deduplicated write's snapshot, an engine load) take a few dozen microseconds:
     // they run on the calling thread through GRDB's synchronous `read` on `pointReads`, which saves the two
     // thread hops of the async `read`, worth more than the read itself. Listings and overviews, which may scan,

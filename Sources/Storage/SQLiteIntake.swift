@@ -14,11 +14,8 @@ struct SQLiteIntake {
         let device = try SQLiteRows.device(db, key, sealer)
         let queued = try device == nil ? [] : SQLiteRows.queued(db, key, sealer).map(\.intent)
         var holder: DeviceKey?
-        if let token = Intake.token(of: write) {
-            let holderId = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT device_id FROM token_claims WHERE app = ? AND token_hash = ?"),
-                arguments: [key.appCode, token.tokenHash])
-            if let holderId, holderId != key.deviceId { holder = DeviceKey(appCode: key.appCode, deviceId: holderId) }
+        if let token = Intake.token(of: write), let h = try Self.holder(db, app: key.appCode, tokenHash: token.tokenHash), h != key {
+            holder = h
         }
         return IntakeReads(write, device: device, queued: queued, holder: holder, policy: policy)
     }
@@ -45,7 +42,7 @@ struct SQLiteIntake {
             row = try create(write: write, clientId: newClientId)
         }
         try SQLiteRows.apply(collapsed, db, key, now: now, sealer: sealer)
-        if let takeFrom, let token { try moveToken(token, from: takeFrom) }
+        if let takeFrom, let token { try release(token.tokenHash, from: takeFrom, cause: .moved) }
         try SQLiteRows.insertIntent(db, key, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now, sealer: sealer)
         try updateClaims(for: write, token: token, state: device?.state)
         // The row as the transaction leaves it: this write touches only registration columns, so the
@@ -69,17 +66,18 @@ struct SQLiteIntake {
             key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: Codec.ms(now), state: state)
     }
 
-    /// The token leaves `holder`: its queued intents for that token go, and a release is queued
-    /// ahead of everything else there, which this device's push-token step waits for.
-    private func moveToken(_ token: TokenRef, from holder: DeviceKey) throws {
+    /// The token with hash `tokenHash` leaves `holder` (it moves to this device, or it was reported dead): its
+    /// queued intents for that token go, and a release is queued ahead of everything else there, which a push-token
+    /// step of that token on any other device waits for.
+    private func release(_ tokenHash: String, from holder: DeviceKey, cause: ReleaseCause) throws {
         let held = try SQLiteRows.device(db, holder, sealer)
         let move = Intake.release(
-            tokenHash: token.tokenHash, state: held?.state, queued: try SQLiteRows.queued(db, holder, sealer).map(\.intent))
+            tokenHash: tokenHash, cause: cause, state: held?.state, queued: try SQLiteRows.queued(db, holder, sealer).map(\.intent))
         try SQLiteRows.apply(move.edits, db, holder, now: now, sealer: sealer)
-        try SQLiteRows.insertIntent(db, holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now, sealer: sealer)
+        try SQLiteRows.insertIntent(db, holder, move.release, tokenHash: tokenHash, waitsFor: nil, now: now, sealer: sealer)
         try db.execute(
             sql: "DELETE FROM token_claims WHERE app = ? AND token_hash = ? AND device_id = ?",
-            arguments: [holder.appCode, token.tokenHash, holder.deviceId])
+            arguments: [holder.appCode, tokenHash, holder.deviceId])
         try db.execute(
             sql: """
                 UPDATE devices SET
@@ -88,8 +86,23 @@ struct SQLiteIntake {
                     due_at = COALESCE(due_at, ?), updated_at = ?
                 WHERE app = ? AND device_id = ?
                 """,
-            arguments: [token.tokenHash, Codec.ms(now), Codec.ms(now), holder.appCode, holder.deviceId])
+            arguments: [tokenHash, Codec.ms(now), Codec.ms(now), holder.appCode, holder.deviceId])
         try refreshStateColumn(holder)
+    }
+
+    /// `key` holds the token with hash `tokenHash`, which was reported dead: it is released there as on a move.
+    /// Returns the device as the write leaves it.
+    func invalidate(_ tokenHash: String) throws -> DeviceSnapshot? {
+        try release(tokenHash, from: key, cause: .invalidated)
+        return try SQLiteRows.device(db, key, sealer)?.snapshot
+    }
+
+    /// The device of `app` that holds the token with hash `tokenHash` (sent or queued), if any.
+    static func holder(_ db: Database, app: String, tokenHash: String) throws -> DeviceKey? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT device_id FROM token_claims WHERE app = ? AND token_hash = ?"),
+            arguments: [app, tokenHash]
+        ).map { DeviceKey(appCode: app, deviceId: $0) }
     }
 
     private func updateClaims(for write: DeviceWrite, token: TokenRef?, state: DeviceState?) throws {

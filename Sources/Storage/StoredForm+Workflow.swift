@@ -221,13 +221,13 @@ extension IntentPayload: StoredCodable {
         case .events(let events):
             w.bytes.append(5)
             events.write(to: &w)
-        case .release(let tokenHash):
-            w.bytes.append(6)
+        case .release(let tokenHash, let cause):
+            w.bytes.append(cause == .moved ? 6 : 10)
             tokenHash.write(to: &w)
         case .forget:
             w.bytes.append(7)
-        case .releaseAll(let tokenHash):
-            w.bytes.append(8)
+        case .releaseAll(let tokenHash, let cause):
+            w.bytes.append(cause == .moved ? 8 : 11)
             tokenHash.write(to: &w)
         case .openIdLogin(let fieldId, let token):
             w.bytes.append(9)
@@ -247,6 +247,8 @@ extension IntentPayload: StoredCodable {
         case 7: self = .forget
         case 8: self = .releaseAll(tokenHash: try r.string())
         case 9: self = .openIdLogin(fieldId: try Int(from: &r), token: try r.string())
+        case 10: self = .release(tokenHash: try r.string(), cause: .invalidated)
+        case 11: self = .releaseAll(tokenHash: try r.string(), cause: .invalidated)
         default: throw StoredFormError.malformed("intent payload")
         }
     }

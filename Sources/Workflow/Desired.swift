@@ -33,7 +33,7 @@ public struct Desired: Sendable, Hashable {
             token = nil
         case .login?, .openIdLogin?, .logout?:
             contact = head?.requestedContact
-        case .release(let hash)?:
+        case .release(let hash, _)?:
             if token?.tokenHash == hash { token = nil }
         case .releaseAll?:
             token = nil

@@ -115,7 +115,7 @@ public enum Intake {
             case .setToken(let t): return t
             case .start(let s) where s.token != nil: return s.token
             case .removeToken, .forget: return nil
-            case .release(let hash) where view.state?.pushTokenSent?.tokenHash == hash: return nil
+            case .release(let hash, _) where view.state?.pushTokenSent?.tokenHash == hash: return nil
             case .releaseAll: return nil
             default: continue
             }
@@ -157,13 +157,17 @@ extension Intake {
         supersede(queued, tokenHash: nil, keeping: state?.pushTokenSent.map { [$0.tokenHash] } ?? [])
     }
 
-    /// The token with hash `hash` moves away from a device with `state` and `queued`: the edits of its queue, and
-    /// the release intent to queue at its head. When the token was the device's newest requested one, the device
-    /// is left with no token (`releaseAll`); otherwise only the moved token goes, where ME holds it (`release`).
-    public static func release(tokenHash hash: String, state: DeviceState?, queued: [Intent]) -> (edits: QueueEdits, release: IntentPayload) {
+    /// The token with hash `hash` leaves a device with `state` and `queued` (it moved to another device, or was
+    /// reported dead): the edits of its queue, and the release intent to queue at its head. When the token was the
+    /// device's newest requested one, the device is left with no token (`releaseAll`); otherwise only that token
+    /// goes, where ME holds it (`release`).
+    public static func release(
+        tokenHash hash: String, cause: ReleaseCause = .moved, state: DeviceState?, queued: [Intent]
+    ) -> (edits: QueueEdits, release: IntentPayload) {
         let view = IntakeView(exists: true, state: state, queued: queued, tokenHolder: nil)
-        let newestWasMoved = newestToken(view, liveQueue(view))?.tokenHash == hash
-        return (supersede(queued, tokenHash: hash, keeping: []), newestWasMoved ? .releaseAll(tokenHash: hash) : .release(tokenHash: hash))
+        let newestGoes = newestToken(view, liveQueue(view))?.tokenHash == hash
+        let release: IntentPayload = newestGoes ? .releaseAll(tokenHash: hash, cause: cause) : .release(tokenHash: hash, cause: cause)
+        return (supersede(queued, tokenHash: hash, keeping: []), release)
     }
 
     /// Drops the token intents (of the token `tokenHash`, or all) and takes the token out of the starts (but

@@ -171,11 +171,12 @@ public enum IntentPayload: Sendable, Hashable, Codable {
     case openIdLogin(fieldId: Int, token: String)
     case logout
     case events([CustomEvent])
-    /// The token with this hash moved to another device: remove it at ME if this device holds it there.
-    case release(tokenHash: String)
-    /// The token with this hash, this device's newest requested one, moved to another device: the device is left
-    /// with no token, so whatever ME holds on its client is removed (the moved token, or an older one).
-    case releaseAll(tokenHash: String)
+    /// The token with this hash moved to another device, or was reported dead (`cause`): remove it at ME if this
+    /// device holds it there.
+    case release(tokenHash: String, cause: ReleaseCause = .moved)
+    /// The token with this hash, this device's newest requested one, moved to another device or was reported dead:
+    /// the device is left with no token, so whatever ME holds on its client is removed (that token, or an older one).
+    case releaseAll(tokenHash: String, cause: ReleaseCause = .moved)
     /// Remove the token at ME, then forget the device.
     case forget
 
@@ -211,6 +212,14 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         }
     }
 
+    /// Why a release intent was queued; nil for the others.
+    public var releaseCause: ReleaseCause? {
+        switch self {
+        case .release(_, let cause), .releaseAll(_, let cause): cause
+        default: nil
+        }
+    }
+
     /// Release intents jump the queue: another device waits for them.
     public var priority: Int {
         switch self {
@@ -218,6 +227,14 @@ public enum IntentPayload: Sendable, Hashable, Codable {
         default: return 1
         }
     }
+}
+
+/// Why a device lets go of a token it holds (sent or queued).
+public enum ReleaseCause: String, Sendable, Hashable, Codable {
+    /// The token arrived for another device of the app, which waits for this device's removal.
+    case moved
+    /// A backend reported the token dead (`POST .../tokens/invalidate`); no device takes it.
+    case invalidated
 }
 
 /// A queued intent with its storage identity.

@@ -83,7 +83,7 @@ public struct Planner: Sendable {
 
         // A token that moved to another device leaves this one first: another device waits for it.
         switch head.payload {
-        case .release(let hash) where state.holdsAtME(tokenHash: hash):
+        case .release(let hash, _) where state.holdsAtME(tokenHash: hash):
             return removal()
         case .releaseAll where state.pushTokenSent != nil || state.pushTokenUncertain != nil:
             return removal()

@@ -46,6 +46,9 @@ struct BadInputTests {
             expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Basic dXNlcjpwYXNz"]), 401)
             expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Bearer not-a-key-of-anyone-at-all"]), 401)
             expectProblem(try await bed.request("PUT", path, json: good, headers: ["Authorization": "Bearer \(Self.otherKey)"]), 403)
+            let invalidate = "/v1/apps/EMS12-34567/tokens/invalidate"
+            expectProblem(try await bed.request("POST", invalidate, json: good), 401)
+            expectProblem(try await bed.request("POST", invalidate, json: good, headers: ["Authorization": "Bearer \(Self.otherKey)"]), 403)
             let big = Data("{\"provider\": \"fcm\", \"token\": \"\(String(repeating: "a", count: 70_000))\"}".utf8)
             expectProblem(try await bed.request("PUT", path, raw: big, headers: auth), 413)
             expectProblem(try await bed.request("PUT", bed.devicePath("bad%20id"), json: good, headers: auth), 400)

@@ -60,6 +60,11 @@ struct StorageFailureTests {
                 Self.expectStorageUnavailable(try await bed.request(method, path, json: body), "\(method) \(path)")
             }
             #expect(store.faultedCalls("accept") == writes.count)
+            // A dead-token report has its own operation.
+            store.set(.fail, on: ["invalidate"])
+            Self.expectStorageUnavailable(
+                try await bed.request("POST", "/v1/apps/\(TestBed.app)/tokens/invalidate", json: ["provider": "fcm", "token": token]), "POST invalidate")
+            #expect(store.faultedCalls("invalidate") == 1)
             // Reads on their own operations.
             store.set(.fail, on: ["snapshot", "list", "overview"])
             Self.expectStorageUnavailable(try await bed.request("GET", bed.devicePath("kept")), "GET device")

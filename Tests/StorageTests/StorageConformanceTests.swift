@@ -32,6 +32,7 @@ enum Conformance {
         ("rotations collapse", collapse),
         ("token move: release first, blocked until it pops, waiters woken", tokenMove),
         ("token move: the claim on a token at ME outlives a rotation; queued starts lose the moved token", moveKeepsClaimOfSentToken),
+        ("invalidate: the holder releases a sent or queued token, no one takes it, a later PUT registers it", invalidate),
         ("queue bounds, global and per app", queueBounds),
         ("claimDue: due and unleased only, leases respected", claimDue),
         ("releaseLeases: an owner's leases go back, all but the ones in hand", releaseLeases),
@@ -156,6 +157,50 @@ enum Conformance {
         #expect(try await store.status(of: a)?.tokenHash == nil)
         // C waits for A's release of T2 (the hash is A's release, whichever device queued it).
         #expect(try #require(try await store.loadWork(c)).moveBlocked)
+    }
+
+    static func invalidate(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let (a, b) = (Fixture.key("a"), Fixture.key("b"))
+        let (t1, t2) = (Fixture.token("sent"), Fixture.token("queued"))
+        let now = Date()
+        // Nobody holds it: nothing changes.
+        #expect(try await store.invalidate(tokenHash: t1.tokenHash, app: a.appCode, now: now).isEmpty)
+        #expect(try await store.put(Fixture.start(t1), a, now: now).kind == "accepted")
+        // A's start is worked and T1 sent; then A rotates to T2, which is only queued.
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        let work = try #require(try await store.loadWork(a))
+        var state = work.state
+        state.pushTokenSent = t1
+        try await store.commit(a, WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: "w", releaseLease: true), now: now)
+        #expect(try await store.put(.setToken(t2), a, now: now).kind == "accepted")
+        // Another app's report names another app's token: A keeps its own.
+        #expect(try await store.invalidate(tokenHash: t2.tokenHash, app: "EMS98-76543", now: now).isEmpty)
+
+        // T1 (at ME, no longer A's newest) reported dead: A releases it and keeps T2.
+        let first = try await store.invalidate(tokenHash: t1.tokenHash, app: a.appCode, now: now)
+        #expect(first.map(\.registration.key) == [a])
+        var queue = try #require(try await store.loadWork(a)).queue
+        #expect(queue.first?.payload == .release(tokenHash: t1.tokenHash, cause: .invalidated))
+        #expect(queue.count == 2)
+        #expect(try await store.status(of: a)?.tokenHash == t2.tokenHash)
+        // Reported again: its claim is gone, nothing changes.
+        #expect(try await store.invalidate(tokenHash: t1.tokenHash, app: a.appCode, now: now).isEmpty)
+
+        // T2 (queued, A's newest) reported dead: its PUT goes, and A is left with no token.
+        let second = try #require(try await store.invalidate(tokenHash: t2.tokenHash, app: a.appCode, now: now).first)
+        #expect(second.registration.tokenHash == nil)
+        queue = try #require(try await store.loadWork(a)).queue
+        #expect(queue.map(\.payload) == [
+            .release(tokenHash: t1.tokenHash, cause: .invalidated), .releaseAll(tokenHash: t2.tokenHash, cause: .invalidated),
+        ])
+        #expect(try await store.status(of: a)?.pending == 2)
+
+        // A later PUT of the token by another device is a plain registration (it waits for A's release, as on a move).
+        #expect(try await store.put(.setToken(t2), b, now: now).kind == "accepted")
+        #expect(try #require(try await store.loadWork(b)).moveBlocked)
+        #expect(try #require(try await store.loadWork(a)).queue.count == 2)
+        #expect(try await store.status(of: b)?.tokenHash == t2.tokenHash)
     }
 
     static func tokenMove(_ h: StoreHarness) async throws {

@@ -110,8 +110,8 @@ public struct ModelGenerator {
                     return a
                 }, sessionId: maybe { $0.string() })
             })
-        case 6: return .release(tokenHash: string())
-        case 7: return .releaseAll(tokenHash: string())
+        case 6: return .release(tokenHash: string(), cause: bool() ? .moved : .invalidated)
+        case 7: return .releaseAll(tokenHash: string(), cause: bool() ? .moved : .invalidated)
         case 8: return .openIdLogin(fieldId: int(), token: string())
         default: return .forget
         }

@@ -15,6 +15,44 @@ extension BridgeAPI {
         return try Self.json(NormalizeBody(provider: token.provider, platform: token.platform, pushToken: token.pushToken, tokenHash: token.tokenHash), status: .ok)
     }
 
+    /// `POST /v1/apps/{code}/tokens/invalidate`: a backend's send met a dead token (FCM `UNREGISTERED`, APNs 410).
+    /// The device of the app that holds it (sent or queued) gets it removed at ME and ends `unregistered`; 202 with
+    /// that device, or 200 deduplicated when no device holds it. The token is named as a device write names it
+    /// (`provider` and `token`) or by its `tokenHash`; `reason` (at most 256 characters) is checked and kept out of
+    /// the logs, as it may quote the token.
+    func invalidate(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let app = try self.app(request, context)
+        let body = Members(try await JSONInput.body(request))
+        let tokenHash: String
+        if let hash = try body.string("tokenHash") {
+            guard body.object["token"] == nil, body.object["provider"] == nil else {
+                throw Problem.invalid("tokenHash", "Name the token by tokenHash or by provider and token, not both.")
+            }
+            guard Self.isTokenHash(hash) else { throw Problem.invalid("tokenHash", "tokenHash must be 64 lower-case hexadecimal characters.") }
+            tokenHash = hash
+        } else {
+            let descriptor = try parsing.provider(body)
+            tokenHash = try parsing.token(body, provider: descriptor.id, required: true)!.tokenHash
+        }
+        if let reason = try body.string("reason"), reason.count > 256 {
+            throw Problem.invalid("reason", "reason may hold at most 256 characters.")
+        }
+        try refuseWhileDraining()
+        let devices = try await storage("invalidate") { [store] in try await store.invalidate(tokenHash: tokenHash, app: app.code, now: Date()) }
+        guard !devices.isEmpty else { return try Self.json(InvalidateBody(devices: [], deduplicated: true), status: .ok) }
+        wake()
+        metrics.tokenInvalidated()
+        logger.info("token reported dead; its device releases it", metadata: [
+            "app": "\(app.code)", "tokenHash": "\(tokenHash.prefix(12))", "devices": "\(devices.map(\.registration.key.deviceId).joined(separator: ","))",
+        ])
+        return try Self.json(InvalidateBody(devices: devices.map { DeviceStatus($0) }, deduplicated: false), status: .accepted)
+    }
+
+    /// A token hash as the status shows it: SHA-256 in 64 lower-case hexadecimal characters.
+    static func isTokenHash(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// `GET /v1/apps/{code}/stats`: the app's devices by state and provider, its queue and recent failures.
     func stats(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let app = try self.app(request, context)

@@ -67,6 +67,7 @@ struct BridgeAPI: Sendable {
             Route(method: .post, path: device + "/events", handler: { try await self.events($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/devices", handler: { try await self.list($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/stats", handler: { try await self.stats($0, $1) }),
+            Route(method: .post, path: "/v1/apps/:code/tokens/invalidate", handler: { try await self.invalidate($0, $1) }),
             Route(method: .post, path: "/v1/tokens/normalize", handler: { try await self.normalize($0, $1) }),
             Route(method: .get, path: "/health", handler: { _, _ in try Self.json(["status": "ok"], status: .ok) }),
             Route(method: .get, path: "/ready", handler: { _, _ in try await self.ready() }),
@@ -103,12 +104,17 @@ struct BridgeAPI: Sendable {
         return (app, DeviceKey(appCode: app.code, deviceId: deviceId))
     }
 
-    func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
+    /// A write that arrives while the instance drains is refused before it is stored: 503 with `Retry-After`.
+    func refuseWhileDraining() throws {
         if draining() {
             var p = Problem(.serviceUnavailable, "shutting-down", "Shutting down", detail: "This instance is shutting down; nothing was stored. Send the request again (to another instance).")
             p.headers[.retryAfter] = "1"
             throw p
         }
+    }
+
+    func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
+        try refuseWhileDraining()
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let policy = app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion)
         let result = try await storage("accept") { [store] in
@@ -137,7 +143,7 @@ struct BridgeAPI: Sendable {
     /// have died after the COMMIT), may still be stored, and sending it again is safe.
     func storage<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return store.mayStall ? try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), body) : try await body()
+            return try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), on: store, body)
         } catch {
             health.failed(operation, error)
             logger.error("storage failed; answering 503", metadata: ["operation": "\(operation)", "error": "\(storageErrorText(error))"])
@@ -188,6 +194,18 @@ struct DevicePageBody: Encodable {
         try c.encode(nextCursor, forKey: .nextCursor)
     }
     enum CodingKeys: String, CodingKey { case devices, nextCursor }
+}
+
+/// The answer to a dead-token report: the devices that held the token, and `deduplicated` when none did.
+struct InvalidateBody: Encodable {
+    var devices: [DeviceStatus]
+    var deduplicated: Bool
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(devices, forKey: .devices)
+        if deduplicated { try c.encode(true, forKey: .deduplicated) }
+    }
+    enum CodingKeys: String, CodingKey { case devices, deduplicated }
 }
 
 struct AppStatsBody: Encodable {

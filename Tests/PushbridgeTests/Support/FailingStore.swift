@@ -46,7 +46,7 @@ final class FailingStore: DeviceStore {
         DatabaseError(resultCode: .SQLITE_IOERR, message: "disk I/O error (injected in \(operation))")
     }
 
-    static let apiOperations = ["accept", "snapshot", "list", "overview", "queuedIntents", "ping"]
+    static let apiOperations = ["accept", "invalidate", "snapshot", "list", "overview", "queuedIntents", "ping"]
     static let engineOperations = ["claimDue", "nextDueAt", "loadWork", "commit", "commitAndLoad", "releaseLease", "releaseLeases"]
 
     /// Its hangs must meet the watchdog, whatever the store underneath.
@@ -54,6 +54,9 @@ final class FailingStore: DeviceStore {
     func migrate() async throws { try await base.migrate() }
     func accept(_ write: DeviceWrite, for key: DeviceKey, policy: AppPolicy, limits: QueueLimits, newClientId: String, now: Date) async throws -> AcceptResult {
         return try await run("accept") { try await base.accept(write, for: key, policy: policy, limits: limits, newClientId: newClientId, now: now) }
+    }
+    func invalidate(tokenHash: String, app: String, now: Date) async throws -> [DeviceSnapshot] {
+        return try await run("invalidate") { try await base.invalidate(tokenHash: tokenHash, app: app, now: now) }
     }
     func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot? {
         return try await run("snapshot") { try await base.snapshot(of: key) }

@@ -60,7 +60,7 @@ struct SimStore {
             devices[id] = Device(state: state)
         }
         if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent), state: existing?.state), to: id, now: now) }
-        if let takeFrom, let token { moveToken(token, from: takeFrom.deviceId, now: now) }
+        if let takeFrom, let token { release(token.tokenHash, from: takeFrom.deviceId, cause: .moved, now: now) }
         insert(id, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now)
         // Claims.
         switch write {
@@ -98,17 +98,25 @@ struct SimStore {
         for (hash, holder) in claims where holder == id && !kept.contains(hash) { claims[hash] = nil }
     }
 
-    private mutating func moveToken(_ token: TokenRef, from holder: String, now: Int64) {
+    private mutating func release(_ hash: String, from holder: String, cause: ReleaseCause, now: Int64) {
         guard let held = devices[holder] else {
-            claims[token.tokenHash] = nil
+            claims[hash] = nil
             return
         }
-        let move = Intake.release(tokenHash: token.tokenHash, state: held.state, queued: ordered(holder).map(\.intent))
+        let move = Intake.release(tokenHash: hash, cause: cause, state: held.state, queued: ordered(holder).map(\.intent))
         apply(move.edits, to: holder, now: now)
-        insert(holder, move.release, tokenHash: token.tokenHash, waitsFor: nil, now: now)
-        if claims[token.tokenHash] == holder { claims[token.tokenHash] = nil }
-        if devices[holder]?.tokenHash == token.tokenHash { devices[holder]?.tokenHash = nil }
+        insert(holder, move.release, tokenHash: hash, waitsFor: nil, now: now)
+        if claims[hash] == holder { claims[hash] = nil }
+        if devices[holder]?.tokenHash == hash { devices[holder]?.tokenHash = nil }
         if devices[holder]?.dueAt == nil { devices[holder]?.dueAt = now }
+    }
+
+    /// A token reported dead (`SQLiteDeviceStore.invalidate`): its holder releases it. Returns the holder's id.
+    @discardableResult
+    mutating func invalidate(tokenHash hash: String, now: Int64) -> String? {
+        guard let holder = claims[hash] else { return nil }
+        release(hash, from: holder, cause: .invalidated, now: now)
+        return holder
     }
 
     /// What a worker loads (`DeviceStore.loadWork`).

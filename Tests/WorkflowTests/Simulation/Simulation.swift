@@ -18,6 +18,8 @@ enum SimStep: Hashable, CustomStringConvertible {
     case logout(device: Int)
     case events(device: Int)
     case forget(device: Int)
+    /// A backend reports the token dead (`POST .../tokens/invalidate`).
+    case invalidate(token: Int)
     /// The engine takes the device's next step (if it is due and has none in flight); ME answers with `fault`.
     case send(device: Int, fault: SimFault)
     /// The engine commits the device's step in flight.
@@ -38,6 +40,7 @@ enum SimStep: Hashable, CustomStringConvertible {
         case .logout(let d): "logout d\(d)"
         case .events(let d): "events d\(d)"
         case .forget(let d): "forget d\(d)"
+        case .invalidate(let t): "T\(t) reported dead"
         case .send(let d, let f): "engine sends for d\(d)\(f == .none ? "" : ", ME fault \(f.rawValue)")"
         case .commit(let d): "engine commits d\(d)"
         case .crash: "bridge killed"
@@ -72,7 +75,7 @@ struct SimShape {
             case 25..<29: steps.append(.login(device: d, value: r.below(3)))  // u2: an OpenID login
             case 29..<32: steps.append(.logout(device: d))
             case 32..<35: steps.append(.events(device: d))
-            case 35..<37: steps.append(.forget(device: d))
+            case 35..<37: steps.append(r.chance(50) ? .forget(device: d) : .invalidate(token: r.below(tokens)))
             case 37..<62:
                 let faults = SimFault.allCases
                 steps.append(.send(device: d, fault: r.chance(70) ? .none : faults[1 + r.below(faults.count - 1)]))
@@ -97,6 +100,9 @@ struct Simulation {
     var nowMs: Int64 = 1_700_000_000_000
     var inFlight: [String: InFlight] = [:]
     var violations: [String] = []
+    /// Tokens reported dead, with the device that held them then and has not been sent them again since: ME must
+    /// not hold them on that device's client at rest.
+    var dead: [Int: String] = [:]
     let planner = Planner(policy: AppPolicy(), sdkVersion: "sim")
     let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000))
     var clientSerial = 0
@@ -136,8 +142,9 @@ struct Simulation {
             let start = StartIntent(
                 provider: "fcm", platform: "android", token: t.map(Self.token), info: DeviceInfo(),
                 contact: login.map { .identified(fieldId: 3, value: "u\($0)") }, clientId: clientId)
-            store.accept(.start(start), device: "d\(d)", now: nowMs)
-        case .setToken(let d, let t): store.accept(.setToken(Self.token(t)), device: "d\(d)", now: nowMs)
+            if store.accept(.start(start), device: "d\(d)", now: nowMs), let t, dead[t] == "d\(d)" { dead[t] = nil }
+        case .setToken(let d, let t):
+            if store.accept(.setToken(Self.token(t)), device: "d\(d)", now: nowMs), dead[t] == "d\(d)" { dead[t] = nil }
         case .removeToken(let d): store.accept(.removeToken, device: "d\(d)", now: nowMs)
         case .login(let d, let v):
             let write: DeviceWrite = v == 2 ? .openIdLogin(fieldId: 3, token: "id-token-u2") : .login(fieldId: 3, value: "u\(v)")
@@ -145,6 +152,8 @@ struct Simulation {
         case .logout(let d): store.accept(.logout, device: "d\(d)", now: nowMs)
         case .events(let d): store.accept(.events([CustomEvent(name: "e", timestamp: "2026-01-01T00:00:00.000Z", attributes: nil)]), device: "d\(d)", now: nowMs)
         case .forget(let d): store.accept(.forget, device: "d\(d)", now: nowMs)
+        case .invalidate(let t):
+            if let holder = store.invalidate(tokenHash: Self.token(t).tokenHash, now: nowMs) { dead[t] = holder }
         case .send(let d, let fault): send("d\(d)", fault: fault)
         case .commit(let d): commitInFlight("d\(d)")
         case .crash:
@@ -286,6 +295,11 @@ struct Simulation {
             if let linked, linked != (d.state.wantedContact ?? .anonymous) {
                 violations.append("I3: \(id) is linked to \(linked.kind), the backend asked for \((d.state.wantedContact ?? .anonymous).kind)")
             }
+        }
+        // A token reported dead and not sent again is not at ME on the device that held it.
+        for (t, id) in dead.sorted(by: { $0.key < $1.key }) {
+            guard let d = store.devices[id], me.clients[d.state.clientId]?.pushToken == Self.token(t).pushToken else { continue }
+            violations.append("invalidation: \(id)'s client still holds T\(t), reported dead and not sent again")
         }
         // A client no device uses any more (a forgotten device, an old client id) keeps no token.
         for (clientId, client) in me.clients where !clientsOfDevices.contains(clientId) && client.pushToken != nil {
