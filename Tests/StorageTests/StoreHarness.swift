@@ -125,15 +125,31 @@ extension DeviceStore {
     }
 }
 
+/// The fields of a device's status that the cases read, from the store's snapshot (the status document itself is
+/// the HTTP layer's).
+struct StoreStatus: Hashable {
+    var clientId: String
+    var provider: String?
+    var tokenHash: String?
+    var state: String
+    var pending: Int
+    var waitingFor: String?
+}
+
 extension DeviceStore {
-    /// The device as the API shows it (the cases read the contract's fields).
-    func status(of key: DeviceKey) async throws -> DeviceStatus? {
+    /// The device as the API would show it.
+    func status(of key: DeviceKey) async throws -> StoreStatus? {
         try await snapshot(of: key).map(\.status)
     }
 }
 
 extension DeviceSnapshot {
-    var status: DeviceStatus { DeviceStatus(registration: registration, state: state) }
+    var status: StoreStatus {
+        StoreStatus(
+            clientId: state.clientId, provider: registration.provider, tokenHash: registration.tokenHash,
+            state: DeviceStateName.of(state, pending: registration.pending).rawValue, pending: registration.pending,
+            waitingFor: state.waitingFor)
+    }
     var deviceId: String { registration.key.deviceId }
 }
 

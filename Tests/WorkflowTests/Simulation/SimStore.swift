@@ -188,11 +188,22 @@ struct SimStore {
         }
     }
 
-    func status(_ id: String) -> DeviceStatus? {
+    /// What the device's status would say (the status document is the HTTP layer's; these are its fields).
+    struct Status {
+        var state: String
+        /// The newest requested token (`tokenHash` of the status).
+        var tokenHash: String?
+        /// The token ME accepted (`steps.pushToken.tokenHash`).
+        var sentTokenHash: String?
+        var lastErrorMessage: String?
+        var contactKind: String
+    }
+
+    func status(_ id: String) -> Status? {
         guard let d = devices[id] else { return nil }
-        let registration = DeviceRegistration(
-            key: DeviceKey(appCode: appCode, deviceId: id), provider: "fcm", platform: d.state.platform, tokenHash: d.tokenHash,
-            pending: d.queue.count, updatedAt: Date(timeIntervalSince1970: 0))
-        return DeviceStatus(registration: registration, state: d.state)
+        return Status(
+            state: DeviceStateName.of(d.state, pending: d.queue.count).rawValue, tokenHash: d.tokenHash,
+            sentTokenHash: d.state.pushTokenSent?.tokenHash, lastErrorMessage: d.state.lastError?.message,
+            contactKind: d.state.linkedContact?.kind ?? "none")
     }
 }

@@ -218,8 +218,8 @@ struct Simulation {
         for id in store.devices.keys.sorted() {
             guard let status = store.status(id) else { continue }
             if status.state == "registered" {
-                if status.tokenHash == nil || status.steps.pushToken.tokenHash != status.tokenHash {
-                    violations.append("I5: \(id) registered with tokenHash \(status.tokenHash ?? "null") while ME was sent \(status.steps.pushToken.tokenHash ?? "none") (after '\(step)')")
+                if status.tokenHash == nil || status.sentTokenHash != status.tokenHash {
+                    violations.append("I5: \(id) registered with tokenHash \(status.tokenHash ?? "null") while ME was sent \(status.sentTokenHash ?? "none") (after '\(step)')")
                 }
             }
         }
@@ -271,7 +271,7 @@ struct Simulation {
             clientsOfDevices.insert(d.state.clientId)
             let client = me.clients[d.state.clientId]
             if !d.queue.isEmpty || d.state.failed {
-                violations.append("I3: \(id) did not converge: state \(status.state), \(d.queue.count) queued, lastError \(status.lastError?.message ?? "none")")
+                violations.append("I3: \(id) did not converge: state \(status.state), \(d.queue.count) queued, lastError \(status.lastErrorMessage ?? "none")")
                 continue
             }
             let wanted = d.state.wantedToken
@@ -290,7 +290,7 @@ struct Simulation {
             let linked = d.state.linkedContact
             // (A link whose answer was lost is at ME without the bridge knowing: tolerated until another link.)
             if client?.contact != linked && !(linked == nil && client?.unseenLink == true) {
-                violations.append("I3: \(id)'s client is linked to \(client?.contact?.kind ?? "no contact") at ME, the status says \(status.contact.kind)")
+                violations.append("I3: \(id)'s client is linked to \(client?.contact?.kind ?? "no contact") at ME, the status says \(status.contactKind)")
             }
             if let linked, linked != (d.state.wantedContact ?? .anonymous) {
                 violations.append("I3: \(id) is linked to \(linked.kind), the backend asked for \((d.state.wantedContact ?? .anonymous).kind)")
