@@ -123,13 +123,12 @@ public final class Engine: Service, Sendable {
 
     private func workerLoop() async {
         while let key = await queue.next() {
-            let leased = await work(on: key)
-            // A claim that took the device while this turn ran holds a lease too: it is given back as well, so that
-            // the next claim starts a turn of its own under a lease of its own.
-            if await queue.done(key) || leased {
-                // Given back before the dispatcher looks again, so that it can claim the device at once.
-                await release(key)
-            }
+            // Given back while the key is still held, so that no claim hands the device to a second worker before
+            // the release is through (a release that lands late would give back that worker's lease).
+            if await work(on: key) { await release(key) }
+            // A claim that took the device while this turn ran holds a lease too: given back as well, so that the
+            // next claim starts a turn of its own under a lease of its own.
+            while await queue.finish(key) { await release(key) }
             signal.notify()
         }
     }

@@ -70,9 +70,9 @@ final class Signal: Sendable {
 /// A queue of device keys shared by the workers: the dispatcher fills it, each worker takes one.
 ///
 /// An element pushed while a worker has it (a claim took its device again: after the turn's last commit gave the
-/// lease back, or after the lease ran out during a long storage retry) is not handed to a second worker. `done`
-/// reports it instead, so that the worker gives that claim's lease back: dropped silently, the lease would be held by
-/// no one, and the device frozen until it runs out.
+/// lease back, or after the lease ran out during a long storage retry) is not handed to a second worker. `finish`
+/// reports it instead, and keeps the element held until the worker has given that claim's lease back: dropped
+/// silently, the lease would be held by no one, and the device frozen until it runs out.
 actor WorkQueue<Element: Sendable & Hashable> {
     private var items: [Element] = []
     private var consumers: [CheckedContinuation<Element?, Never>] = []
@@ -108,12 +108,13 @@ actor WorkQueue<Element: Sendable & Hashable> {
         return await withCheckedContinuation { consumers.append($0) }
     }
 
-    /// A worker is through with `element`. Returns whether it was pushed again meanwhile.
-    @discardableResult
-    func done(_ element: Element) -> Bool {
+    /// A worker is through with `element`: true when it was pushed again meanwhile, and stays held (the worker gives
+    /// that lease back and asks again); false when it is let go.
+    func finish(_ element: Element) -> Bool {
+        if claimedAgain.remove(element) != nil { return true }
         busy -= 1
         held.remove(element)
-        return claimedAgain.remove(element) != nil
+        return false
     }
 
     /// How many elements are buffered or being worked.
