@@ -229,6 +229,39 @@ public enum IntentPayload: Sendable, Hashable, Codable {
     }
 }
 
+extension IntentPayload {
+    /// Reads the JSON form (rows written before the binary stored form): the synthesised form, except that a release
+    /// written before releases had a cause has none, and was a move. (Encoding stays synthesised.)
+    public init(from decoder: any Decoder) throws {
+        switch try Coded(from: decoder) {
+        case .start(let s): self = .start(s)
+        case .setToken(let t): self = .setToken(t)
+        case .removeToken: self = .removeToken
+        case .login(let fieldId, let value): self = .login(fieldId: fieldId, value: value)
+        case .openIdLogin(let fieldId, let token): self = .openIdLogin(fieldId: fieldId, token: token)
+        case .logout: self = .logout
+        case .events(let e): self = .events(e)
+        case .release(let hash, let cause): self = .release(tokenHash: hash, cause: cause ?? .moved)
+        case .releaseAll(let hash, let cause): self = .releaseAll(tokenHash: hash, cause: cause ?? .moved)
+        case .forget: self = .forget
+        }
+    }
+
+    /// `IntentPayload`'s JSON shape, with the release cause optional.
+    private enum Coded: Decodable {
+        case start(StartIntent)
+        case setToken(TokenRef)
+        case removeToken
+        case login(fieldId: Int, value: String)
+        case openIdLogin(fieldId: Int, token: String)
+        case logout
+        case events([CustomEvent])
+        case release(tokenHash: String, cause: ReleaseCause?)
+        case releaseAll(tokenHash: String, cause: ReleaseCause?)
+        case forget
+    }
+}
+
 /// Why a device lets go of a token it holds (sent or queued).
 public enum ReleaseCause: String, Sendable, Hashable, Codable {
     /// The token arrived for another device of the app, which waits for this device's removal.

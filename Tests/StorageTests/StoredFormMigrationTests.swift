@@ -8,6 +8,18 @@ import Workflow
 /// They must read the same, and turn binary when next written.
 @Suite("Stored form: rows written as JSON by earlier versions")
 struct StoredFormMigrationTests {
+    @Test("release intents written as JSON before releases had a cause read as moves; a cause written since reads back")
+    func legacyReleases() throws {
+        // The literal JSON the earlier synthesised encoding wrote for the two release payloads.
+        #expect(try Codec.decode(IntentPayload.self, Data(#"{"release":{"tokenHash":"h1"}}"#.utf8)) == .release(tokenHash: "h1", cause: .moved))
+        #expect(try Codec.decode(IntentPayload.self, Data(#"{"releaseAll":{"tokenHash":"h2"}}"#.utf8)) == .releaseAll(tokenHash: "h2", cause: .moved))
+        #expect(try Codec.decode(IntentPayload.self, Data(#"{"logout":{}}"#.utf8)) == .logout)
+        for payload: IntentPayload in [.release(tokenHash: "h3", cause: .invalidated), .releaseAll(tokenHash: "h4", cause: .invalidated), .removeToken] {
+            let json = try JSONEncoder().encode(payload)
+            #expect(try Codec.decode(IntentPayload.self, json) == payload, "\(String(decoding: json, as: UTF8.self))")
+        }
+    }
+
     @Test("A SQLite file with JSON rows reads the same state, queue and status, and its next commit writes the binary form")
     func legacyRows() async throws {
         try await StoreHarness.withFresh(.sqlite, Self.legacyRows)
