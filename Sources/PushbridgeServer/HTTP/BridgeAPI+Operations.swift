@@ -16,8 +16,8 @@ extension BridgeAPI {
     }
 
     /// `POST /v1/apps/{code}/tokens/invalidate`: a backend's send met a dead token (FCM `UNREGISTERED`, APNs 410).
-    /// The device of the app that holds it (sent or queued) gets it removed at ME and ends `unregistered`; 202 with
-    /// that device, or 200 deduplicated when no device holds it. The token is named as a device write names it
+    /// The device of the app that holds it (sent or queued) gets it removed at ME, and ends `unregistered` when it
+    /// was its newest token; 202 with that device, or 200 deduplicated when no device holds it. The token is named as a device write names it
     /// (`provider` and `token`) or by its `tokenHash`; `reason` (at most 256 characters) is checked and kept out of
     /// the logs, as it may quote the token.
     func invalidate(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -25,7 +25,8 @@ extension BridgeAPI {
         let body = Members(try await JSONInput.body(request))
         let tokenHash: String
         if let hash = try body.string("tokenHash") {
-            guard body.object["token"] == nil, body.object["provider"] == nil else {
+            // A member sent as null is absent, as everywhere in the API.
+            guard [body.object["token"], body.object["provider"]].allSatisfy({ $0 == nil || $0 == .null }) else {
                 throw Problem.invalid("tokenHash", "Name the token by tokenHash or by provider and token, not both.")
             }
             guard Self.isTokenHash(hash) else { throw Problem.invalid("tokenHash", "tokenHash must be 64 lower-case hexadecimal characters.") }
@@ -34,7 +35,8 @@ extension BridgeAPI {
             let descriptor = try parsing.provider(body)
             tokenHash = try parsing.token(body, provider: descriptor.id, required: true)!.tokenHash
         }
-        if let reason = try body.string("reason"), reason.count > 256 {
+        // The contract counts characters (a character may take many bytes): no byte bound but the body's.
+        if let reason = try body.string("reason", maxLength: JSONInput.maxBodyBytes), reason.count > 256 {
             throw Problem.invalid("reason", "reason may hold at most 256 characters.")
         }
         try refuseWhileDraining()
