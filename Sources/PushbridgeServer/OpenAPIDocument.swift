@@ -191,10 +191,12 @@ paths:
       operationId: invalidateToken
       summary: A token the backend's own send found dead (FCM UNREGISTERED, APNs 410) is removed at ME.
       description: >-
-        The device of the app that holds the token (sent or queued) gets it removed at ME and ends
-        unregistered; no device takes it. A later PUT of the same token, by any device, registers it
-        again. Name the token as a device write does (provider and token) or by its tokenHash, not both.
-        reason is checked (at most 256 characters) and never logged.
+        The device of the app that holds the token (sent or queued) gets it removed at ME; no device
+        takes it. If it was the device's newest token, the device is left with none and ends
+        unregistered; if the device had rotated to a newer token, only the dead one is removed. A later
+        PUT of the same token, by any device, registers it again. Name the token as a device write does
+        (provider and token) or by its tokenHash, not both. reason is checked (at most 256 characters)
+        and never logged.
       requestBody:
         required: true
         content:
