@@ -61,6 +61,10 @@ final class TestBed: @unchecked Sendable {
         c.emarsys.maxConcurrentRequests = 16
         c.emarsys.retry = .init(initialDelayMs: 50, maxDelayMs: 400)
         c.providersDirectory = nil
+        // A loaded CI machine (the whole suite on two cores, many beds on one PostgreSQL server) can hold a call
+        // for seconds: these tests are about behaviour, not the wait, so an API call waits up to 30 s before its
+        // 503. The storage-failure tests set their own.
+        c.storageTimeoutMs = 30_000
         configure(&c)
         configuration = c
         try await startBridge()
