@@ -89,10 +89,12 @@ public final class Engine: Service, Sendable {
             }
             if free > 0 {
                 do {
+                    // Not the devices workers still have: their releases may still be on the way.
+                    let inHand = await queue.held
                     let keys = try await timed("claim") { [store, owner, config] in
-                        try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease)
+                        try await store.claimDue(now: Date(), limit: free, owner: owner, lease: config.lease, except: inHand)
                     }
-                    // A device a worker still has is not handed to a second one (see WorkQueue).
+                    // Were one returned all the same, it would not go to a second worker (see WorkQueue).
                     if !keys.isEmpty {
                         await queue.push(keys)
                         continue

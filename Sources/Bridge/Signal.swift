@@ -78,7 +78,7 @@ actor WorkQueue<Element: Sendable & Hashable> {
     private var consumers: [CheckedContinuation<Element?, Never>] = []
     private var closed = false
     private(set) var busy = 0
-    /// Every element pushed and not yet `done`: buffered or being worked.
+    /// Every element pushed and not yet let go by `finish`: buffered or being worked.
     private(set) var held: Set<Element> = []
     /// Elements pushed again while a worker had them.
     private var claimedAgain: Set<Element> = []

@@ -26,8 +26,10 @@ public protocol DeviceStore: Sendable {
     func snapshot(of key: DeviceKey) async throws -> DeviceSnapshot?
     func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage
 
-    /// Leases up to `limit` devices whose work is due, for `lease`; returns their keys.
-    func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey]
+    /// Leases up to `limit` devices whose work is due, for `lease`, but none in `held` (devices this instance's
+    /// workers still have: a release of theirs still on its way must not meet a lease taken meanwhile, since a
+    /// release names the owner, not the lease); returns their keys.
+    func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey]
     /// The earliest time any device's work is due, or nil when nothing is queued. A leased device counts
     /// from when its lease ends (another instance's work is not this one's to wait for).
     func nextDueAt() async throws -> Date?
@@ -139,6 +141,13 @@ enum QueueWindow {
 }
 
 /// One engine step's result.
+extension DeviceStore {
+    /// `claimDue` with nothing held.
+    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+        try await claimDue(now: now, limit: limit, owner: owner, lease: lease, except: [])
+    }
+}
+
 public struct WorkUpdate: Sendable {
     public enum Next: Sendable, Hashable {
         /// Keep working (the worker goes on at once).

@@ -201,18 +201,21 @@ public final class PostgresDeviceStore: DeviceStore {
 
     // MARK: Engine side
 
-    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey] {
         try await ready.value()
         let nowMs = Codec.ms(now)
         let ms = Int64(lease.components.seconds * 1000) + lease.components.attoseconds / 1_000_000_000_000_000
         leaseMs.set(ms)
         let until = nowMs + ms
+        // Unit separator between app and device id: neither can hold one.
+        let skipped = held.map { $0.appCode + "\u{1F}" + $0.deviceId }
         return try await transaction(synchronous: false) { tx in
             // Locked rows are skipped: another instance is claiming or committing them right now.
             let rows = try await tx.rows(PGStatement.ClaimDue.self, """
                 WITH due AS (
                     SELECT app, device_id FROM devices
                     WHERE due_at <= \(nowMs) AND (lease_until IS NULL OR lease_until < \(nowMs))
+                    AND NOT (app || chr(31) || device_id) = ANY(\(skipped))
                     ORDER BY due_at LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
                 )

@@ -193,18 +193,19 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     // MARK: Engine side
 
-    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
+    public func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey] {
         let nowMs = Codec.ms(now)
         let until = nowMs + Int64(lease.components.seconds * 1000)
         return try await writes.write { db in
+            // The held ones are skipped here, in the claim's own write transaction (at most as many as workers).
             let rows = try Row.fetchAll(
                 db.cachedStatement(sql: """
                     SELECT app, device_id FROM devices
                     WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
                     ORDER BY due_at LIMIT ?
                     """),
-                arguments: [nowMs, nowMs, limit])
-            let keys = rows.map { DeviceKey(appCode: $0["app"], deviceId: $0["device_id"]) }
+                arguments: [nowMs, nowMs, limit + held.count])
+            let keys = Array(rows.lazy.map { DeviceKey(appCode: $0["app"], deviceId: $0["device_id"]) }.filter { !held.contains($0) }.prefix(limit))
             let statement = try db.cachedStatement(sql: "UPDATE devices SET lease_owner = ?, lease_until = ? WHERE app = ? AND device_id = ?")
             for key in keys {
                 try statement.execute(arguments: [owner, until, key.appCode, key.deviceId])

@@ -35,6 +35,7 @@ enum Conformance {
         ("invalidate: the holder releases a sent or queued token, no one takes it, a later PUT registers it", invalidate),
         ("queue bounds, global and per app", queueBounds),
         ("claimDue: due and unleased only, leases respected", claimDue),
+        ("claimDue: the devices held by this instance's workers are skipped, the limit is kept", claimDueSkipsHeld),
         ("releaseLeases: an owner's leases go back, all but the ones in hand", releaseLeases),
         ("commit: pop, progress, backoff kept", commitPopProgressBackoff),
         ("commit gives the lease back in the same write when asked", commitReleasesLease),
@@ -201,6 +202,19 @@ enum Conformance {
         #expect(try #require(try await store.loadWork(b)).moveBlocked)
         #expect(try #require(try await store.loadWork(a)).queue.count == 2)
         #expect(try await store.status(of: b)?.tokenHash == t2.tokenHash)
+    }
+
+    static func claimDueSkipsHeld(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let keys = (0..<4).map { Fixture.key("held-\($0)") }
+        let now = Date()
+        for k in keys { #expect(try await store.put(Fixture.start(nil), k, now: now).kind == "accepted") }
+        let later = now.addingTimeInterval(1)
+        // Two of the four are held: the other two are claimed, even with a limit of two.
+        let claimed = try await store.claimDue(now: later, limit: 2, owner: "w", lease: .seconds(60), except: [keys[0], keys[2]])
+        #expect(Set(claimed) == [keys[1], keys[3]])
+        // The held ones were not leased: a claim without them in hand takes them.
+        #expect(Set(try await store.claimDue(now: later, limit: 10, owner: "w2", lease: .seconds(60))) == [keys[0], keys[2]])
     }
 
     static func tokenMove(_ h: StoreHarness) async throws {

@@ -64,8 +64,8 @@ final class FailingStore: DeviceStore {
     func list(app: String, state: String?, limit: Int, after cursor: String?) async throws -> DevicePage {
         return try await run("list") { try await base.list(app: app, state: state, limit: limit, after: cursor) }
     }
-    func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
-        return try await run("claimDue") { try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease) }
+    func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey] {
+        return try await run("claimDue") { try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease, except: held) }
     }
     func nextDueAt() async throws -> Date? {
         return try await run("nextDueAt") { try await base.nextDueAt() }
