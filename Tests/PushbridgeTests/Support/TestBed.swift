@@ -62,9 +62,9 @@ final class TestBed: @unchecked Sendable {
         c.emarsys.retry = .init(initialDelayMs: 50, maxDelayMs: 400)
         c.providersDirectory = nil
         // A loaded CI machine (the whole suite on two cores, many beds on one PostgreSQL server) can hold a call
-        // for seconds: these tests are about behaviour, not the wait, so an API call waits up to 30 s before its
-        // 503. The storage-failure tests set their own.
-        c.storageTimeoutMs = 30_000
+        // for seconds: these tests are about behaviour, not the wait, so an API call waits up to 20 s before its
+        // 503 (the test client waits 30 s). The storage-failure tests set their own.
+        c.storageTimeoutMs = 20_000
         configure(&c)
         configuration = c
         try await startBridge()
