@@ -34,7 +34,9 @@ struct StoredFormMigrationTests {
         state.contactToken = "contact-token"
         state.clientState = "client-state"
         state.pushTokenSent = Fixture.token("a")
-        state.steps = StepTimes(clientAt: Date(timeIntervalSince1970: 1_764_403_200.123), contactAt: nil, pushTokenAt: Date())
+        // Fixed times: the old JSON form keeps a date as milliseconds in a double, which a `Date()` (sub-millisecond)
+        // does not always survive exactly (the full suite failed on such a date once).
+        state.steps = StepTimes(clientAt: Date(timeIntervalSince1970: 1_764_403_200.123), contactAt: nil, pushTokenAt: Date(timeIntervalSince1970: 1_764_403_260.25))
         try await store.commit(key, WorkUpdate(state: state, headId: nil, next: .whenWoken, newestIntentIdSeen: 0), now: Date())
         let before = try #require(try await store.loadWork(key))
         let statusBefore = try #require(try await store.status(of: key))
