@@ -110,7 +110,10 @@ public final class Engine: Service, Sendable {
             if free > 0 {
                 do {
                     if let next = try await timed("next_due", { [store] in try await store.nextDueAt() }) {
-                        let ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
+                        var ms = max(1, Int64(next.timeIntervalSinceNow * 1000) + 1)
+                        // Due already, yet the claim took nothing: a device a worker still has (its lease ran out
+                        // during a long turn). Not a busy loop of claims: its worker notifies when it lets go.
+                        if next <= Date(), !(await queue.held).isEmpty { ms = max(ms, 50) }
                         timeout = .milliseconds(min(ms, 5000))
                     }
                 } catch {

@@ -140,7 +140,6 @@ enum QueueWindow {
     }
 }
 
-/// One engine step's result.
 extension DeviceStore {
     /// `claimDue` with nothing held.
     public func claimDue(now: Date, limit: Int, owner: String, lease: Duration) async throws -> [DeviceKey] {
@@ -148,6 +147,7 @@ extension DeviceStore {
     }
 }
 
+/// One engine step's result.
 public struct WorkUpdate: Sendable {
     public enum Next: Sendable, Hashable {
         /// Keep working (the worker goes on at once).

@@ -2,6 +2,7 @@ import Foundation
 import PushbridgeConfig
 import Storage
 import Testing
+import Workflow
 
 /// When storage fails (issue "When the database fails"): the real server and the real SQLite store, with
 /// `FailingStore` injecting failures and hangs into the store operations in between.
@@ -185,6 +186,8 @@ struct StorageFailureTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await bed.request("PUT", bed.devicePath("waker"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
             try await Task.sleep(for: .seconds(3))
+            // That claim did not take the device the worker still had.
+            #expect(store.claimSkipped(DeviceKey(appCode: TestBed.app, deviceId: "late")))
             store.set(nil, on: ["commit"])
             // Well before the 120 s lease could run out.
             _ = try await bed.waitForState("late", "registered", timeout: .seconds(20))

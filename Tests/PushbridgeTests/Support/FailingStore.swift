@@ -15,6 +15,11 @@ final class FailingStore: DeviceStore {
     private let faults = LockedValue<[String: Fault]>([:])
     /// How many calls each operation got while it was faulted.
     private let hits = LockedValue<[String: Int]>([:])
+    /// The devices each claim was told to skip (held by the engine's workers).
+    private let skipped = LockedValue<[Set<DeviceKey>]>([])
+
+    /// Whether some claim skipped `key`.
+    func claimSkipped(_ key: DeviceKey) -> Bool { skipped.get().contains { $0.contains(key) } }
 
     init(_ base: any DeviceStore) { self.base = base }
 
@@ -65,6 +70,7 @@ final class FailingStore: DeviceStore {
         return try await run("list") { try await base.list(app: app, state: state, limit: limit, after: cursor) }
     }
     func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey] {
+        skipped.update { $0.append(held) }
         return try await run("claimDue") { try await base.claimDue(now: now, limit: limit, owner: owner, lease: lease, except: held) }
     }
     func nextDueAt() async throws -> Date? {
