@@ -11,7 +11,7 @@ import Testing
 /// This is the README's walkthrough, request for request.
 @Suite("Embedded default")
 struct EmbeddedSandboxTests {
-    @Test("the README walkthrough: register a device, read its status, inspect the sandbox")
+    @Test("the README walkthrough: register a device, read its status, inspect the sandbox, report the token dead")
     func walkthrough() async throws {
         let dir = NSTemporaryDirectory() + "pushbridge-embedded-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -53,6 +53,20 @@ struct EmbeddedSandboxTests {
             #expect(sc == 200)
             #expect(client["pushToken"] as? String == "fcm-token-1:APA91bExample")
             #expect((client["counts"] as? [String: Any])?["pushTokenPuts"] as? Int == 1)
+            // The backend's own send found the token dead: reported, it leaves ME and the device ends unregistered.
+            let report = #"{"provider": "fcm", "token": "fcm-token-1:APA91bExample", "reason": "UNREGISTERED"}"#
+            let (ic, invalidated) = try await call("POST", "/v1/apps/EMS12-34567/tokens/invalidate", report)
+            #expect(ic == 202)
+            #expect((invalidated["devices"] as? [[String: Any]])?.first?["tokenHash"] is NSNull)
+            for _ in 0..<400 {
+                status = try await call("GET", "/v1/apps/EMS12-34567/devices/phone-1").1
+                if status["state"] as? String == "unregistered" { break }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            #expect(status["state"] as? String == "unregistered")
+            #expect(try await call("GET", "/sandbox/_sandbox/clients/\(clientId)").1["pushToken"] is NSNull)
+            let (againCode, again) = try await call("POST", "/v1/apps/EMS12-34567/tokens/invalidate", report)
+            #expect(againCode == 200 && again["deduplicated"] as? Bool == true)
             let (healthCode, health) = try await call("GET", "/health")
             #expect(healthCode == 200 && health["status"] as? String == "ok")
             let (readyCode, ready) = try await call("GET", "/ready")
