@@ -159,15 +159,16 @@ extension Intake {
 
     /// The token with hash `hash` leaves a device with `state` and `queued` (it moved to another device, or was
     /// reported dead): the edits of its queue, and the release intent to queue at its head. When the token was the
-    /// device's newest requested one, the device is left with no token (`releaseAll`); otherwise only that token
-    /// goes, where ME holds it (`release`).
+    /// device's newest requested one, the device is left with no token (`releaseAll`), and every token still queued
+    /// goes with it: they are all older (a start kept the token ME holds, say, when a rotation overtook it);
+    /// otherwise only that token goes, where ME holds it (`release`).
     public static func release(
         tokenHash hash: String, cause: ReleaseCause = .moved, state: DeviceState?, queued: [Intent]
     ) -> (edits: QueueEdits, release: IntentPayload) {
         let view = IntakeView(exists: true, state: state, queued: queued, tokenHolder: nil)
         let newestGoes = newestToken(view, liveQueue(view))?.tokenHash == hash
         let release: IntentPayload = newestGoes ? .releaseAll(tokenHash: hash, cause: cause) : .release(tokenHash: hash, cause: cause)
-        return (supersede(queued, tokenHash: hash, keeping: []), release)
+        return (supersede(queued, tokenHash: newestGoes ? nil : hash, keeping: []), release)
     }
 
     /// Drops the token intents (of the token `tokenHash`, or all) and takes the token out of the starts (but

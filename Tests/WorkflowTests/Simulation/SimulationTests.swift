@@ -52,6 +52,26 @@ struct SimulationTests {
         #expect(holders == [sim.store.devices["d1"]!.state.clientId])
     }
 
+    /// Seed 132235 of the long run: a start re-sending the token ME holds keeps it when a rotation overtakes it; the
+    /// rotation's token then moves away. The device is left with no token, so the start's (older) token must go too,
+    /// instead of being sent again after the removal with the status saying `tokenHash: null`.
+    @Test("a device whose newest token moved away sends none of the older ones still queued")
+    func olderQueuedTokenAfterNewestMoved() {
+        var sim = Simulation()
+        let steps: [SimStep] = [
+            .setToken(device: 1, token: 2),
+        ] + Self.drain(1) + [
+            .start(device: 1, token: 2, newClient: false, login: nil),
+            .setToken(device: 1, token: 0),
+            .start(device: 0, token: 0, newClient: false, login: nil),
+        ] + Self.drain(1) + Self.drain(0) + Self.drain(1)
+        sim.run(steps)
+        #expect(sim.violations == [])
+        #expect(sim.store.status("d1")?.state == "unregistered")
+        #expect(sim.me.clients[sim.store.devices["d1"]!.state.clientId]?.pushToken == nil)
+        #expect(sim.me.holders(appCode: Simulation.app)[Simulation.token(0).pushToken] == [sim.store.devices["d0"]!.state.clientId])
+    }
+
     @Test("a token only queued on a device whose PUT is being retried never reaches ME there once it moved")
     func queuedTokenMovesDuringRetry() {
         var sim = Simulation()
