@@ -140,13 +140,14 @@ public struct SandboxViolation: Sendable, Hashable, Codable {
         /// `POST /client` of a mobile platform (`android`, `android-huawei`, `ios`) without `pushSettings`: the
         /// mobile SDKs always send it, and ME may read a missing one as "notifications not enabled".
         case missingPushSettings = "missing-push-settings"
-        /// A v4 events request that does not echo the `deviceEventState` the last v4 events answer carried, as
-        /// the mobile SDKs do (on a retry of the same call, or after an answer a latency fault delayed, the one before
-        /// it, or none before the first, is accepted too: an answer the caller never read).
+        /// A v4 events request whose `deviceEventState` is none the caller can hold: neither the one its last v4
+        /// events request carried (none before the first) nor one an answer issued since. The mobile SDKs echo the
+        /// newest; an older one of those is accepted on a retry of the same call, or when an answer after it was
+        /// delayed by a latency fault (answers the caller never read).
         case deviceEventStateNotEchoed = "device-event-state-not-echoed"
-        /// A v4 events request that carries the `deviceEventState` before the newest (none, before the first) where
-        /// the caller should have read the newest: as `stale-client-state`, what a step answered but never committed
-        /// leaves behind (a kill, a storage outage); a bridge that drops states it read shows it again and again.
+        /// A v4 events request that carries an older `deviceEventState` the caller may hold where it should have
+        /// read the newest: as `stale-client-state`, what a step answered but never committed leaves behind (a
+        /// kill, a storage outage), once per lost answer; a bridge that drops states it read shows it again and again.
         case staleDeviceEventState = "stale-device-event-state"
     }
 

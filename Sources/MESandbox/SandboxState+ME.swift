@@ -57,10 +57,12 @@ extension SandboxState {
                 // A fault answers instead of the backend: nothing about the client changes except its history.
                 answer = injected
             } else {
-                let eventStateBefore = client.deviceEventState
+                let eventStatesBefore = client.eventStates.count
                 do throws(MEFailure) {
                     answer = try perform(request, on: &client, environment: environment, omitRefreshToken: fault?.mode == .noRefreshToken)
-                    if client.deviceEventState != eventStateBefore { client.deviceEventStateMayBeUnread = (fault?.latencyMs ?? 0) > 0 }
+                    if client.eventStates.count > eventStatesBefore {
+                        client.eventStates[client.eventStates.count - 1].delayed = (fault?.latencyMs ?? 0) > 0
+                    }
                 } catch {
                     if error.status == .unauthorized { client.counts.unauthorized += 1 }
                     answer = Self.failureAnswer(error)

@@ -80,8 +80,7 @@ extension SandboxState {
             let eventState = SandboxJSON.object([
                 "seq": .int(client.counts.deviceEventStates), "id": .string(TokenSigner.randomOpaqueToken(byteCount: 9)),
             ])
-            client.deviceEventStateBefore = client.deviceEventState
-            client.deviceEventState = eventState
+            client.eventStates.append(IssuedEventState(state: eventState, delayed: false))
             return MEAnswer(status: .ok, body: SandboxHTTP.encode(SandboxJSON.object(["deviceEventState": eventState])))
         }
     }

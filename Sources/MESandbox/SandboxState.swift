@@ -25,13 +25,10 @@ struct ClientRecord: Sendable {
     /// Method and path of this client's previous request: a request that repeats it is a retry.
     var previousCall: String?
     var clientStateSeq = 0
-    /// The newest `deviceEventState` a v4 events answer carried, and the one before it.
-    var deviceEventState: SandboxJSON?
-    var deviceEventStateBefore: SandboxJSON?
-    /// The caller may not have read the newest: it went out in an answer an injected latency delayed, or a retry
-    /// of the same call carried the one before it (the answer was lost to a timeout or a crash before its commit).
-    /// The one before is accepted until a new one is issued: no other answer hands the newest to the caller.
-    var deviceEventStateMayBeUnread = false
+    /// The `deviceEventState`s this client may hold, oldest first: the one its last v4 events request carried
+    /// (none before the first), then each one an answer issued since. The last is the one a caller that read every
+    /// answer holds; an earlier one means answers went unread (a timeout, a crash before their commit).
+    var eventStates: [IssuedEventState] = [IssuedEventState(state: nil, delayed: false)]
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
     var refreshTokens: [String] = []
@@ -55,12 +52,15 @@ struct ClientRecord: Sendable {
         return sent == newest || ((newestMayBeUnread || retry) && sent == stateBeforeNewest)
     }
 
-    /// Marks the newest `deviceEventState` unread when a request carries the one before it (a retry of the same
-    /// call, or a `stale-device-event-state`): one finding per answer that went unread, not one per request after.
+    /// After a v4 events request: the state it carried is the one the caller holds, so the ones issued after it
+    /// were never read and can no longer come back (one finding per answer that went unread, not one per request
+    /// after). A state it cannot hold (a `device-event-state-not-echoed`) changes nothing: the next request is
+    /// judged the same way.
     mutating func noteDeviceEventState(of request: MERequest) {
-        guard request.isEventsV4, let newest = deviceEventState else { return }
+        guard request.isEventsV4 else { return }
         let sent = SandboxJSON.parse(request.body)?.objectValue?["deviceEventState"]
-        if sent != newest && sent == deviceEventStateBefore { deviceEventStateMayBeUnread = true }
+        guard eventStates.contains(where: { $0.state == sent }) else { return }
+        eventStates = [IssuedEventState(state: sent, delayed: false)]
     }
 
     var view: SandboxClientView {
@@ -151,4 +151,11 @@ struct SandboxState: Sendable {
         if let limit, limit >= 0, records.count > limit { records = Array(records.suffix(limit)) }
         return records
     }
+}
+
+/// A `deviceEventState` a v4 events answer carried, and whether an injected latency delayed that answer (so the
+/// caller may have given up on it before reading it).
+struct IssuedEventState: Sendable {
+    var state: SandboxJSON?
+    var delayed: Bool
 }

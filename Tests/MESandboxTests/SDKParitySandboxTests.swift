@@ -72,22 +72,50 @@ struct SDKParitySandboxTests {
             let third = try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4")
             #expect(third.status == 200)
             #expect(await Self.kinds(harness).isEmpty)
-            // That answer issued #2 and the caller read it: after another call, the one before (#1) is flagged, as a
-            // stale state (what an answer lost to a kill leaves behind; the end-to-end simulation bounds them by kills).
-            let before = try #require(first.json?["deviceEventState"] as? [String: Any])
-            let echoedBefore = String(decoding: try JSONSerialization.data(withJSONObject: before, options: [.sortedKeys]), as: UTF8.self)
+            // That answer issued #2. The caller loses it (a kill before the commit) and, after another call, sends
+            // what it held before (none): a stale state, what an answer lost to a kill leaves behind (the end-to-end
+            // simulation bounds them by kills).
             #expect(try await device.setPushToken("fcm-token-1").status == 204)
-            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedBefore), version: "v4").status / 100 == 2)
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status / 100 == 2)
             #expect(await Self.kinds(harness) == ["stale-device-event-state"])
             let violation = try #require(await harness.sandbox.violations().first)
-            #expect(violation.detail.hasSuffix("(sent #1, newest #2, before it #1)"))
+            #expect(violation.detail.hasSuffix("(sent none, newest #2, may hold none, #2)"))
             #expect(violation.requestSeq == (await harness.sandbox.requestLog().last?.seq))
-            // Once: the caller shows it never read #2, so the same state again is not flagged again.
-            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedBefore), version: "v4").status / 100 == 2)
-            #expect(await Self.kinds(harness) == ["stale-device-event-state"])
-            // Something older than the one before is never a lost answer: not echoed.
+            // Once: the caller showed it never read #2, so the same state again is not flagged again.
             #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status / 100 == 2)
+            #expect(await Self.kinds(harness) == ["stale-device-event-state"])
+            // #1 is one the caller cannot hold: its request after #1 was issued carried none. Not echoed.
+            let first1 = try #require(first.json?["deviceEventState"] as? [String: Any])
+            let echoedFirst = String(decoding: try JSONSerialization.data(withJSONObject: first1, options: [.sortedKeys]), as: UTF8.self)
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(deviceEventState: echoedFirst), version: "v4").status / 100 == 2)
             #expect(await Self.kinds(harness) == ["stale-device-event-state", "device-event-state-not-echoed"])
+        }
+    }
+
+    @Test("deviceEventState: an answer a latency fault delayed and one lost to a kill leave the caller with what it held before both")
+    func deviceEventStateDelayedThenLost() async throws {
+        // The end-to-end simulation on PostgreSQL (seed 20261203): #1 came in a delayed answer the bridge gave up on,
+        // a later request carried none, #2 was issued and lost to a kill, and after other calls the bridge sent
+        // none again. The sandbox judged it by "the one before the newest" (#1) and called it not echoed.
+        try await SandboxHarness.withSandbox { harness in
+            var device = TestDevice(harness)
+            _ = try await device.register()
+            _ = try await device.linkAnonymous()
+            try await harness.addFault(#"{"latencyMs": 200, "path": "/client/events"}"#)
+            let delayed = try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4")
+            #expect(delayed.status == 200)
+            #expect(delayed.json?["deviceEventState"] != nil)
+            // The caller never read #1: after another call it still sends none, accepted (the answer was delayed).
+            #expect(try await device.refresh().status == 200)
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status == 204)
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status == 200)
+            #expect(await Self.kinds(harness).isEmpty)
+            // #2 went out and was lost to a kill; after another call the caller sends none again: stale (soft), once.
+            #expect(try await device.setPushToken("fcm-token-1").status == 204)
+            #expect(try await device.send(.POST, "/events", body: Self.eventsBody(), version: "v4").status / 100 == 2)
+            let violations = await harness.sandbox.violations()
+            #expect(violations.map(\.kind) == ["stale-device-event-state"])
+            #expect(violations.first?.detail.hasSuffix("(sent none, newest #2, may hold none, #2)") == true)
         }
     }
 
