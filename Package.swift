@@ -45,6 +45,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Telling backends: Standard Webhooks signing, the events and their retry policy. Pure values, Crypto only.
+        .target(
+            name: "Webhooks",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The SDK workflow as a pure state machine.
         .target(
             name: "Workflow",
@@ -110,7 +115,7 @@ let package = Package(
         .target(
             name: "PushbridgeConfig",
             dependencies: [
-                "Workflow", "MobileEngage",
+                "Workflow", "MobileEngage", "Webhooks",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -150,6 +155,7 @@ let package = Package(
             exclude: ["Vectors"]
         ),
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow", "MobileEngage", "TestSupport"]),
+        .testTarget(name: "WebhooksTests", dependencies: ["Webhooks", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Storage", "Workflow", "MobileEngage", "ConcurrencySupport"]),
         .testTarget(
             name: "StorageTests",

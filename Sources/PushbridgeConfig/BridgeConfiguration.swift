@@ -1,5 +1,6 @@
 import Foundation
 import MobileEngage
+import Webhooks
 import Workflow
 
 /// Everything `pushbridge serve` is configured with, validated.
@@ -42,6 +43,8 @@ public struct BridgeConfiguration: Sendable {
         public var clientPath: MECodePath
         /// This app's events API; nil: the global key, else per device platform.
         public var eventsAPIVersion: MEEventsAPIVersion?
+        /// Where this app's device events are sent (`apps[].webhooks`).
+        public var webhooks: [Webhook] = []
 
         public init(
             code: String, contactFieldId: Int = 3, anonymousContacts: Bool = true, startEvent: String? = "app:start", apiKeys: [String] = [],
@@ -76,6 +79,7 @@ public struct BridgeConfiguration: Sendable {
     public var storageTimeoutMs = 5000
     public var emarsys = Emarsys()
     public var limits = QueueLimitsConfig()
+    public var webhooks = WebhookSettings()
     /// Descriptor files that add to or override the built-in providers; missing is fine.
     public var providersDirectory: String? = "providers"
     public var logLevel = "info"
@@ -87,6 +91,32 @@ public struct BridgeConfiguration: Sendable {
     /// After SIGTERM: how long in-flight ME calls may take before they are cancelled.
     public var shutdownDeadlineSeconds = 30.0
     public var apps: [App] = [BridgeConfiguration.demoApp]
+
+    /// One receiver of an app's device events (`apps[].webhooks[]`).
+    public struct Webhook: Sendable, Hashable {
+        /// http(s); the events are POSTed here.
+        public var url: String
+        /// The signing secret (`secret`, or the variable `secretEnv` names). Never logged.
+        public var secret: WebhookSecret
+        /// The events sent here; nil: all of them.
+        public var events: Set<WebhookEvent>?
+
+        public init(url: String, secret: WebhookSecret, events: Set<WebhookEvent>? = nil) {
+            self.url = url
+            self.secret = secret
+            self.events = events
+        }
+
+        public func wants(_ event: WebhookEvent) -> Bool { events?.contains(event) ?? true }
+    }
+
+    /// `webhooks.*`: for every endpoint.
+    public struct WebhookSettings: Sendable {
+        /// A message not answered 2xx within this long after it was made is given up.
+        public var maxAgeHours = 24
+        /// One delivery attempt's deadline.
+        public var timeoutSeconds = 10.0
+    }
 
     public struct QueueLimitsConfig: Sendable {
         public var maxQueuedIntents = 1_000_000

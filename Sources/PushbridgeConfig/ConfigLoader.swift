@@ -26,6 +26,7 @@ public enum ConfigLoader {
         "providers.directory",
         "log.level", "log.format",
         "shutdown.drainSeconds", "shutdown.deadlineSeconds",
+        "webhooks.maxAgeHours", "webhooks.timeoutSeconds",
     ]
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -160,6 +161,11 @@ public enum ConfigLoader {
         guard (0...300).contains(c.shutdownDrainSeconds) else { throw ConfigError(key: "shutdown.drainSeconds", message: "must be between 0 and 300") }
         c.shutdownDeadlineSeconds = try double("shutdown.deadlineSeconds", c.shutdownDeadlineSeconds)
         guard (0...3600).contains(c.shutdownDeadlineSeconds) else { throw ConfigError(key: "shutdown.deadlineSeconds", message: "must be between 0 and 3600") }
+        c.webhooks.maxAgeHours = try int("webhooks.maxAgeHours", c.webhooks.maxAgeHours, min: 1, max: 24 * 30)
+        c.webhooks.timeoutSeconds = try double("webhooks.timeoutSeconds", c.webhooks.timeoutSeconds)
+        guard c.webhooks.timeoutSeconds > 0 && c.webhooks.timeoutSeconds <= 300 else {
+            throw ConfigError(key: "webhooks.timeoutSeconds", message: "must be above 0 and at most 300")
+        }
         if let rawApps { c.apps = try parseApps(rawApps, environment: environment) }
         return c
     }
@@ -170,7 +176,7 @@ public enum ConfigLoader {
         for (i, item) in list.enumerated() {
             let at = "apps[\(i)]"
             guard let map = item as? [String: Any] else { throw ConfigError(key: at, message: "must be a mapping") }
-            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion"].contains(k) {
+            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion", "webhooks"].contains(k) {
                 throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
             }
             guard let code = map["code"] as? String, Identifiers.isIdentifier(code, maxLength: 64, punctuation: "-") else {
@@ -212,9 +218,11 @@ public enum ConfigLoader {
                 }
                 eventsVersion = version
             }
-            apps.append(.init(
+            var app = BridgeConfiguration.App(
                 code: code, contactFieldId: contactFieldId, anonymousContacts: anonymousContacts, startEvent: startName == "none" ? nil : startName,
-                apiKeys: keys, clientPath: clientPath, eventsAPIVersion: eventsVersion))
+                apiKeys: keys, clientPath: clientPath, eventsAPIVersion: eventsVersion)
+            if let rawHooks = map["webhooks"] { app.webhooks = try parseWebhooks(rawHooks, at: "\(at).webhooks", environment: environment) }
+            apps.append(app)
         }
         let allKeys = apps.flatMap(\.apiKeys)
         if Set(allKeys).count != allKeys.count { throw ConfigError(key: "apps", message: "one API key is given to two apps") }

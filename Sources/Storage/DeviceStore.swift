@@ -169,6 +169,8 @@ public struct WorkUpdate: Sendable {
     /// The worker's turn ends with this commit: the lease is given back in the same write, as
     /// `releaseLease` would do after it (one write fewer per turn).
     public var releaseLease: Bool
+    /// Who hears of the state this commit enters, and why a device that ends `unregistered` does (nil: nobody).
+    public var notify: WebhookRouting?
 
     public init(
         state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next,
@@ -183,6 +185,39 @@ public struct WorkUpdate: Sendable {
         self.newestIntentIdSeen = newestIntentIdSeen
         self.owner = owner
         self.releaseLease = releaseLease
+    }
+}
+
+/// The app's webhook endpoints, for the commit that may enter a state they hear of: the store writes one outbox row per
+/// endpoint whose filter takes the event, in the commit's transaction.
+public struct WebhookRouting: Sendable, Hashable {
+    public struct Endpoint: Sendable, Hashable {
+        /// A stable id of the endpoint (a hash of its URL): rows outlive restarts, not configuration changes.
+        public var id: String
+        /// The event types it takes (`device.registered`, ...).
+        public var events: Set<String>
+        public init(id: String, events: Set<String>) {
+            self.id = id
+            self.events = events
+        }
+    }
+    public var endpoints: [Endpoint]
+    /// `removed`, `moved`, `invalidated`, `expired` or `client-changed`: why the device would be left without a token.
+    public var unregisterReason: String?
+    public init(endpoints: [Endpoint], unregisterReason: String?) {
+        self.endpoints = endpoints
+        self.unregisterReason = unregisterReason
+    }
+
+    /// The event a change of the state column from `old` to `new` makes, if any.
+    public static func event(from old: String?, to new: DeviceStateName) -> String? {
+        guard old != new.rawValue else { return nil }
+        switch new {
+        case .registered: return "device.registered"
+        case .failed: return "device.failed"
+        case .unregistered: return "device.unregistered"
+        case .pending, .retrying: return nil
+        }
     }
 }
 

@@ -47,6 +47,8 @@ struct SQLiteCommit {
         let arrived: Bool = counts?["arrived"] ?? false
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
+        let before = update.notify == nil ? nil : try String.fetchOne(
+            db.cachedStatement(sql: "SELECT state FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
         try db.cachedStatement(sql: """
             UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,
                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
@@ -58,6 +60,9 @@ struct SQLiteCommit {
         // The fence: the row is updated only while `owner` holds the lease (the intent writes above roll back).
         let updated = db.changesCount > 0
         if update.owner != nil && !updated { throw StorageError.leaseLost(key.description) }
+        if updated, let routing = update.notify, let event = WebhookRouting.event(from: before, to: state) {
+            try enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
+        }
         return updated
     }
 
@@ -90,5 +95,26 @@ struct SQLiteCommit {
         try SQLiteRows.deleteIntents(db, key, where: "1 = 1")
         try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
         try db.execute(sql: "DELETE FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+        if let routing = update.notify { try enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
+    }
+
+    /// One outbox row per endpoint that takes `event`, with the device as this transaction leaves it (none for
+    /// `device.deleted`: its body is the app code and device id).
+    private func enqueueWebhooks(_ event: String, routing: WebhookRouting, reason: String?, snapshot: Bool) throws {
+        let targets = routing.endpoints.filter { $0.events.contains(event) }
+        guard !targets.isEmpty else { return }
+        var sealed: Data?
+        if snapshot, let row = try SQLiteRows.device(db, key, sealer) {
+            sealed = try Codec.sealSnapshot(row.snapshot, sealer)
+        }
+        let nowMs = Codec.ms(now)
+        for endpoint in targets {
+            try db.cachedStatement(sql: """
+                INSERT INTO webhook_outbox(msg_id, app, device_id, endpoint, event, reason, occurred_at, snapshot, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    "msg_" + UUID().uuidString.lowercased(), key.appCode, key.deviceId, endpoint.id, event, reason, nowMs, sealed, nowMs,
+                ])
+        }
     }
 }

@@ -71,6 +71,31 @@ enum SQLiteSchema {
         m.registerMigration("v5: index for the releases a token's PUT waits for") { db in
             try db.execute(sql: "CREATE INDEX intents_release ON intents(app, token_hash) WHERE kind = 'release'")
         }
+        m.registerMigration("v6: webhook outbox") { db in
+            // One row per message and endpoint, written in the commit that changed the device's state; deleted once
+            // answered 2xx or given up. `snapshot` is the device as that commit left it (sealed), so every attempt
+            // renders the same body.
+            try db.execute(sql: """
+                CREATE TABLE webhook_outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    msg_id TEXT NOT NULL UNIQUE,
+                    app TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    reason TEXT,
+                    occurred_at INTEGER NOT NULL,
+                    snapshot BLOB,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER NOT NULL,
+                    last_status INTEGER,
+                    lease_owner TEXT,
+                    lease_until INTEGER
+                );
+                CREATE INDEX webhook_outbox_order ON webhook_outbox(app, device_id, endpoint, id);
+                CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at);
+                """)
+        }
         return m
     }
 }

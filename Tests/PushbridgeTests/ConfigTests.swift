@@ -82,6 +82,18 @@ struct ConfigTests {
         ("emarsys:\n  sdkVersion: \"3.11 beta\"\n", "emarsys.sdkVersion"),
         ("emarsys:\n  refreshReplayDelayMs: -1\n", "emarsys.refreshReplayDelayMs"),
         ("storage:\n  timeoutMs: 50\n", "storage.timeoutMs"),
+        ("webhooks:\n  maxAgeHours: 0\n", "webhooks.maxAgeHours"),
+        ("webhooks:\n  timeoutSeconds: 0\n", "webhooks.timeoutSeconds"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks: {url: \"https://x.example\"}\n", "apps[0].webhooks"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"ftp://x.example\", secret: \"\(ConfigTests.secret)\"}\n", "apps[0].webhooks[0].url"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\"}\n", "apps[0].webhooks[0].secret"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}\n", "apps[0].webhooks[0].secret"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"whsec_c2hvcnQ=\"}\n", "apps[0].webhooks[0].secret"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"whsec_!!!\"}\n", "apps[0].webhooks[0].secret"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secretEnv: UNSET_HOOK_SECRET}\n", "apps[0].webhooks[0].secretEnv"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"\(ConfigTests.secret)\", events: [device.exploded]}\n", "apps[0].webhooks[0].events"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"\(ConfigTests.secret)\", events: []}\n", "apps[0].webhooks[0].events"),
+        ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\", secret: \"\(ConfigTests.secret)\", colour: red}\n", "apps[0].webhooks[0].colour"),
         // A code that ends in a newline (a regular expression's `$` let this one through).
         ("apps:\n  - code: \"EMS12-34567\\n\"\n", "apps[0].code"),
     ])
@@ -139,6 +151,38 @@ struct ConfigTests {
     @Test("a bad environment value names the key")
     func badEnvironmentValue() throws {
         try expectError("http:\n  port: 8080\n", env: ["PUSHBRIDGE_HTTP_PORT": "eighty"], key: "http.port")
+    }
+
+    /// A valid secret: the one of the Standard Webhooks specification's example (24 bytes).
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    @Test("webhooks: endpoints with a secret or a secret from the environment, an event filter, and the shared settings")
+    func webhooks() throws {
+        let path = try write("""
+            webhooks: { maxAgeHours: 6, timeoutSeconds: 2.5 }
+            apps:
+              - code: EMS12-34567
+                webhooks:
+                  - { url: "https://backend.example.com/pushbridge", secret: "\(Self.secret)", events: [device.registered, device.failed] }
+                  - { url: "http://127.0.0.1:9/hook", secretEnv: HOOK_SECRET }
+              - code: EMS98-76543
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try ConfigLoader.load(file: path, environment: ["HOOK_SECRET": "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()])
+        #expect(c.webhooks.maxAgeHours == 6 && c.webhooks.timeoutSeconds == 2.5)
+        let hooks = try #require(c.apps.first?.webhooks)
+        #expect(hooks.map(\.url) == ["https://backend.example.com/pushbridge", "http://127.0.0.1:9/hook"])
+        #expect(hooks[0].secret.key.count == 24 && hooks[1].secret.key == Array(repeating: 7, count: 32))
+        #expect(hooks[0].wants(.registered) && hooks[0].wants(.failed) && !hooks[0].wants(.unregistered) && !hooks[0].wants(.deleted))
+        #expect(hooks[1].events == nil && hooks[1].wants(.deleted))
+        #expect(c.apps.last?.webhooks.isEmpty == true)
+        // The secret never shows in a description of the configuration.
+        #expect(!"\(hooks)".contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        // The shared settings are environment keys like every other scalar.
+        let overridden = try ConfigLoader.load(file: path, environment: [
+            "HOOK_SECRET": "whsec_" + Data(repeating: 7, count: 32).base64EncodedString(), "PUSHBRIDGE_WEBHOOKS_MAXAGEHOURS": "48",
+        ])
+        #expect(overridden.webhooks.maxAgeHours == 48)
     }
 
     @Test("apiKeysEnv adds comma-separated keys from the environment")
