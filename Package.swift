@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "PushbridgeServer",
             dependencies: [
-                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport", "ConcurrencySupport", "PushbridgeConfig",
+                "Bridge", "Storage", "Workflow", "PushTokens", "MESandbox", "MobileEngage", "MobileEngageClient", "ServerSupport", "ConcurrencySupport", "PushbridgeConfig", "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -181,7 +181,9 @@ let package = Package(
             name: "PushbridgeTests",
             dependencies: [
                 "PushbridgeServer", "PushbridgeTools", "ServerSupport", "MESandbox", "Storage", "Workflow", "MobileEngage", "TestSupport",
-                "ConcurrencySupport", "PushbridgeConfig",
+                "ConcurrencySupport", "PushbridgeConfig", "Webhooks",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -54,6 +54,11 @@ public struct BridgeMetrics: Sendable {
         Counter(label: "pushbridge_tokens_invalidated_total", factory: factory).increment()
     }
 
+    /// One webhook delivery attempt: `delivered` (2xx), `failed` (tried again later) or `given_up`.
+    public func webhookDelivery(outcome: String) {
+        Counter(label: "pushbridge_webhook_deliveries_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+
     public func apiRequest(route: String, method: String, status: Int) {
         Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
     }

@@ -224,7 +224,7 @@ public final class Engine: Service, Sendable {
                     guard let decided = Turn.afterPlan(plan, work: work, owner: owner, now: now) else { return true }
                     step = decided
                 }
-                switch step {
+                switch step.notifying(webhookRouting(key.appCode, head: work.head)) {
                 case .finish(let update):
                     try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
@@ -245,6 +245,14 @@ public final class Engine: Service, Sendable {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(storageErrorText(error))"])
         }
         return true
+    }
+
+    /// What a commit of `app`'s device tells its webhook endpoints: nil when the app has none, no endpoint while the
+    /// outbox is full (what backends heard still moves on, so a message is dropped, not delayed).
+    private func webhookRouting(_ app: String, head: Intent?) -> WebhookRouting? {
+        guard let endpoints = config.webhooks[app], !endpoints.isEmpty else { return nil }
+        let full = config.webhookBacklogFull.get()
+        return WebhookRouting(endpoints: full ? [] : endpoints, unregisterReason: Turn.unregisterReason(head: head))
     }
 
     /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none). It waits

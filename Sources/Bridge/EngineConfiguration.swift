@@ -1,3 +1,5 @@
+import ConcurrencySupport
+import Storage
 import Workflow
 
 /// What the engine needs to know; the executable fills it from the configuration file.
@@ -17,6 +19,12 @@ public struct EngineConfiguration: Sendable {
     /// How long one storage operation may take before the engine stops waiting for it and tries again
     /// (`storage.timeoutMs`): a query on a connection that died with the database must not hold a worker.
     public var storageTimeout: Duration
+    /// Each app's webhook endpoints (by app code): the commits that change what backends heard of a device write
+    /// one outbox message per endpoint that takes the event. Apps left out have none.
+    public var webhooks: [String: [WebhookRouting.Endpoint]] = [:]
+    /// Set while the outbox is at its bound (`webhooks.maxBacklog`): new messages are not written, and what
+    /// backends heard still moves on (`pushbridge_webhook_backlog_full`, `/ready`).
+    public var webhookBacklogFull = LockedValue(false)
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,

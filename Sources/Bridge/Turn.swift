@@ -15,6 +15,18 @@ public enum TurnStep: Sendable {
         case .proceed(let u), .finish(let u): u
         }
     }
+
+    /// The same step, its commit telling `routing`'s endpoints of the state it enters.
+    public func notifying(_ routing: WebhookRouting?) -> TurnStep {
+        switch self {
+        case .proceed(var u):
+            u.notify = routing
+            return .proceed(u)
+        case .finish(var u):
+            u.notify = routing
+            return .finish(u)
+        }
+    }
 }
 
 /// When a device is worked next and what each step writes, decided in one place. Pure: the engine's worker
@@ -23,6 +35,20 @@ public enum Turn {
     /// How long a device waiting for a token to leave another device sleeps before it looks again; the release's
     /// commit wakes it sooner (this is the safety net).
     public static let tokenMovePoll: TimeInterval = 2
+
+    /// Why a device that a step of `head` leaves without a token at ME is `unregistered` (the reason of
+    /// `device.unregistered`): the backend removed the token, the token moved to another device or was reported
+    /// dead, or a start came with another client id. With no intent at hand, a removal.
+    public static func unregisterReason(head: Intent?) -> String {
+        switch head?.payload {
+        case .release(_, let cause), .releaseAll(_, let cause):
+            cause == .invalidated ? "invalidated" : "moved"
+        case .start:
+            "client-changed"
+        default:
+            "removed"
+        }
+    }
 
     /// The write for a plan that sends nothing (`.send` gives nil: see `beforeSending` and `afterAnswer`).
     public static func afterPlan(_ plan: Plan, work: Work, owner: String, now: Date) -> TurnStep? {

@@ -116,6 +116,9 @@ public struct BridgeConfiguration: Sendable {
         public var maxAgeHours = 24
         /// One delivery attempt's deadline.
         public var timeoutSeconds = 10.0
+        /// The outbox's bound: at this many undelivered messages new ones are dropped (counted in `/metrics`,
+        /// shown in `/ready`) until it drains, so a dead endpoint cannot fill the database.
+        public var maxBacklog = 100_000
     }
 
     public struct QueueLimitsConfig: Sendable {

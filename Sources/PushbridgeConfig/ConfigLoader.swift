@@ -26,7 +26,7 @@ public enum ConfigLoader {
         "providers.directory",
         "log.level", "log.format",
         "shutdown.drainSeconds", "shutdown.deadlineSeconds",
-        "webhooks.maxAgeHours", "webhooks.timeoutSeconds",
+        "webhooks.maxAgeHours", "webhooks.timeoutSeconds", "webhooks.maxBacklog",
     ]
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -162,6 +162,7 @@ public enum ConfigLoader {
         c.shutdownDeadlineSeconds = try double("shutdown.deadlineSeconds", c.shutdownDeadlineSeconds)
         guard (0...3600).contains(c.shutdownDeadlineSeconds) else { throw ConfigError(key: "shutdown.deadlineSeconds", message: "must be between 0 and 3600") }
         c.webhooks.maxAgeHours = try int("webhooks.maxAgeHours", c.webhooks.maxAgeHours, min: 1, max: 24 * 30)
+        c.webhooks.maxBacklog = try int("webhooks.maxBacklog", c.webhooks.maxBacklog, min: 1, max: 100_000_000)
         c.webhooks.timeoutSeconds = try double("webhooks.timeoutSeconds", c.webhooks.timeoutSeconds)
         guard c.webhooks.timeoutSeconds > 0 && c.webhooks.timeoutSeconds <= 300 else {
             throw ConfigError(key: "webhooks.timeoutSeconds", message: "must be above 0 and at most 300")

@@ -14,6 +14,7 @@ import ServerSupport
 import ServiceLifecycle
 import Storage
 import UnixSignals
+import Webhooks
 import Workflow
 
 /// The whole service, wired: storage, the engine, the HTTP API and, when configured, the embedded
@@ -36,6 +37,10 @@ public final class BridgeServer: Sendable {
     private let gate: ShutdownGate
     /// The PostgreSQL store, when `storage.url` is postgres://.
     private let postgres: PostgresDeviceStore?
+    /// Delivers the webhook outbox (`apps[].webhooks`), with a client of its own: a dead endpoint never holds a
+    /// connection the ME calls need.
+    private let webhooks: WebhookDelivery
+    private let webhookClient: HTTPClient
 
     /// - Parameter wrapStore: wraps the store that the API and the engine use (the fault-injection tests put one
     ///   that fails on demand around the real store); nil in production.
@@ -95,11 +100,13 @@ public final class BridgeServer: Sendable {
         let portBox = self.portBox
         let embedded = e.sandbox
         let host = configuration.http.host
-        let engineConfig = EngineConfiguration(
+        var engineConfig = EngineConfiguration(
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy(eventsAPIVersion: e.eventsAPIVersion)) }),
             sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs,
             storageTimeout: .milliseconds(configuration.storageTimeoutMs))
+        let webhookTargets = WebhookTarget.all(configuration)
+        engineConfig.webhooks = WebhookTarget.routing(webhookTargets)
         let health = StorageHealth(metrics: metrics)
         self.health = health
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, health: health, startGate: {
@@ -110,6 +117,17 @@ public final class BridgeServer: Sendable {
                 me.endpoints.set(MEEndpoints(clientServiceURL: base, eventServiceURL: base))
             }
         })
+        let w = configuration.webhooks
+        var webhookHTTP = HTTPClient.Configuration()
+        webhookHTTP.timeout = .init(connect: .seconds(5), read: .milliseconds(Int64(w.timeoutSeconds * 1000)))
+        webhookHTTP.redirectConfiguration = .disallow
+        webhookClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: webhookHTTP, backgroundActivityLogger: logger)
+        webhooks = WebhookDelivery(
+            store: self.store, targets: webhookTargets, http: webhookClient,
+            settings: .init(
+                timeout: .milliseconds(Int64(w.timeoutSeconds * 1000)),
+                retry: WebhookRetry(maxAgeMs: Int64(w.maxAgeHours) * 3_600_000), maxBacklog: w.maxBacklog),
+            backlogFull: engineConfig.webhookBacklogFull, metrics: metrics, logger: logger, owner: engine.owner)
     }
 
     /// The key for device data at rest: the configured key, the configured key file, or (the embedded
@@ -200,7 +218,7 @@ public final class BridgeServer: Sendable {
         // Shut down in reverse order: the gate turns /ready and writes to 503, the engine finishes its
         // ME calls in flight, then the server stops listening.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: makeApplication()), .init(service: engine), .init(service: gate),
+            .init(service: makeApplication()), .init(service: engine), .init(service: webhooks), .init(service: gate),
         ]
         if let postgres {
             // First in the group, so it is the last to stop: the engine's final commits still reach the database.
@@ -220,10 +238,12 @@ public final class BridgeServer: Sendable {
             }
         } catch {
             try? await httpClient.shutdown()
+            try? await webhookClient.shutdown()
             try? await store.close()
             throw error
         }
         try? await httpClient.shutdown()
+        try? await webhookClient.shutdown()
         try await store.close()
     }
 

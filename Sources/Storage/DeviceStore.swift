@@ -57,6 +57,14 @@ public protocol DeviceStore: Sendable {
     /// Devices by app, state and provider, the queue, and the newest failures (of `app`, or all).
     func overview(app: String?, failures: Int) async throws -> StoreOverview
     func close() async throws
+
+    // The webhook outbox (its rows are written by `commit` when `WorkUpdate.notify` is set).
+    /// Up to `limit` due messages for `endpoint`, each the oldest of its device there, none leased by anyone; leased
+    /// to `owner` for `lease` (on PostgreSQL each message is with one instance at a time).
+    func claimWebhooks(endpoint: String, now: Date, limit: Int, owner: String, lease: Duration) async throws -> [OutboxMessage]
+    /// Records what became of an attempt on message `id`, if `owner` still holds it.
+    func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws
+    func webhookBacklog() async throws -> OutboxBacklog
 }
 
 public struct QueueLimits: Sendable, Hashable {
@@ -209,15 +217,25 @@ public struct WebhookRouting: Sendable, Hashable {
         self.unregisterReason = unregisterReason
     }
 
-    /// The event a change of the state column from `old` to `new` makes, if any.
-    public static func event(from old: String?, to new: DeviceStateName) -> String? {
-        guard old != new.rawValue else { return nil }
-        switch new {
-        case .registered: return "device.registered"
-        case .failed: return "device.failed"
-        case .unregistered: return "device.unregistered"
-        case .pending, .retrying: return nil
+    /// What backends last heard of a device (the `notified` column): the event and, for `device.registered`, the
+    /// token hash at ME, so that a device that goes `pending` for an events call and back hears nothing, and one
+    /// whose new token reaches ME hears `device.registered` again.
+    public static func notice(of state: DeviceStateName, _ device: DeviceState) -> String? {
+        switch state {
+        case .registered: "device.registered:" + (device.pushTokenSent?.tokenHash ?? "")
+        case .failed: "device.failed"
+        case .unregistered: "device.unregistered"
+        case .pending, .retrying: nil
         }
+    }
+
+    /// The event to send when a commit leaves the device at `notice` and backends last heard `notified`: none while
+    /// it is on its way (`pending`, `retrying`), nor when nothing changed, nor for a device that never had a token
+    /// and still has none (it has nothing to lose).
+    public static func event(notice: String?, notified: String?) -> String? {
+        guard let notice, notice != notified else { return nil }
+        if notified == nil && notice == "device.unregistered" { return nil }
+        return notice.split(separator: ":", maxSplits: 1).first.map(String.init)
     }
 }
 

@@ -46,6 +46,9 @@ struct PostgresCommit {
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
         let sealed = try Codec.seal(update.state, sealer)
+        let notified = update.notify == nil ? nil : try await tx.rows(PGStatement.Notified.self, """
+            SELECT notified FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+            """).first.flatMap { try $0.decode(String?.self) }
         let renew = update.owner != nil
         let release = update.releaseLease
         try await tx.exec(PGStatement.CommitStep.self, """
@@ -55,6 +58,34 @@ struct PostgresCommit {
                 lease_until = CASE WHEN \(release) THEN NULL WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
+        let notice = WebhookRouting.notice(of: state, update.state)
+        if let routing = update.notify, let notice, notice != notified {
+            try await tx.exec(PGStatement.SetNotified.self, """
+                UPDATE devices SET notified = \(notice) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+                """)
+            if let event = WebhookRouting.event(notice: notice, notified: notified) {
+                try await enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
+            }
+        }
+    }
+
+    /// One outbox row per endpoint that takes `event`, with the device as this transaction leaves it (none for
+    /// `device.deleted`: its body is the app code and device id).
+    private func enqueueWebhooks(_ event: String, routing: WebhookRouting, reason: String?, snapshot: Bool) async throws {
+        let targets = routing.endpoints.filter { $0.events.contains(event) }
+        guard !targets.isEmpty else { return }
+        var sealed: Data?
+        if snapshot, let row = try await PostgresRows.device(tx, key, sealer) {
+            sealed = try Codec.sealSnapshot(row.snapshot, sealer)
+        }
+        let nowMs = Codec.ms(now)
+        for endpoint in targets {
+            let msgId = "msg_" + UUID().uuidString.lowercased()
+            try await tx.exec(PGStatement.InsertWebhook.self, """
+                INSERT INTO webhook_outbox(msg_id, app, device_id, endpoint, event, reason, occurred_at, snapshot, next_attempt_at)
+                VALUES (\(msgId), \(key.appCode), \(key.deviceId), \(endpoint.id), \(event), \(reason), \(nowMs), \(sealed), \(nowMs))
+                """)
+        }
     }
 
     /// A device whose release finished may now send the token it waited for.
@@ -85,5 +116,6 @@ struct PostgresCommit {
         try await PostgresRows.deleteIntents(tx, key, .all)
         try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
         try await tx.exec(PGStatement.DeleteDevice.self, "DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        if let routing = update.notify { try await enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
     }
 }

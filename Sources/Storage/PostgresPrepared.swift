@@ -50,6 +50,14 @@ enum PGStatement {
     enum RewriteIntent {}
     enum Touch {}
     enum StateColumn {}
+    // Webhook outbox
+    enum Notified {}
+    enum SetNotified {}
+    enum InsertWebhook {}
+    enum ClaimWebhooks {}
+    enum WebhookDelivered {}
+    enum WebhookRetry {}
+    enum WebhookBacklog {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

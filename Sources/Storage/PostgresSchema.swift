@@ -81,6 +81,31 @@ enum PostgresSchema {
         Migration(version: 3, name: "index for the leases an instance gives back after a lost claim", sql: [
             "CREATE INDEX devices_leased ON devices(lease_owner) WHERE lease_owner IS NOT NULL",
         ]),
+        // As SQLite's v6: one row per message and endpoint, written in the commit that changed the device's state;
+        // `devices.notified` is what backends last heard of the device (`WebhookRouting.notice`).
+        Migration(version: 4, name: "webhook outbox", sql: [
+            """
+            CREATE TABLE webhook_outbox (
+                id BIGSERIAL PRIMARY KEY,
+                msg_id TEXT NOT NULL UNIQUE,
+                app TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                event TEXT NOT NULL,
+                reason TEXT,
+                occurred_at BIGINT NOT NULL,
+                snapshot BYTEA,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at BIGINT NOT NULL,
+                last_status INTEGER,
+                lease_owner TEXT,
+                lease_until BIGINT
+            )
+            """,
+            "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, app, device_id, id)",
+            "CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, next_attempt_at)",
+            "ALTER TABLE devices ADD COLUMN notified TEXT",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

@@ -47,8 +47,8 @@ struct SQLiteCommit {
         let arrived: Bool = counts?["arrived"] ?? false
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
-        let before = update.notify == nil ? nil : try String.fetchOne(
-            db.cachedStatement(sql: "SELECT state FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
+        let notified = update.notify == nil ? nil : try String.fetchOne(
+            db.cachedStatement(sql: "SELECT notified FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
         try db.cachedStatement(sql: """
             UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,
                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
@@ -60,8 +60,12 @@ struct SQLiteCommit {
         // The fence: the row is updated only while `owner` holds the lease (the intent writes above roll back).
         let updated = db.changesCount > 0
         if update.owner != nil && !updated { throw StorageError.leaseLost(key.description) }
-        if updated, let routing = update.notify, let event = WebhookRouting.event(from: before, to: state) {
-            try enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
+        let notice = WebhookRouting.notice(of: state, update.state)
+        if updated, let routing = update.notify, let notice, notice != notified {
+            try db.cachedStatement(sql: "UPDATE devices SET notified = ? WHERE app = ? AND device_id = ?").execute(arguments: [notice, key.appCode, key.deviceId])
+            if let event = WebhookRouting.event(notice: notice, notified: notified) {
+                try enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
+            }
         }
         return updated
     }

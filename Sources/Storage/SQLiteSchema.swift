@@ -74,7 +74,8 @@ enum SQLiteSchema {
         m.registerMigration("v6: webhook outbox") { db in
             // One row per message and endpoint, written in the commit that changed the device's state; deleted once
             // answered 2xx or given up. `snapshot` is the device as that commit left it (sealed), so every attempt
-            // renders the same body.
+            // renders the same body. `devices.notified` is what backends last heard of the device
+            // (`WebhookRouting.notice`).
             try db.execute(sql: """
                 CREATE TABLE webhook_outbox (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,8 +93,9 @@ enum SQLiteSchema {
                     lease_owner TEXT,
                     lease_until INTEGER
                 );
-                CREATE INDEX webhook_outbox_order ON webhook_outbox(app, device_id, endpoint, id);
-                CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at);
+                CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, app, device_id, id);
+                CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, next_attempt_at);
+                ALTER TABLE devices ADD COLUMN notified TEXT;
                 """)
         }
         return m

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PostgresNIO
 import Workflow
 
 /// A message of the webhook outbox, as a delivery worker claims it.
@@ -18,6 +19,16 @@ public struct OutboxMessage: Sendable, Hashable {
     public var snapshot: DeviceSnapshot?
     /// Attempts made before this one.
     public var attempts: Int
+}
+
+/// How many messages wait, and since when the oldest.
+public struct OutboxBacklog: Sendable, Hashable {
+    public var count: Int
+    public var oldest: Date?
+    public init(count: Int, oldest: Date?) {
+        self.count = count
+        self.oldest = oldest
+    }
 }
 
 /// What became of one delivery attempt.
@@ -68,46 +79,111 @@ extension Codec {
 }
 
 /// The outbox on SQLite: claims that keep each device and endpoint in order, and the settling of an attempt.
-enum SQLiteOutbox {
-    /// Up to `limit` due messages, each the oldest of its device and endpoint, none leased by anyone; leased to
-    /// `owner` until `leaseUntil`.
-    static func claim(_ db: Database, nowMs: Int64, limit: Int, owner: String, leaseUntilMs: Int64, sealer: Sealer) throws -> [OutboxMessage] {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT id, msg_id, app, device_id, endpoint, event, reason, occurred_at, snapshot, attempts FROM webhook_outbox o
-            WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-            AND id = (SELECT MIN(id) FROM webhook_outbox p WHERE p.app = o.app AND p.device_id = o.device_id AND p.endpoint = o.endpoint)
-            ORDER BY next_attempt_at LIMIT ?
-            """), arguments: [nowMs, nowMs, limit])
-        var messages: [OutboxMessage] = []
-        for row in rows {
-            let id: Int64 = row["id"]
-            try db.cachedStatement(sql: "UPDATE webhook_outbox SET lease_owner = ?, lease_until = ? WHERE id = ?").execute(arguments: [owner, leaseUntilMs, id])
-            let sealed: Data? = row["snapshot"]
-            messages.append(OutboxMessage(
-                id: id, msgId: row["msg_id"], key: DeviceKey(appCode: row["app"], deviceId: row["device_id"]), endpoint: row["endpoint"],
-                event: row["event"], reason: row["reason"], occurredAt: Codec.date(row["occurred_at"]),
-                snapshot: try sealed.map { try Codec.openSnapshot($0, sealer) }, attempts: row["attempts"]))
-        }
-        return messages
-    }
-
-    /// Records what became of the attempt on message `id`, if `owner` still holds it.
-    static func settle(_ db: Database, id: Int64, owner: String, _ settlement: OutboxSettlement) throws {
-        switch settlement {
-        case .delivered, .givenUp:
-            try db.cachedStatement(sql: "DELETE FROM webhook_outbox WHERE id = ? AND lease_owner = ?").execute(arguments: [id, owner])
-        case .retry(let at, let status):
-            try db.cachedStatement(sql: """
-                UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_status = ?, lease_owner = NULL, lease_until = NULL
-                WHERE id = ? AND lease_owner = ?
-                """).execute(arguments: [Codec.ms(at), status, id, owner])
+extension SQLiteDeviceStore {
+    public func claimWebhooks(endpoint: String, now: Date, limit: Int, owner: String, lease: Duration) async throws -> [OutboxMessage] {
+        let nowMs = Codec.ms(now)
+        let until = nowMs + Int64(lease.components.seconds * 1000)
+        let sealer = self.sealer
+        return try await writes.write { db in
+            // Only the oldest row of each device (for this endpoint) is a candidate: while it waits or is leased,
+            // the ones after it wait too.
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT id, msg_id, app, device_id, endpoint, event, reason, occurred_at, snapshot, attempts FROM webhook_outbox o
+                WHERE endpoint = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+                AND id = (SELECT MIN(id) FROM webhook_outbox p WHERE p.endpoint = o.endpoint AND p.app = o.app AND p.device_id = o.device_id)
+                ORDER BY next_attempt_at LIMIT ?
+                """), arguments: [endpoint, nowMs, nowMs, limit])
+            let lease = try db.cachedStatement(sql: "UPDATE webhook_outbox SET lease_owner = ?, lease_until = ? WHERE id = ?")
+            return try rows.map { row in
+                let id: Int64 = row["id"]
+                try lease.execute(arguments: [owner, until, id])
+                let sealed: Data? = row["snapshot"]
+                return OutboxMessage(
+                    id: id, msgId: row["msg_id"], key: DeviceKey(appCode: row["app"], deviceId: row["device_id"]),
+                    endpoint: row["endpoint"], event: row["event"], reason: row["reason"], occurredAt: Codec.date(row["occurred_at"]),
+                    snapshot: try sealed.map { try Codec.openSnapshot($0, sealer) }, attempts: row["attempts"])
+            }
         }
     }
 
-    /// How many messages wait, and since when the oldest.
-    static func backlog(_ db: Database) throws -> (count: Int, oldest: Date?) {
-        let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM webhook_outbox")
-        let oldest: Int64? = row?["oldest"]
-        return (row?["n"] ?? 0, oldest.map(Codec.date))
+    public func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws {
+        try await writes.write { db in
+            switch settlement {
+            case .delivered, .givenUp:
+                try db.cachedStatement(sql: "DELETE FROM webhook_outbox WHERE id = ? AND lease_owner = ?").execute(arguments: [id, owner])
+            case .retry(let at, let status):
+                try db.cachedStatement(sql: """
+                    UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_status = ?, lease_owner = NULL, lease_until = NULL
+                    WHERE id = ? AND lease_owner = ?
+                    """).execute(arguments: [Codec.ms(at), status, id, owner])
+            }
+        }
+    }
+
+    public func webhookBacklog() async throws -> OutboxBacklog {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM webhook_outbox")
+            let oldest: Int64? = row?["oldest"]
+            return OutboxBacklog(count: row?["n"] ?? 0, oldest: oldest.map(Codec.date))
+        }
+    }
+}
+
+/// The outbox on PostgreSQL: as on SQLite; a claim skips rows another instance is claiming or settling right now, and
+/// a leased row holds back the rows after it, so each device's messages to an endpoint are with one instance at a time.
+extension PostgresDeviceStore {
+    public func claimWebhooks(endpoint: String, now: Date, limit: Int, owner: String, lease: Duration) async throws -> [OutboxMessage] {
+        try await ready.value()
+        let nowMs = Codec.ms(now)
+        let until = nowMs + Int64(lease.components.seconds * 1000)
+        let sealer = self.sealer
+        return try await transaction(synchronous: false) { tx in
+            let rows = try await tx.rows(PGStatement.ClaimWebhooks.self, """
+                WITH due AS (
+                    SELECT id FROM webhook_outbox o
+                    WHERE endpoint = \(endpoint) AND next_attempt_at <= \(nowMs) AND (lease_until IS NULL OR lease_until < \(nowMs))
+                    AND id = (SELECT MIN(id) FROM webhook_outbox p WHERE p.endpoint = o.endpoint AND p.app = o.app AND p.device_id = o.device_id)
+                    ORDER BY next_attempt_at LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE webhook_outbox w SET lease_owner = \(owner), lease_until = \(until) FROM due WHERE w.id = due.id
+                RETURNING w.id, w.msg_id, w.app, w.device_id, w.endpoint, w.event, w.reason, w.occurred_at, w.snapshot, w.attempts
+                """)
+            return try rows.map { row in
+                let (id, msgId, app, device, endpoint, event, reason, occurredAt, sealed, attempts) = try row.decode(
+                    (Int64, String, String, String, String, String, String?, Int64, Data?, Int32).self)
+                return OutboxMessage(
+                    id: id, msgId: msgId, key: DeviceKey(appCode: app, deviceId: device), endpoint: endpoint, event: event,
+                    reason: reason, occurredAt: Codec.date(occurredAt), snapshot: try sealed.map { try Codec.openSnapshot($0, sealer) },
+                    attempts: Int(attempts))
+            }.sorted { $0.id < $1.id }
+        }
+    }
+
+    public func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws {
+        try await ready.value()
+        try await transaction(synchronous: false) { tx in
+            switch settlement {
+            case .delivered, .givenUp:
+                try await tx.exec(PGStatement.WebhookDelivered.self, "DELETE FROM webhook_outbox WHERE id = \(id) AND lease_owner = \(owner)")
+            case .retry(let at, let status):
+                let nextMs = Codec.ms(at)
+                let code = status.map(Int32.init)
+                try await tx.exec(PGStatement.WebhookRetry.self, """
+                    UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = \(nextMs), last_status = \(code),
+                        lease_owner = NULL, lease_until = NULL
+                    WHERE id = \(id) AND lease_owner = \(owner)
+                    """)
+            }
+        }
+    }
+
+    public func webhookBacklog() async throws -> OutboxBacklog {
+        try await ready.value()
+        return try await withTx { tx in
+            let row = try await tx.rows(PGStatement.WebhookBacklog.self, "SELECT COUNT(*), MIN(occurred_at) FROM webhook_outbox").first
+            guard let (count, oldest) = try row?.decode((Int64, Int64?).self) else { return OutboxBacklog(count: 0, oldest: nil) }
+            return OutboxBacklog(count: Int(count), oldest: oldest.map(Codec.date))
+        }
     }
 }

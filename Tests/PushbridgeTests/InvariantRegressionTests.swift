@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PushbridgeConfig
 import Testing
 
 /// The three breaks of issue 13, through the real server and the real sandbox over loopback, on SQLite and on
@@ -11,8 +12,11 @@ struct InvariantRegressionTests {
     static let stores: [String] = postgresURL == nil ? ["sqlite"] : ["sqlite", "postgres"]
 
     /// The test bed on `store`: SQLite in the bed's folder, or a fresh schema of the test PostgreSQL server.
-    static func withBed(_ store: String, _ body: (TestBed) async throws -> Void) async throws {
+    static func withBed(
+        _ store: String, configure more: (inout BridgeConfiguration) -> Void = { _ in }, _ body: (TestBed) async throws -> Void
+    ) async throws {
         try await withTestBed(configure: { c in
+            more(&c)
             guard store == "postgres", let url = postgresURL else { return }
             let schema = "inv\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
             c.storageURL = url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"

@@ -101,4 +101,13 @@ final class FailingStore: DeviceStore {
         return try await run("overview") { try await base.overview(app: app, failures: failures) }
     }
     func close() async throws { try await base.close() }
+    func claimWebhooks(endpoint: String, now: Date, limit: Int, owner: String, lease: Duration) async throws -> [OutboxMessage] {
+        try await run("claim_webhooks") { try await base.claimWebhooks(endpoint: endpoint, now: now, limit: limit, owner: owner, lease: lease) }
+    }
+    func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws {
+        try await run("settle_webhook") { try await base.settleWebhook(id: id, owner: owner, settlement) }
+    }
+    func webhookBacklog() async throws -> OutboxBacklog {
+        try await run("webhook_backlog") { try await base.webhookBacklog() }
+    }
 }
