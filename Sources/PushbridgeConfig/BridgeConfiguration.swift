@@ -119,6 +119,9 @@ public struct BridgeConfiguration: Sendable {
         /// The outbox's bound: at this many undelivered messages new ones are dropped (counted in `/metrics`,
         /// shown in `/ready`) until it drains, so a dead endpoint cannot fill the database.
         public var maxBacklog = 100_000
+        /// Backoff bounds between attempts of one message (full jitter below the doubling ceiling).
+        public var retryInitialDelayMs = 5000
+        public var retryMaxDelayMs = 3_600_000
     }
 
     public struct QueueLimitsConfig: Sendable {

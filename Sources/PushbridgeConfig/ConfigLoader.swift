@@ -26,7 +26,7 @@ public enum ConfigLoader {
         "providers.directory",
         "log.level", "log.format",
         "shutdown.drainSeconds", "shutdown.deadlineSeconds",
-        "webhooks.maxAgeHours", "webhooks.timeoutSeconds", "webhooks.maxBacklog",
+        "webhooks.maxAgeHours", "webhooks.timeoutSeconds", "webhooks.maxBacklog", "webhooks.retry.initialDelayMs", "webhooks.retry.maxDelayMs",
     ]
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -163,6 +163,11 @@ public enum ConfigLoader {
         guard (0...3600).contains(c.shutdownDeadlineSeconds) else { throw ConfigError(key: "shutdown.deadlineSeconds", message: "must be between 0 and 3600") }
         c.webhooks.maxAgeHours = try int("webhooks.maxAgeHours", c.webhooks.maxAgeHours, min: 1, max: 24 * 30)
         c.webhooks.maxBacklog = try int("webhooks.maxBacklog", c.webhooks.maxBacklog, min: 1, max: 100_000_000)
+        c.webhooks.retryInitialDelayMs = try int("webhooks.retry.initialDelayMs", c.webhooks.retryInitialDelayMs, min: 1)
+        c.webhooks.retryMaxDelayMs = try int("webhooks.retry.maxDelayMs", c.webhooks.retryMaxDelayMs, min: 1)
+        guard c.webhooks.retryMaxDelayMs >= c.webhooks.retryInitialDelayMs else {
+            throw ConfigError(key: "webhooks.retry.maxDelayMs", message: "must not be below webhooks.retry.initialDelayMs")
+        }
         c.webhooks.timeoutSeconds = try double("webhooks.timeoutSeconds", c.webhooks.timeoutSeconds)
         guard c.webhooks.timeoutSeconds > 0 && c.webhooks.timeoutSeconds <= 300 else {
             throw ConfigError(key: "webhooks.timeoutSeconds", message: "must be above 0 and at most 300")

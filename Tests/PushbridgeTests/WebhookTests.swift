@@ -28,6 +28,8 @@ struct WebhookTests {
         try await InvariantRegressionTests.withBed(store, configure: { c in
             guard case .success(let secret) = WebhookSecret.parse(secretText) else { return }
             c.apps[0].webhooks = [BridgeConfiguration.Webhook(url: receiver.url, secret: secret, events: events)]
+            c.webhooks.retryInitialDelayMs = 100
+            c.webhooks.retryMaxDelayMs = 1000
             c.webhooks.timeoutSeconds = 2
         }, body)
     }

@@ -82,7 +82,11 @@ final class WebhookDelivery: Service, Sendable {
     }
 
     func run() async throws {
-        guard !targets.isEmpty else { return }
+        guard !targets.isEmpty else {
+            // A service that returns ends the whole group: with no endpoint it waits for the shutdown.
+            try? await gracefulShutdown()
+            return
+        }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for target in targets {
