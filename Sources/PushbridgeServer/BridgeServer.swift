@@ -184,7 +184,9 @@ public final class BridgeServer: Sendable {
         let api = BridgeAPI(
             config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
-            readiness: Readiness(engineRunning: { engine.isRunning }, draining: { gate.isDraining }, limits: configuration.limits, health: health),
+            readiness: Readiness(
+                engineRunning: { engine.isRunning }, draining: { gate.isDraining }, limits: configuration.limits, health: health,
+                webhooksFull: { [webhooks] in webhooks.backlogFullNow }),
             metrics: metrics, health: health, logger: logger,
             draining: { gate.isDraining },
             scrape: {

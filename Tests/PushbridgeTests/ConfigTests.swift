@@ -36,10 +36,14 @@ struct ConfigTests {
         #expect(file.apps.map(\.code) == builtIn.apps.map(\.code))
         #expect(file.apps.first?.policy(eventsAPIVersion: file.emarsys.eventsAPIVersion) == builtIn.apps.first?.policy(eventsAPIVersion: nil))
         // The production example parses too, and talks to the real hosts.
-        let prod = try ConfigLoader.load(file: root.appendingPathComponent("config/production.example.yaml").path, environment: ["PUSHBRIDGE_KEYS_EMS12": "abcdefghijklmnop1234"])
+        let prod = try ConfigLoader.load(file: root.appendingPathComponent("config/production.example.yaml").path, environment: [
+            "PUSHBRIDGE_KEYS_EMS12": "abcdefghijklmnop1234", "PUSHBRIDGE_WEBHOOK_SECRET_EMS12": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
         #expect(!prod.emarsys.sandbox)
         #expect(prod.emarsys.clientServiceURL == "https://me-client.eservice.emarsys.net")
         #expect(prod.apps.first?.apiKeys == ["abcdefghijklmnop1234"])
+        #expect(prod.apps.first?.webhooks.map(\.url) == ["https://backend.example.com/pushbridge"])
+        #expect(prod.webhooks.retryMaxDelayMs == 3_600_000)
     }
 
     @Test("environment variables override the file, in the contract's spelling and the camelCase-split one")

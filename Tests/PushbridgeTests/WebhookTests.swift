@@ -23,7 +23,7 @@ struct WebhookTests {
 
     static func withBed(
         _ store: String, receiver: WebhookReceiver, events: Set<WebhookEvent>? = nil,
-        _ body: (TestBed) async throws -> Void
+        configure more: (inout BridgeConfiguration) -> Void = { _ in }, _ body: (TestBed) async throws -> Void
     ) async throws {
         try await InvariantRegressionTests.withBed(store, configure: { c in
             guard case .success(let secret) = WebhookSecret.parse(secretText) else { return }
@@ -31,6 +31,7 @@ struct WebhookTests {
             c.webhooks.retryInitialDelayMs = 100
             c.webhooks.retryMaxDelayMs = 1000
             c.webhooks.timeoutSeconds = 2
+            more(&c)
         }, body)
     }
 
@@ -183,6 +184,44 @@ struct WebhookTests {
             }
             for i in 20..<30 { try await bed.waitForState("g\(i)", "registered") }
             #expect(receiver.deliveries.allSatisfy { $0.type == "device.failed" })
+        }
+    }
+
+    @Test("at its bound the outbox takes no new message, and /ready says so while it stays ready; drained, it takes them again")
+    func backlogBound() async throws {
+        let receiver = try await WebhookReceiver()
+        defer { Task { await receiver.stop() } }
+        receiver.answer(otherwise: .status(503, retryAfter: nil))
+        try await Self.withBed("sqlite", receiver: receiver, configure: { $0.webhooks.maxBacklog = 2 }) { bed in
+            func ready() async throws -> TestBed.Answer { try await bed.request("GET", "/ready") }
+            #expect(try await ready().json["checks"] as? [String: String] == ["storage": "ok", "queue": "ok", "workers": "ok", "webhooks": "ok"])
+            for i in 0..<2 {
+                _ = try await bed.request("PUT", bed.devicePath("k\(i)"), json: ["provider": "fcm", "token": Tokens.fcm()])
+                try await bed.waitForState("k\(i)", "registered")
+            }
+            // Two messages wait: the bound. /ready says so within its second, and still answers 200.
+            var answer = try await ready()
+            for _ in 0..<100 where (answer.json["checks"] as? [String: String])?["webhooks"] != "backlog full" {
+                try await Task.sleep(for: .milliseconds(100))
+                answer = try await ready()
+            }
+            #expect(answer.status == 200)
+            #expect((answer.json["checks"] as? [String: String])?["webhooks"] == "backlog full")
+            // A state change now makes no message.
+            _ = try await bed.request("PUT", bed.devicePath("k2"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitForState("k2", "registered")
+            receiver.answer(otherwise: .status(204, retryAfter: nil))
+            // Drained: /ready says ok again once the backlog gauge reads it (every second).
+            for _ in 0..<100 where (try await ready().json["checks"] as? [String: String])?["webhooks"] != "ok" {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect((try await ready().json["checks"] as? [String: String])?["webhooks"] == "ok")
+            let devices = Set(receiver.deliveries.compactMap { $0.data["deviceId"] as? String })
+            #expect(devices == ["k0", "k1"], "k2's registration came while the outbox was full: no message")
+            // Below the bound again: the next change is told.
+            _ = try await bed.request("DELETE", bed.devicePath("k2") + "/push-token")
+            let told = try await receiver.waitFor { $0.contains { $0.data["deviceId"] as? String == "k2" } }
+            #expect(told.last?.type == "device.unregistered")
         }
     }
 }

@@ -9,6 +9,8 @@ final class Readiness: Sendable {
     private let draining: @Sendable () -> Bool
     private let limits: BridgeConfiguration.QueueLimitsConfig
     private let health: StorageHealth
+    /// Whether the webhook outbox is at its bound (nil: no endpoint is configured).
+    private let webhooksFull: @Sendable () -> Bool?
 
     /// How long the storage checks may take together: a probe must read 503, not time out.
     static let storageDeadline = Duration.milliseconds(700)
@@ -17,8 +19,9 @@ final class Readiness: Sendable {
 
     init(
         engineRunning: @escaping @Sendable () -> Bool, draining: @escaping @Sendable () -> Bool,
-        limits: BridgeConfiguration.QueueLimitsConfig, health: StorageHealth
+        limits: BridgeConfiguration.QueueLimitsConfig, health: StorageHealth, webhooksFull: @escaping @Sendable () -> Bool? = { nil }
     ) {
+        self.webhooksFull = webhooksFull
         self.engineRunning = engineRunning
         self.draining = draining
         self.limits = limits
@@ -62,6 +65,8 @@ final class Readiness: Sendable {
         checks["workers"] = engineRunning() ? "ok" : "not running"
         if draining() { checks["shutdown"] = "draining" }
         let ready = checks.values.allSatisfy { $0 == "ok" }
+        // Said, not held against readiness: an endpoint that is down must not take the API out of service.
+        if let full = webhooksFull() { checks["webhooks"] = full ? "backlog full" : "ok" }
         return Report(ready: ready, status: ready ? "ready" : "not ready", checks: checks)
     }
 }

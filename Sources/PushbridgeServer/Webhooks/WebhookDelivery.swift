@@ -81,6 +81,9 @@ final class WebhookDelivery: Service, Sendable {
         self.owner = owner + "-webhooks"
     }
 
+    /// Whether the outbox is at its bound; nil when no endpoint is configured.
+    var backlogFullNow: Bool? { targets.isEmpty ? nil : backlogFull.get() }
+
     func run() async throws {
         guard !targets.isEmpty else {
             // A service that returns ends the whole group: with no endpoint it waits for the shutdown.
