@@ -345,6 +345,27 @@ paths:
           content:
             application/yaml:
               schema: { type: string }
+webhooks:
+  deviceEvent:
+    post:
+      summary: A device's registration changed (apps[].webhooks)
+      description: |
+        Sent to each endpoint an app names, signed per Standard Webhooks 1.0: `webhook-id` (the same on every retry),
+        `webhook-timestamp` (Unix seconds of the attempt), `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of
+        `id.timestamp.body` under the base64 key after `whsec_`). At least once, in order per device and endpoint;
+        retried with backoff on a non-2xx answer, a timeout or a connection error until `webhooks.maxAgeHours`.
+      parameters:
+        - { name: webhook-id, in: header, required: true, schema: { type: string } }
+        - { name: webhook-timestamp, in: header, required: true, schema: { type: string } }
+        - { name: webhook-signature, in: header, required: true, schema: { type: string } }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/WebhookMessage' }
+      responses:
+        '2XX': { description: Taken; the next message of the device follows. }
+        default: { description: Not taken; sent again later (Retry-After is honoured). }
 components:
   securitySchemes:
     bearer: { type: http, scheme: bearer, description: Per-app API keys, when the app has any. }
@@ -477,6 +498,27 @@ components:
         done: { type: boolean }
         at: { type: [string, 'null'], format: date-time }
         tokenHash: { type: [string, 'null'] }
+    WebhookMessage:
+      type: object
+      required: [type, timestamp, data]
+      properties:
+        type: { type: string, enum: [device.registered, device.failed, device.unregistered, device.deleted] }
+        timestamp: { type: string, format: date-time, description: When the state changed. }
+        data:
+          description: |
+            The device status as GET returns it (without `deduplicated`), with `reason` on device.unregistered
+            (removed, moved, invalidated, expired, client-changed); for device.deleted only appCode and deviceId.
+          oneOf:
+            - allOf:
+                - { $ref: '#/components/schemas/DeviceStatus' }
+                - type: object
+                  properties:
+                    reason: { type: string, enum: [removed, moved, invalidated, expired, client-changed] }
+            - type: object
+              required: [appCode, deviceId]
+              properties:
+                appCode: { type: string }
+                deviceId: { type: string }
     DeviceStatus:
       type: object
       required: [appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, lastError, updatedAt]
