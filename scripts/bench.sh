@@ -35,7 +35,8 @@
 # BENCH_INGEST_ME_LATENCY_MS (1000; 0 measures ingest with the workflow running at full speed), BENCH_OUT
 # (bench-results.json), BENCH_SKIP_BUILD=1 (use the existing binary), BENCH_BIN (another binary, e.g. an
 # older build to compare), BENCH_PHASES (all; or a subset of
-# "ingest workflow scale scaleout", for profiling runs), BENCH_BRIDGE_PORT (18080; the second instance of
+# "ingest workflow scale scaleout", for profiling runs), BENCH_WEBHOOK=dead (a webhook endpoint that never
+# answers), BENCH_BRIDGE_PORT (18080; the second instance of
 # scaleout listens on the next port), BENCH_SANDBOX_PORT (18090), BENCH_KEEP=1 (keep the work folder: logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,7 +89,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pushbridge-bench.XXXXXX")
 SANDBOX_PID=""
 BRIDGE_PID=""    # the bridge on BRIDGE_PORT
 BRIDGE2_PID=""   # scaleout's second instance, on BRIDGE2_PORT
+DEAD_PID=""      # BENCH_WEBHOOK=dead's listener
 cleanup() {
+    if [[ -n "$DEAD_PID" ]]; then kill "$DEAD_PID" 2>/dev/null || true; fi
     for pid in $BRIDGE_PID $BRIDGE2_PID $SANDBOX_PID; do
         kill "$pid" 2>/dev/null || true
     done
@@ -106,6 +109,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# BENCH_WEBHOOK=dead: the app gets a webhook endpoint that accepts connections and never answers (every delivery
+# waits out webhooks.timeoutSeconds, 10 s), to show that a dead receiver holds back no ME work.
+WEBHOOKS=""
+if [[ "${BENCH_WEBHOOK:-}" == "dead" ]]; then
+    DEAD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    python3 -c '
+import socket, sys, threading, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1024)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)   # read nothing, answer nothing
+' "$DEAD_PORT" &
+    DEAD_PID=$!
+    WEBHOOKS=", webhooks: [{ url: \"http://127.0.0.1:$DEAD_PORT/hook\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }]"
+fi
 
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
@@ -134,7 +154,7 @@ limits: { maxQueuedIntents: 100000000, maxQueuedIntentsPerApp: 100000000 }
 providers: { directory: "$ROOT/providers" }
 log: { level: warning }
 apps:
-  - { code: $APP, contactFieldId: 3, anonymousContacts: true, startEvent: "app:start" }
+  - { code: $APP, contactFieldId: 3, anonymousContacts: true, startEvent: "app:start"$WEBHOOKS }
 EOF
     echo "$dir/pushbridge.yaml"
 }
