@@ -65,6 +65,9 @@ public protocol DeviceStore: Sendable {
     /// Records what became of an attempt on message `id`, if `owner` still holds it.
     func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws
     func webhookBacklog() async throws -> OutboxBacklog
+    /// Deletes the messages of endpoints not in `endpoints` (no longer configured: nobody would deliver them, and
+    /// they would hold the backlog up forever); how many.
+    func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int
 }
 
 public struct QueueLimits: Sendable, Hashable {

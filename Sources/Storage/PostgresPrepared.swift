@@ -58,6 +58,7 @@ enum PGStatement {
     enum WebhookDelivered {}
     enum WebhookRetry {}
     enum WebhookBacklog {}
+    enum DropWebhooks {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

@@ -120,6 +120,15 @@ extension SQLiteDeviceStore {
         }
     }
 
+    public func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int {
+        try await writes.write { db in
+            let kept = Array(endpoints)
+            let placeholders = kept.isEmpty ? "''" : kept.map { _ in "?" }.joined(separator: ", ")
+            try db.execute(sql: "DELETE FROM webhook_outbox WHERE endpoint NOT IN (\(placeholders))", arguments: StatementArguments(kept))
+            return db.changesCount
+        }
+    }
+
     public func webhookBacklog() async throws -> OutboxBacklog {
         try await pool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM webhook_outbox")
@@ -175,6 +184,14 @@ extension PostgresDeviceStore {
                     WHERE id = \(id) AND lease_owner = \(owner)
                     """)
             }
+        }
+    }
+
+    public func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int {
+        try await ready.value()
+        let kept = Array(endpoints)
+        return try await transaction { tx in
+            try await tx.count(PGStatement.DropWebhooks.self, "DELETE FROM webhook_outbox WHERE NOT (endpoint = ANY(\(kept))) RETURNING 1")
         }
     }
 

@@ -49,6 +49,7 @@ enum Conformance {
         ("fenced commit after a lost lease changes nothing", leaseLost),
         ("two instances: accepts on one device serialise", concurrentDevice),
         ("two instances: one token never on two devices", concurrentToken),
+        ("webhook outbox: written with the change, in order per device, one holder at a time, settled", webhookOutbox),
     ]
 
     static var names: [String] { cases.map(\.0) }
@@ -56,6 +57,81 @@ enum Conformance {
     static func run(_ name: String, on backend: Backend) async throws {
         guard let body = cases.first(where: { $0.0 == name })?.1 else { Issue.record("no case \(name)"); return }
         try await StoreHarness.withFresh(backend, body)
+    }
+
+    // MARK: Webhook outbox
+
+    static func webhookOutbox(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let (a, b) = (Fixture.key("a"), Fixture.key("b"))
+        let now = Date()
+        let routing = WebhookRouting(
+            endpoints: [.init(id: "all", events: ["device.registered", "device.unregistered", "device.failed", "device.deleted"]),
+                        .init(id: "failures", events: ["device.failed"])],
+            unregisterReason: "removed")
+        // A turn that registers a device's token, with the routing the engine gives it.
+        func register(_ key: DeviceKey, _ token: TokenRef) async throws {
+            #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)).contains(key))
+            let work = try #require(try await store.loadWork(key))
+            var state = work.state
+            state.pushTokenSent = token
+            var update = WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: "w", releaseLease: true)
+            update.notify = routing
+            try await store.commit(key, update, now: now)
+        }
+        #expect(try await store.put(Fixture.start(Fixture.token("a1")), a, now: now).kind == "accepted")
+        try await register(a, Fixture.token("a1"))
+        // No routing (an app without endpoints): nothing is written.
+        #expect(try await store.put(Fixture.start(Fixture.token("b1")), b, now: now).kind == "accepted")
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [b])
+        let workB = try #require(try await store.loadWork(b))
+        var stateB = workB.state
+        stateB.pushTokenSent = Fixture.token("b1")
+        try await store.commit(b, WorkUpdate(state: stateB, headId: workB.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: workB.newestIntentId, owner: "w", releaseLease: true), now: now)
+        #expect(try await store.webhookBacklog().count == 1)
+        // The same state again says nothing; a new token says registered again.
+        #expect(try await store.put(.setToken(Fixture.token("a2")), a, now: now).kind == "accepted")
+        try await register(a, Fixture.token("a2"))
+        #expect(try await store.webhookBacklog().count == 2)
+
+        // Claims: only the oldest of a device, with one holder at a time; the endpoint that wants failures has none.
+        #expect(try await store.claimWebhooks(endpoint: "failures", now: now, limit: 10, owner: "x", lease: .seconds(30)).isEmpty)
+        let first = try await store.claimWebhooks(endpoint: "all", now: now, limit: 10, owner: "x", lease: .seconds(30))
+        #expect(first.map(\.event) == ["device.registered"])
+        #expect(first.first?.key == a)
+        #expect(first.first?.snapshot?.registration.tokenHash == Fixture.token("a1").tokenHash)
+        #expect(first.first?.msgId.hasPrefix("msg_") == true)
+        #expect(try await store.claimWebhooks(endpoint: "all", now: now, limit: 10, owner: "y", lease: .seconds(30)).isEmpty)
+        // A failed attempt: tried again at its time, same id, one attempt more; meanwhile the next one waits.
+        let msg = try #require(first.first)
+        try await store.settleWebhook(id: msg.id, owner: "x", .retry(at: now.addingTimeInterval(5), status: 503))
+        #expect(try await store.claimWebhooks(endpoint: "all", now: now, limit: 10, owner: "y", lease: .seconds(30)).isEmpty)
+        let again = try await store.claimWebhooks(endpoint: "all", now: now.addingTimeInterval(6), limit: 10, owner: "y", lease: .seconds(30))
+        #expect(again.map(\.msgId) == [msg.msgId])
+        #expect(again.first?.attempts == 1)
+        // Settled by someone who no longer holds it: nothing changes. By the holder: gone, and the next one's turn.
+        try await store.settleWebhook(id: msg.id, owner: "x", .delivered)
+        #expect(try await store.webhookBacklog().count == 2)
+        try await store.settleWebhook(id: msg.id, owner: "y", .delivered)
+        let next = try await store.claimWebhooks(endpoint: "all", now: now.addingTimeInterval(6), limit: 10, owner: "y", lease: .seconds(30))
+        #expect(next.first?.snapshot?.registration.tokenHash == Fixture.token("a2").tokenHash)
+        try await store.settleWebhook(id: try #require(next.first).id, owner: "y", .givenUp)
+
+        // Entering failed tells both endpoints; a forget tells the one that wants it, with no device in the row.
+        #expect(try await store.put(.setToken(Fixture.token("a3")), a, now: now).kind == "accepted")
+        #expect(try await store.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        let work = try #require(try await store.loadWork(a))
+        var failed = work.state
+        failed.failed = true
+        var update = WorkUpdate(state: failed, headId: work.head?.id, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: "w", releaseLease: true)
+        update.notify = routing
+        try await store.commit(a, update, now: now)
+        #expect(try await store.claimWebhooks(endpoint: "failures", now: now, limit: 10, owner: "x", lease: .seconds(30)).map(\.event) == ["device.failed"])
+        #expect(try await store.webhookBacklog().count == 2)
+        // Endpoints no longer configured: their messages are dropped.
+        #expect(try await store.dropWebhooks(keeping: ["all"]) == 1)
+        #expect(try await store.dropWebhooks(keeping: []) == 1)
+        #expect(try await store.webhookBacklog() == OutboxBacklog(count: 0, oldest: nil))
     }
 
     // MARK: API side

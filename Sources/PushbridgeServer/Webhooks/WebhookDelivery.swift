@@ -85,6 +85,15 @@ final class WebhookDelivery: Service, Sendable {
     var backlogFullNow: Bool? { targets.isEmpty ? nil : backlogFull.get() }
 
     func run() async throws {
+        // Messages for endpoints no longer configured would wait forever: dropped, and said so.
+        do {
+            let dropped = try await store.dropWebhooks(keeping: Set(targets.map(\.id)))
+            if dropped > 0 {
+                logger.warning("dropped the webhook messages of endpoints no longer configured", metadata: ["messages": "\(dropped)"])
+            }
+        } catch {
+            logger.warning("could not drop the messages of removed webhook endpoints", metadata: ["error": "\(storageErrorText(error))"])
+        }
         guard !targets.isEmpty else {
             // A service that returns ends the whole group: with no endpoint it waits for the shutdown.
             try? await gracefulShutdown()
