@@ -13,7 +13,8 @@ and the checks run once everything is at rest:
   secrets     no body holds a push token (nor anything that is not a status: ids and hashes only)
   delivered   the outbox is empty (backlog 0) and nothing was given up: every message written was answered 2xx
   final       each device's last event (in first-arrival order) matches its status: registered with the status's
-              token hash, or unregistered; none is missing, so no state change was lost to a kill
+              token hash, or unregistered with the reason of the write that ended it (removed, invalidated); none is
+              missing, so no state change was lost to a kill
   order       per device, the events' timestamps never go back (in first-arrival order), and a message id that
               arrives again (at-least-once) carries the same body
 
@@ -173,6 +174,7 @@ apps:
         # device, devices interleaved; the bridge killed at seeded points. A write is retried until it got a 2xx.
         tokens = {}
         steps = []
+        ending = {}  # device -> the reason its device.unregistered must carry, for the ones that end without a token
         for n in range(args.devices):
             d = f"wh-{n:04d}"
             tokens[d] = [f"d{n}:APA91b" + "".join(rng.choice(B64URL) for _ in range(60)) for _ in range(3)]
@@ -182,8 +184,10 @@ apps:
             end = rng.random()
             if end < 0.2:
                 plan.append(("DELETE", f"/v1/apps/{APP}/devices/{d}/push-token", None))
+                ending[d] = "removed"
             elif end < 0.35:
                 plan.append(("POST", f"/v1/apps/{APP}/tokens/invalidate", {"provider": "fcm", "token": plan[-1][2]["token"]}))
+                ending[d] = "invalidated"
             steps.append(plan)
         order = []
         cursors = [0] * len(steps)
@@ -274,8 +278,10 @@ apps:
             if status["state"] == "registered":
                 ok = last and last["type"] == "device.registered" and last["data"]["tokenHash"] == status["tokenHash"]
             else:
-                # A device whose token went before it ever reached ME had nothing to lose: no event at all.
-                ok = status["state"] == "unregistered" and (not events or last["type"] == "device.unregistered")
+                # A device whose token went before it ever reached ME had nothing to lose: no event at all. Otherwise
+                # the last event is its unregistration, with the reason of the write that ended it.
+                ok = status["state"] == "unregistered" and (not events or (
+                    last["type"] == "device.unregistered" and last["data"].get("reason") == ending.get(d)))
             if not ok:
                 wrong.append((d, status["state"], [e["type"] for e in events]))
         results.append(("final", not wrong, f"{len(statuses)} devices match their last event" if not wrong

@@ -224,7 +224,7 @@ public final class Engine: Service, Sendable {
                     guard let decided = Turn.afterPlan(plan, work: work, owner: owner, now: now) else { return true }
                     step = decided
                 }
-                switch step.notifying(webhookRouting(key.appCode, head: work.head)) {
+                switch step.notifying(webhookRouting(key.appCode, head: work.head, state: work.state)) {
                 case .finish(let update):
                     try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
@@ -247,12 +247,13 @@ public final class Engine: Service, Sendable {
         return true
     }
 
-    /// What a commit of `app`'s device tells its webhook endpoints: nil when the app has none, no endpoint while the
-    /// outbox is full (what backends heard still moves on, so a message is dropped, not delayed).
-    private func webhookRouting(_ app: String, head: Intent?) -> WebhookRouting? {
-        guard let endpoints = config.webhooks[app], !endpoints.isEmpty else { return nil }
+    /// What a commit of `app`'s device tells its webhook endpoints (none while an endpoint's outbox is full: what
+    /// backends heard still moves on, so that message is dropped, not delayed), and why a token it removes left.
+    /// Every commit gets one, endpoints or not: the store keeps what backends heard up to date either way.
+    private func webhookRouting(_ app: String, head: Intent?, state: DeviceState) -> WebhookRouting {
         let full = config.webhookBacklogFull.get()
-        return WebhookRouting(endpoints: full ? [] : endpoints, unregisterReason: Turn.unregisterReason(head: head))
+        let endpoints = (config.webhooks[app] ?? []).filter { !full.contains($0.id) }
+        return WebhookRouting(endpoints: endpoints, unregisterReason: Turn.unregisterReason(head: head, state: state))
     }
 
     /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none). It waits

@@ -22,9 +22,9 @@ public struct EngineConfiguration: Sendable {
     /// Each app's webhook endpoints (by app code): the commits that change what backends heard of a device write
     /// one outbox message per endpoint that takes the event. Apps left out have none.
     public var webhooks: [String: [WebhookRouting.Endpoint]] = [:]
-    /// Set while the outbox is at its bound (`webhooks.maxBacklog`): new messages are not written, and what
-    /// backends heard still moves on (`pushbridge_webhook_backlog_full`, `/ready`).
-    public var webhookBacklogFull = LockedValue(false)
+    /// The endpoints whose outbox is at its bound (`webhooks.maxBacklog`): no new message is written for them, and
+    /// what backends heard still moves on (`pushbridge_webhook_backlog_full`, `/ready`). Other endpoints go on.
+    public var webhookBacklogFull = LockedValue<Set<String>>([])
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,

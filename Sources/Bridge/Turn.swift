@@ -36,17 +36,19 @@ public enum Turn {
     /// commit wakes it sooner (this is the safety net).
     public static let tokenMovePoll: TimeInterval = 2
 
-    /// Why a device that a step of `head` leaves without a token at ME is `unregistered` (the reason of
-    /// `device.unregistered`): the backend removed the token, the token moved to another device or was reported
-    /// dead, or a start came with another client id. With no intent at hand, a removal.
-    public static func unregisterReason(head: Intent?) -> String {
+    /// Why a step of `head` would leave the device without a token at ME (the reason of `device.unregistered`):
+    /// the backend removed the token, the token moved to another device or was reported dead, or a start came with
+    /// another client id. Nil for any other intent: the store keeps the reason of the removal before it.
+    public static func unregisterReason(head: Intent?, state: DeviceState) -> String? {
         switch head?.payload {
         case .release(_, let cause), .releaseAll(_, let cause):
             cause == .invalidated ? "invalidated" : "moved"
-        case .start:
-            "client-changed"
-        default:
+        case .removeToken:
             "removed"
+        case .start(let start):
+            start.clientId.map { $0 != state.clientId } == true ? "client-changed" : nil
+        default:
+            nil
         }
     }
 

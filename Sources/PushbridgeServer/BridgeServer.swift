@@ -127,7 +127,8 @@ public final class BridgeServer: Sendable {
             settings: .init(
                 timeout: .milliseconds(Int64(w.timeoutSeconds * 1000)),
                 retry: WebhookRetry(
-                    initialDelayMs: Int64(w.retryInitialDelayMs), maxDelayMs: Int64(w.retryMaxDelayMs), maxAgeMs: Int64(w.maxAgeHours) * 3_600_000), maxBacklog: w.maxBacklog),
+                    initialDelayMs: Int64(w.retryInitialDelayMs), maxDelayMs: Int64(w.retryMaxDelayMs), maxAgeMs: Int64(w.maxAgeHours) * 3_600_000),
+                storageTimeout: .milliseconds(configuration.storageTimeoutMs), maxBacklog: w.maxBacklog),
             backlogFull: engineConfig.webhookBacklogFull, metrics: metrics, logger: logger, owner: engine.owner)
     }
 

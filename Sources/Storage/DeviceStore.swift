@@ -65,9 +65,9 @@ public protocol DeviceStore: Sendable {
     /// Records what became of an attempt on message `id`, if `owner` still holds it.
     func settleWebhook(id: Int64, owner: String, _ settlement: OutboxSettlement) async throws
     func webhookBacklog() async throws -> OutboxBacklog
-    /// Deletes the messages of endpoints not in `endpoints` (no longer configured: nobody would deliver them, and
-    /// they would hold the backlog up forever); how many.
-    func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int
+    /// Deletes the messages made before `madeBefore` of endpoints not in `endpoints` (no longer configured: nobody
+    /// would deliver them; younger ones may still be another instance's during a rolling change); how many.
+    func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int
 }
 
 public struct QueueLimits: Sendable, Hashable {
@@ -213,32 +213,48 @@ public struct WebhookRouting: Sendable, Hashable {
         }
     }
     public var endpoints: [Endpoint]
-    /// `removed`, `moved`, `invalidated`, `expired` or `client-changed`: why the device would be left without a token.
+    /// `removed`, `moved`, `invalidated`, `expired` or `client-changed`: why this commit's step would leave the
+    /// device without a token (nil: this step removes none). Remembered until the device enters `unregistered`.
     public var unregisterReason: String?
     public init(endpoints: [Endpoint], unregisterReason: String?) {
         self.endpoints = endpoints
         self.unregisterReason = unregisterReason
     }
 
-    /// What backends last heard of a device (the `notified` column): the event and, for `device.registered`, the
-    /// token hash at ME, so that a device that goes `pending` for an events call and back hears nothing, and one
-    /// whose new token reaches ME hears `device.registered` again.
-    public static func notice(of state: DeviceStateName, _ device: DeviceState) -> String? {
-        switch state {
-        case .registered: "device.registered:" + (device.pushTokenSent?.tokenHash ?? "")
-        case .failed: "device.failed"
-        case .unregistered: "device.unregistered"
-        case .pending, .retrying: nil
-        }
+    /// What a commit tells backends, from what they last heard (`devices.notified`), the reason remembered for a
+    /// token that left (`devices.unregister_reason`) and the state the commit leaves. Pure; both stores apply it on
+    /// every commit, with or without endpoints, so that an endpoint configured later starts from the truth.
+    public struct Step: Sendable, Hashable {
+        /// The new `notified`: `device.registered:<token hash at ME>`, `device.failed`, `device.unregistered`, or
+        /// `device.recovering` for a failed device working again (its next failure is news); unchanged while a
+        /// device is on its way (`pending`, `retrying`).
+        public var notified: String?
+        /// The new `unregister_reason`: cleared while a token is at ME, else the newest removal's reason.
+        public var reason: String?
+        /// The event to write, if any, and the reason a `device.unregistered` carries.
+        public var event: String?
+        public var eventReason: String?
     }
 
-    /// The event to send when a commit leaves the device at `notice` and backends last heard `notified`: none while
-    /// it is on its way (`pending`, `retrying`), nor when nothing changed, nor for a device that never had a token
-    /// and still has none (it has nothing to lose).
-    public static func event(notice: String?, notified: String?) -> String? {
-        guard let notice, notice != notified else { return nil }
-        if notified == nil && notice == "device.unregistered" { return nil }
-        return notice.split(separator: ":", maxSplits: 1).first.map(String.init)
+    public static func step(
+        notified old: String?, reason oldReason: String?, state: DeviceStateName, device: DeviceState, reasonNow: String?
+    ) -> Step {
+        let reason = device.pushTokenSent != nil ? nil : (reasonNow ?? oldReason)
+        let notified: String?
+        switch state {
+        case .registered: notified = "device.registered:" + (device.pushTokenSent?.tokenHash ?? "")
+        case .failed: notified = "device.failed"
+        case .unregistered: notified = "device.unregistered"
+        case .pending, .retrying: notified = old == "device.failed" ? "device.recovering" : old
+        }
+        var event: String?
+        if let notified, notified != old, notified != "device.recovering" {
+            // A device that never had a token at ME and still has none has nothing to lose: no message. (A device
+            // from before webhooks, whose column is empty, did have one if a push-token step ever succeeded.)
+            let neverHadToken = notified == "device.unregistered" && old == nil && device.steps.pushTokenAt == nil
+            if !neverHadToken { event = notified.split(separator: ":", maxSplits: 1).first.map(String.init) }
+        }
+        return Step(notified: notified, reason: reason, event: event, eventReason: event == "device.unregistered" ? (reason ?? "removed") : nil)
     }
 }
 

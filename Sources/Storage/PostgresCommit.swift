@@ -36,36 +36,34 @@ struct PostgresCommit {
             }
         }
         // The pending count, and whether intents arrived after the worker's load, in one round trip.
+        // With what backends last heard of the device and the reason remembered for a token that left.
         let counted = try await tx.rows(PGStatement.CountAndNewest.self, """
-            SELECT COUNT(*), COALESCE(MAX(id), 0) FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
+            SELECT COUNT(*), COALESCE(MAX(id), 0),
+                (SELECT notified FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)),
+                (SELECT unregister_reason FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId))
+            FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
-        var (count, newest): (Int64, Int64) = (0, 0)
-        if let row = counted.first { (count, newest) = try row.decode((Int64, Int64).self) }
+        var (count, newest, notified, oldReason): (Int64, Int64, String?, String?) = (0, 0, nil, nil)
+        if let row = counted.first { (count, newest, notified, oldReason) = try row.decode((Int64, Int64, String?, String?).self) }
         let pending = Int(count)
         let arrived = newest > update.newestIntentIdSeen
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
         let sealed = try Codec.seal(update.state, sealer)
-        let notified = update.notify == nil ? nil : try await tx.rows(PGStatement.Notified.self, """
-            SELECT notified FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
-            """).first.flatMap { try $0.decode(String?.self) }
+        let told = WebhookRouting.step(
+            notified: notified, reason: oldReason, state: state, device: update.state, reasonNow: update.notify?.unregisterReason)
+        let (toldNotified, toldReason) = (told.notified, told.reason)
         let renew = update.owner != nil
         let release = update.releaseLease
         try await tx.exec(PGStatement.CommitStep.self, """
             UPDATE devices SET data = \(sealed), state = \(state.rawValue), pending = \(pending), due_at = \(due),
-                client_id = \(update.state.clientId), updated_at = \(nowMs),
+                client_id = \(update.state.clientId), updated_at = \(nowMs), notified = \(toldNotified), unregister_reason = \(toldReason),
                 lease_owner = CASE WHEN \(release) THEN NULL ELSE lease_owner END,
                 lease_until = CASE WHEN \(release) THEN NULL WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
-        let notice = WebhookRouting.notice(of: state, update.state)
-        if let routing = update.notify, let notice, notice != notified {
-            try await tx.exec(PGStatement.SetNotified.self, """
-                UPDATE devices SET notified = \(notice) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
-                """)
-            if let event = WebhookRouting.event(notice: notice, notified: notified) {
-                try await enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
-            }
+        if let routing = update.notify, let event = told.event {
+            try await enqueueWebhooks(event, routing: routing, reason: told.eventReason, snapshot: true)
         }
     }
 

@@ -51,8 +51,6 @@ enum PGStatement {
     enum Touch {}
     enum StateColumn {}
     // Webhook outbox
-    enum Notified {}
-    enum SetNotified {}
     enum InsertWebhook {}
     enum ClaimWebhooks {}
     enum WebhookDelivered {}

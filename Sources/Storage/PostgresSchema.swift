@@ -106,6 +106,18 @@ enum PostgresSchema {
             "CREATE INDEX webhook_outbox_due ON webhook_outbox(endpoint, next_attempt_at)",
             "ALTER TABLE devices ADD COLUMN notified TEXT",
         ]),
+        // As SQLite's v7.
+        Migration(version: 5, name: "what backends heard, from the start; the reason a token left", sql: [
+            "ALTER TABLE devices ADD COLUMN unregister_reason TEXT",
+            """
+            UPDATE devices SET notified = CASE state
+                WHEN 'registered' THEN 'device.registered:' || COALESCE(token_hash, '')
+                WHEN 'failed' THEN 'device.failed'
+                WHEN 'unregistered' THEN 'device.unregistered'
+                ELSE NULL END
+            WHERE notified IS NULL
+            """,
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

@@ -40,32 +40,36 @@ struct SQLiteCommit {
             }
         }
         // The queue left behind, and whether intents arrived since the worker's load, in one statement.
+        // With what backends last heard of the device and the reason remembered for a token that left, in one
+        // statement.
         let counts = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT COUNT(*) AS pending, COALESCE(MAX(id), 0) > ? AS arrived FROM intents WHERE app = ? AND device_id = ?"),
-            arguments: [update.newestIntentIdSeen, key.appCode, key.deviceId])
+            db.cachedStatement(sql: """
+                SELECT COUNT(*) AS pending, COALESCE(MAX(id), 0) > ? AS arrived,
+                    (SELECT notified FROM devices WHERE app = ? AND device_id = ?) AS notified,
+                    (SELECT unregister_reason FROM devices WHERE app = ? AND device_id = ?) AS reason
+                FROM intents WHERE app = ? AND device_id = ?
+                """),
+            arguments: [update.newestIntentIdSeen, key.appCode, key.deviceId, key.appCode, key.deviceId, key.appCode, key.deviceId])
         let pending: Int = counts?["pending"] ?? 0
         let arrived: Bool = counts?["arrived"] ?? false
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
-        let notified = update.notify == nil ? nil : try String.fetchOne(
-            db.cachedStatement(sql: "SELECT notified FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId])
+        let told = WebhookRouting.step(
+            notified: counts?["notified"], reason: counts?["reason"], state: state, device: update.state,
+            reasonNow: update.notify?.unregisterReason)
         try db.cachedStatement(sql: """
-            UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?,
+            UPDATE devices SET data = ?, state = ?, pending = ?, due_at = ?, client_id = ?, updated_at = ?, notified = ?, unregister_reason = ?,
                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
             WHERE app = ? AND device_id = ? AND (? IS NULL OR lease_owner = ?)
             """).execute(arguments: [
-                try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs,
+                try Codec.seal(update.state, sealer), state.rawValue, pending, due, update.state.clientId, nowMs, told.notified, told.reason,
                 update.releaseLease, update.releaseLease, key.appCode, key.deviceId, update.owner, update.owner,
             ])
         // The fence: the row is updated only while `owner` holds the lease (the intent writes above roll back).
         let updated = db.changesCount > 0
         if update.owner != nil && !updated { throw StorageError.leaseLost(key.description) }
-        let notice = WebhookRouting.notice(of: state, update.state)
-        if updated, let routing = update.notify, let notice, notice != notified {
-            try db.cachedStatement(sql: "UPDATE devices SET notified = ? WHERE app = ? AND device_id = ?").execute(arguments: [notice, key.appCode, key.deviceId])
-            if let event = WebhookRouting.event(notice: notice, notified: notified) {
-                try enqueueWebhooks(event, routing: routing, reason: state == .unregistered ? routing.unregisterReason : nil, snapshot: true)
-            }
+        if updated, let routing = update.notify, let event = told.event {
+            try enqueueWebhooks(event, routing: routing, reason: told.eventReason, snapshot: true)
         }
         return updated
     }

@@ -98,6 +98,19 @@ enum SQLiteSchema {
                 ALTER TABLE devices ADD COLUMN notified TEXT;
                 """)
         }
+        m.registerMigration("v7: what backends heard, from the start; the reason a token left") { db in
+            // `notified` was kept only for apps with endpoints: every device starts from its state (a registered
+            // device's token hash at rest is the one at ME), so an endpoint configured later hears changes only.
+            try db.execute(sql: """
+                ALTER TABLE devices ADD COLUMN unregister_reason TEXT;
+                UPDATE devices SET notified = CASE state
+                    WHEN 'registered' THEN 'device.registered:' || COALESCE(token_hash, '')
+                    WHEN 'failed' THEN 'device.failed'
+                    WHEN 'unregistered' THEN 'device.unregistered'
+                    ELSE NULL END
+                WHERE notified IS NULL;
+                """)
+        }
         return m
     }
 }

@@ -25,9 +25,12 @@ public struct OutboxMessage: Sendable, Hashable {
 public struct OutboxBacklog: Sendable, Hashable {
     public var count: Int
     public var oldest: Date?
-    public init(count: Int, oldest: Date?) {
+    /// Messages waiting per endpoint (each endpoint has its own bound).
+    public var perEndpoint: [String: Int]
+    public init(count: Int, oldest: Date?, perEndpoint: [String: Int] = [:]) {
         self.count = count
         self.oldest = oldest
+        self.perEndpoint = perEndpoint
     }
 }
 
@@ -120,20 +123,28 @@ extension SQLiteDeviceStore {
         }
     }
 
-    public func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int {
+    public func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int {
         try await writes.write { db in
             let kept = Array(endpoints)
             let placeholders = kept.isEmpty ? "''" : kept.map { _ in "?" }.joined(separator: ", ")
-            try db.execute(sql: "DELETE FROM webhook_outbox WHERE endpoint NOT IN (\(placeholders))", arguments: StatementArguments(kept))
+            try db.execute(
+                sql: "DELETE FROM webhook_outbox WHERE occurred_at < ? AND endpoint NOT IN (\(placeholders))",
+                arguments: StatementArguments([Codec.ms(madeBefore)]) + StatementArguments(kept))
             return db.changesCount
         }
     }
 
     public func webhookBacklog() async throws -> OutboxBacklog {
         try await pool.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM webhook_outbox")
-            let oldest: Int64? = row?["oldest"]
-            return OutboxBacklog(count: row?["n"] ?? 0, oldest: oldest.map(Codec.date))
+            var backlog = OutboxBacklog(count: 0, oldest: nil)
+            for row in try Row.fetchAll(db, sql: "SELECT endpoint, COUNT(*) AS n, MIN(occurred_at) AS oldest FROM webhook_outbox GROUP BY endpoint") {
+                let n: Int = row["n"]
+                let oldest = Codec.date(row["oldest"])
+                backlog.perEndpoint[row["endpoint"]] = n
+                backlog.count += n
+                backlog.oldest = min(backlog.oldest ?? oldest, oldest)
+            }
+            return backlog
         }
     }
 }
@@ -187,20 +198,29 @@ extension PostgresDeviceStore {
         }
     }
 
-    public func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int {
+    public func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int {
         try await ready.value()
         let kept = Array(endpoints)
+        let before = Codec.ms(madeBefore)
         return try await transaction { tx in
-            try await tx.count(PGStatement.DropWebhooks.self, "DELETE FROM webhook_outbox WHERE NOT (endpoint = ANY(\(kept))) RETURNING 1")
+            try await tx.count(PGStatement.DropWebhooks.self, """
+                DELETE FROM webhook_outbox WHERE occurred_at < \(before) AND NOT (endpoint = ANY(\(kept))) RETURNING 1
+                """)
         }
     }
 
     public func webhookBacklog() async throws -> OutboxBacklog {
         try await ready.value()
         return try await withTx { tx in
-            let row = try await tx.rows(PGStatement.WebhookBacklog.self, "SELECT COUNT(*), MIN(occurred_at) FROM webhook_outbox").first
-            guard let (count, oldest) = try row?.decode((Int64, Int64?).self) else { return OutboxBacklog(count: 0, oldest: nil) }
-            return OutboxBacklog(count: Int(count), oldest: oldest.map(Codec.date))
+            var backlog = OutboxBacklog(count: 0, oldest: nil)
+            for row in try await tx.rows(PGStatement.WebhookBacklog.self, "SELECT endpoint, COUNT(*), MIN(occurred_at) FROM webhook_outbox GROUP BY endpoint") {
+                let (endpoint, n, oldestMs) = try row.decode((String, Int64, Int64).self)
+                let oldest = Codec.date(oldestMs)
+                backlog.perEndpoint[endpoint] = Int(n)
+                backlog.count += Int(n)
+                backlog.oldest = min(backlog.oldest ?? oldest, oldest)
+            }
+            return backlog
         }
     }
 }

@@ -26,6 +26,9 @@ public struct WebhookRetry: Sendable, Hashable {
         delay = max(delay, 1)
         if let retryAfterMs, retryAfterMs > delay { delay = min(retryAfterMs, maxAgeMs) }
         let at = nowMs + delay
-        return at - createdAtMs > maxAgeMs ? .giveUp : .retry(atMs: at)
+        // A wait that would pass the message's age still gets one last attempt at its end; after that, given up.
+        let deadline = createdAtMs + maxAgeMs
+        if at > deadline { return nowMs < deadline ? .retry(atMs: deadline) : .giveUp }
+        return .retry(atMs: at)
     }
 }

@@ -109,6 +109,40 @@ struct WebhookTests {
         }
     }
 
+    @Test("the reason is the removal's, though other intents were queued behind it; a second failure is told again", arguments: InvariantRegressionTests.stores)
+    func reasonsAndRepeatedFailures(store: String) async throws {
+        let receiver = try await WebhookReceiver()
+        defer { Task { await receiver.stop() } }
+        try await Self.withBed(store, receiver: receiver) { bed in
+            // m's token moves to n while m has events queued behind a slow ME: the release jumps the queue, the
+            // events go after it, and the commit that ends m unregistered is the events'.
+            let token = Tokens.fcm()
+            _ = try await bed.request("PUT", bed.devicePath("m"), json: ["provider": "fcm", "token": token])
+            try await bed.waitForState("m", "registered")
+            try await bed.addFault(["mode": "status", "status": 503, "method": "POST", "path": "/client/events", "count": 4])
+            _ = try await bed.request("POST", bed.devicePath("m") + "/events", json: ["events": [["name": "opened"]]])
+            _ = try await bed.request("PUT", bed.devicePath("n"), json: ["provider": "fcm", "token": token])
+            try await bed.waitForState("n", "registered")
+            try await bed.waitForState("m", "unregistered")
+            // p fails, recovers with a new token, and fails again: two device.failed.
+            try await bed.addFault(["mode": "status", "status": 400, "method": "PUT", "path": "/push-token", "count": 1])
+            _ = try await bed.request("PUT", bed.devicePath("p"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitFor("p") { ($0["state"] as? String) == "failed" }
+            _ = try await bed.request("PUT", bed.devicePath("p") + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitForState("p", "registered")
+            try await bed.addFault(["mode": "status", "status": 400, "method": "PUT", "path": "/push-token", "count": 1])
+            _ = try await bed.request("PUT", bed.devicePath("p") + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitFor("p") { ($0["state"] as? String) == "failed" }
+            let expected = [
+                "m": ["device.registered", "device.unregistered:moved"],
+                "n": ["device.registered"],
+                "p": ["device.failed", "device.registered", "device.failed"],
+            ]
+            let deliveries = try await receiver.waitFor { Self.byDevice($0) == expected }
+            #expect(Self.byDevice(deliveries) == expected)
+        }
+    }
+
     @Test("a device that goes pending for events and back says nothing again; a new token says registered again", arguments: InvariantRegressionTests.stores)
     func onlyChanges(store: String) async throws {
         let receiver = try await WebhookReceiver()
@@ -178,7 +212,8 @@ struct WebhookTests {
             for i in 0..<3 { try await bed.waitFor("h\(i)") { ($0["state"] as? String) == "failed" } }
             try await bed.clearFaults()
             // The endpoint holds every request it gets; ME work goes on beside it.
-            try await receiver.waitFor { $0.count >= 3 }
+            let held = try await receiver.waitFor { $0.count >= 3 }
+            #expect(held.count >= 3, "the three failures reached the endpoint")
             for i in 20..<30 {
                 _ = try await bed.request("PUT", bed.devicePath("g\(i)"), json: ["provider": "fcm", "token": Tokens.fcm()])
             }

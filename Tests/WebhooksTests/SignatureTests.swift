@@ -44,7 +44,7 @@ struct SignatureTests {
         #expect(ok?.description == "whsec_(24 bytes)")
     }
 
-    @Test("retries: backoff grows to its ceiling, Retry-After is honoured, the message is given up past its age")
+    @Test("retries: backoff grows to its ceiling, Retry-After is honoured, one last attempt at the message's age, then given up")
     func retries() {
         let policy = WebhookRetry(initialDelayMs: 1000, maxDelayMs: 60_000, maxAgeMs: 3_600_000)
         // Full jitter: the delay is below the attempt's ceiling, which doubles up to the maximum.
@@ -57,7 +57,9 @@ struct SignatureTests {
             #expect(at >= 1 && at <= Int64(ceiling), "attempt \(attempts): \(at)")
         }
         #expect(policy.after(attempts: 1, createdAtMs: 0, nowMs: 0, retryAfterMs: 30_000, jitter: 0) == .retry(atMs: 30_000))
-        #expect(policy.after(attempts: 3, createdAtMs: 0, nowMs: 3_599_000, retryAfterMs: 5000, jitter: 0.5) == .giveUp)
+        // A Retry-After past the message's age: one last attempt at its end, then given up.
+        #expect(policy.after(attempts: 3, createdAtMs: 0, nowMs: 3_599_000, retryAfterMs: 5000, jitter: 0.5) == .retry(atMs: 3_600_000))
+        #expect(policy.after(attempts: 4, createdAtMs: 0, nowMs: 3_600_000, retryAfterMs: 5000, jitter: 0.5) == .giveUp)
         #expect(policy.after(attempts: 1000, createdAtMs: 0, nowMs: 10_000, retryAfterMs: nil, jitter: 0.5) == .retry(atMs: 40_000))
     }
 }

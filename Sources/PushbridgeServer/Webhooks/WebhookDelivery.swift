@@ -50,6 +50,9 @@ final class WebhookDelivery: Service, Sendable {
     struct Settings: Sendable {
         var timeout: Duration
         var retry: WebhookRetry
+        /// How long one storage operation may take (`storage.timeoutMs`): a query on a connection that died with
+        /// the database must not hold an endpoint's loop or its slots.
+        var storageTimeout: Duration = .seconds(5)
         var perEndpoint: Int = 16
         var maxBacklog: Int
         /// How often an idle endpoint looks for due messages (a commit does not wake it).
@@ -60,7 +63,7 @@ final class WebhookDelivery: Service, Sendable {
     private let targets: [WebhookTarget]
     private let http: HTTPClient
     private let settings: Settings
-    private let backlogFull: LockedValue<Bool>
+    private let backlogFull: LockedValue<Set<String>>
     private let metrics: BridgeMetrics
     private let logger: Logger
     private let owner: String
@@ -68,7 +71,7 @@ final class WebhookDelivery: Service, Sendable {
     private let stopped = Signal()
 
     init(
-        store: any DeviceStore, targets: [WebhookTarget], http: HTTPClient, settings: Settings, backlogFull: LockedValue<Bool>,
+        store: any DeviceStore, targets: [WebhookTarget], http: HTTPClient, settings: Settings, backlogFull: LockedValue<Set<String>>,
         metrics: BridgeMetrics, logger: Logger, owner: String
     ) {
         self.store = store
@@ -82,18 +85,31 @@ final class WebhookDelivery: Service, Sendable {
     }
 
     /// Whether the outbox is at its bound; nil when no endpoint is configured.
-    var backlogFullNow: Bool? { targets.isEmpty ? nil : backlogFull.get() }
+    var backlogFullNow: Bool? { targets.isEmpty ? nil : !backlogFull.get().isEmpty }
 
-    func run() async throws {
-        // Messages for endpoints no longer configured would wait forever: dropped, and said so.
+    /// One storage operation, given up after `storageTimeout`.
+    private func storage<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withStorageTimeout(settings.storageTimeout, on: store, body)
+    }
+
+    /// Drops the messages of endpoints no longer configured, once older than the maximum age (younger ones may
+    /// be another instance's, during a rolling change of the configuration).
+    private func dropUnconfigured() async {
+        let keep = Set(targets.map(\.id))
+        let before = Date().addingTimeInterval(-Double(settings.retry.maxAgeMs) / 1000)
         do {
-            let dropped = try await store.dropWebhooks(keeping: Set(targets.map(\.id)))
+            let dropped = try await storage { [store] in try await store.dropWebhooks(keeping: keep, madeBefore: before) }
             if dropped > 0 {
                 logger.warning("dropped the webhook messages of endpoints no longer configured", metadata: ["messages": "\(dropped)"])
             }
         } catch {
             logger.warning("could not drop the messages of removed webhook endpoints", metadata: ["error": "\(storageErrorText(error))"])
         }
+    }
+
+    func run() async throws {
+        // Messages for endpoints no longer configured would wait forever: dropped, and said so.
+        await dropUnconfigured()
         guard !targets.isEmpty else {
             // A service that returns ends the whole group: with no endpoint it waits for the shutdown.
             try? await gracefulShutdown()
@@ -121,18 +137,23 @@ final class WebhookDelivery: Service, Sendable {
         await withDiscardingTaskGroup { group in
             while running.get() {
                 let free = settings.perEndpoint - inFlight.get()
-                var claimed: [OutboxMessage] = []
+                var claimed: [(OutboxMessage, String)] = []
                 if free > 0 {
                     do {
-                        claimed = try await store.claimWebhooks(endpoint: target.id, now: Date(), limit: free, owner: owner, lease: lease)
+                        // A holder name per claim: a settle that comes late, after its lease ran out and this instance
+                        // claimed the message again, changes nothing.
+                        let holder = owner + "-" + UUID().uuidString.prefix(8)
+                        claimed = try await storage { [store] in
+                            try await store.claimWebhooks(endpoint: target.id, now: Date(), limit: free, owner: holder, lease: lease)
+                        }.map { ($0, holder) }
                     } catch {
                         logger.warning("claiming webhook messages failed", metadata: ["error": "\(storageErrorText(error))"])
                     }
                 }
-                for message in claimed {
+                for (message, holder) in claimed {
                     inFlight.update { $0 += 1 }
                     group.addTask {
-                        await self.deliver(message, to: target)
+                        await self.deliver(message, to: target, holder: holder)
                         inFlight.update { $0 -= 1 }
                         slotFreed.notify()
                     }
@@ -148,7 +169,7 @@ final class WebhookDelivery: Service, Sendable {
 
     /// One attempt: POST, then record the outcome (a settle that fails leaves the lease to run out: the message is
     /// delivered again, with the same id).
-    private func deliver(_ message: OutboxMessage, to target: WebhookTarget) async {
+    private func deliver(_ message: OutboxMessage, to target: WebhookTarget, holder: String) async {
         let body = WebhookBody.render(message)
         let timestamp = Int64(Date().timeIntervalSince1970)
         var request = HTTPClientRequest(url: target.url)
@@ -193,7 +214,7 @@ final class WebhookDelivery: Service, Sendable {
             }
         }
         do {
-            try await store.settleWebhook(id: message.id, owner: owner, settlement)
+            try await storage { [store] in try await store.settleWebhook(id: message.id, owner: holder, settlement) }
         } catch {
             logger.warning("recording a webhook attempt failed; the message goes again when its lease ends",
                 metadata: ["webhookId": "\(message.msgId)", "error": "\(storageErrorText(error))"])
@@ -202,26 +223,36 @@ final class WebhookDelivery: Service, Sendable {
 
     /// The backlog gauges, and the bound: at `maxBacklog` messages the engine stops writing new ones.
     private func backlogLoop() async {
+        var lastDrop = ContinuousClock.now
         while running.get() {
             do {
-                let backlog = try await store.webhookBacklog()
-                let full = backlog.count >= settings.maxBacklog
-                if full != backlogFull.get() {
+                let backlog = try await storage { [store] in try await store.webhookBacklog() }
+                // Each endpoint has its own bound: one that is down fills only its own part.
+                let full = Set(backlog.perEndpoint.filter { $0.value >= settings.maxBacklog }.keys)
+                let before = backlogFull.get()
+                if full != before {
                     backlogFull.set(full)
-                    if full {
-                        logger.error("webhook outbox full: new messages are dropped until it drains", metadata: ["messages": "\(backlog.count)"])
-                    } else {
-                        logger.notice("webhook outbox below its bound again", metadata: ["messages": "\(backlog.count)"])
+                    for endpoint in full.subtracting(before) {
+                        logger.error("webhook outbox of an endpoint full: its new messages are dropped until it drains",
+                            metadata: ["endpoint": "\(endpoint)", "messages": "\(backlog.perEndpoint[endpoint] ?? 0)"])
+                    }
+                    for endpoint in before.subtracting(full) {
+                        logger.notice("webhook outbox of an endpoint below its bound again", metadata: ["endpoint": "\(endpoint)"])
                     }
                 }
                 metrics.gauge("pushbridge_webhook_backlog", [], Double(backlog.count))
-                metrics.gauge("pushbridge_webhook_backlog_full", [], full ? 1 : 0)
+                metrics.gauge("pushbridge_webhook_backlog_full", [], Double(full.count))
                 metrics.gauge("pushbridge_webhook_oldest_age_seconds", [], backlog.oldest.map { max(0, -$0.timeIntervalSinceNow) } ?? 0)
             } catch {
                 metrics.storageError(operation: "webhook_backlog")
             }
+            if ContinuousClock.now - lastDrop > .seconds(60) {
+                lastDrop = .now
+                await dropUnconfigured()
+            }
             await stopped.wait(timeout: .seconds(1))
         }
+    }
     }
 }
 

@@ -110,7 +110,7 @@ final class FailingStore: DeviceStore {
     func webhookBacklog() async throws -> OutboxBacklog {
         try await run("webhook_backlog") { try await base.webhookBacklog() }
     }
-    func dropWebhooks(keeping endpoints: Set<String>) async throws -> Int {
-        try await run("drop_webhooks") { try await base.dropWebhooks(keeping: endpoints) }
+    func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int {
+        try await run("drop_webhooks") { try await base.dropWebhooks(keeping: endpoints, madeBefore: madeBefore) }
     }
 }
