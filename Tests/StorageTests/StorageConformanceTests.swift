@@ -50,6 +50,7 @@ enum Conformance {
         ("two instances: accepts on one device serialise", concurrentDevice),
         ("two instances: one token never on two devices", concurrentToken),
         ("webhook outbox: written with the change, in order per device, one holder at a time, settled", webhookOutbox),
+        ("two instances: concurrent webhook claims never hand one message to both", concurrentWebhookClaims),
     ]
 
     static var names: [String] { cases.map(\.0) }
@@ -134,6 +135,43 @@ enum Conformance {
         #expect(try await store.dropWebhooks(keeping: ["all"], madeBefore: now.addingTimeInterval(1)) == 1)
         #expect(try await store.dropWebhooks(keeping: [], madeBefore: now.addingTimeInterval(1)) == 1)
         #expect(try await store.webhookBacklog() == OutboxBacklog(count: 0, oldest: nil))
+    }
+
+    static func concurrentWebhookClaims(_ h: StoreHarness) async throws {
+        let one = try await h.open()
+        let two = try await h.open()
+        let now = Date()
+        let routing = WebhookRouting(endpoints: [.init(id: "e", events: ["device.registered"])], unregisterReason: nil)
+        // 40 devices with one message each.
+        for i in 0..<40 {
+            let key = Fixture.key("w\(i)")
+            #expect(try await one.put(Fixture.start(Fixture.token("w\(i)")), key, now: now).kind == "accepted")
+            #expect(try await one.claimDue(now: now, limit: 10, owner: "w", lease: .seconds(60)) == [key])
+            let work = try #require(try await one.loadWork(key))
+            var state = work.state
+            state.pushTokenSent = Fixture.token("w\(i)")
+            var update = WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: "w", releaseLease: true)
+            update.notify = routing
+            try await one.commit(key, update, now: now)
+        }
+        // Both instances claim at once, in small bites, until nothing is left.
+        let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+            for (n, store) in [one, two].enumerated() {
+                group.addTask {
+                    var mine: [String] = []
+                    while true {
+                        let batch = try await store.claimWebhooks(endpoint: "e", now: now, limit: 3, owner: "i\(n)", lease: .seconds(60))
+                        if batch.isEmpty { return mine }
+                        mine += batch.map(\.msgId)
+                    }
+                }
+            }
+            var all: [String] = []
+            for try await part in group { all += part }
+            return all
+        }
+        #expect(claimed.count == 40)
+        #expect(Set(claimed).count == 40, "no message was handed to both")
     }
 
     // MARK: API side
