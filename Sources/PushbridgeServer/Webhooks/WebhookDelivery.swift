@@ -253,7 +253,6 @@ final class WebhookDelivery: Service, Sendable {
             await stopped.wait(timeout: .seconds(1))
         }
     }
-    }
 }
 
 /// The body of a message: `{"type", "timestamp", "data"}`, the same bytes on every attempt (the signature covers
