@@ -39,9 +39,8 @@ struct SQLiteCommit {
                 try db.cachedStatement(sql: "UPDATE intents SET progress = ? WHERE id = ?").execute(arguments: [progress, id])
             }
         }
-        // The queue left behind, and whether intents arrived since the worker's load, in one statement.
-        // With what backends last heard of the device and the reason remembered for a token that left, in one
-        // statement.
+        // The queue left behind, whether intents arrived since the worker's load, what backends last heard of the
+        // device and the reason remembered for a token that left, in one statement.
         let counts = try Row.fetchOne(
             db.cachedStatement(sql: """
                 SELECT COUNT(*) AS pending, COALESCE(MAX(id), 0) > ? AS arrived,
