@@ -101,11 +101,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // The command-line tools' logic (`import`, `status`): clients of the HTTP API and readers of the store.
+        // The command-line tools' logic (`import`, `status`): clients of the HTTP API and readers of the store, which
+        // write the API's documents (PushbridgeServer) when they read the store.
         .target(
             name: "PushbridgeTools",
             dependencies: [
-                "Storage",
+                "Storage", "Workflow", "PushbridgeServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

@@ -351,6 +351,34 @@ apps:
                 mismatches.append(f"{d} contact {x['contact']['kind']} in the status, {contact} at ME")
         check("I5 the status tells the truth (token and contact as the sandbox holds them)", not mismatches,
               "; ".join(mismatches[:5]))
+
+        # The history: state changes are written with the writes that make them, so through kills and storage
+        # faults they chain (newest first, each one's `from` is the next one's `to`) and the newest is the state the
+        # status shows; entries come newest first; no token value is in it.
+        broken, leaked, total = [], [], 0
+        token_values = [t for t in tokens.values() if len(t) >= 8]
+        for d, x in rest.items():
+            r = s.get(path(d) + "/history?limit=500", timeout=10)
+            if r.status_code != 200:
+                broken.append(f"{d}: history answered {r.status_code}")
+                continue
+            entries = r.json()["entries"]
+            total += len(entries)
+            ats = [e["at"] for e in entries]
+            if ats != sorted(ats, reverse=True):
+                broken.append(f"{d}: not newest first")
+            changes = [e for e in entries if e["kind"] == "state"]
+            for newer, older in zip(changes, changes[1:]):
+                if newer["from"] != older["to"]:
+                    broken.append(f"{d}: {older['from']}->{older['to']} then {newer['from']}->{newer['to']}")
+                    break
+            if changes and changes[0]["to"] != x["state"]:
+                broken.append(f"{d}: newest change to {changes[0]['to']}, status {x['state']}")
+            if any(t in r.text for t in token_values):
+                leaked.append(d)
+        check("history: the state changes chain and end in the status's state, newest first", not broken,
+              "; ".join(broken[:5]) if broken else f"{total} entries of {len(rest)} devices")
+        check("history: no token value in it", not leaked, str(leaked[:5]))
     except Exception as e:  # noqa: BLE001
         check("run", False, repr(e))
     finally:

@@ -59,6 +59,11 @@ public struct BridgeMetrics: Sendable {
         Counter(label: "pushbridge_webhook_deliveries_total", dimensions: [("outcome", outcome)], factory: factory).increment()
     }
 
+    /// History entries dropped: the recorder's buffer was full, or their batch could not be written.
+    public func historyDropped(_ count: Int = 1) {
+        Counter(label: "pushbridge_history_entries_dropped_total", factory: factory).increment(by: Int64(count))
+    }
+
     public func apiRequest(route: String, method: String, status: Int) {
         Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
     }

@@ -212,11 +212,14 @@ public final class Engine: Service, Sendable {
                         // Durable before the request leaves: ME may hold the token from now on.
                         step = mark
                     } else {
-                        let started = ContinuousClock.now
+                        let (started, startedAt) = (ContinuousClock.now, Date())
                         let answer = await me.send(call, context: context, logger: log)
                         let elapsed = ContinuousClock.now - started
                         let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
                         record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
+                        config.history?(HistoryRecord(key: key, at: startedAt, entry: .call(
+                            endpoint: call.endpoint, status: answer.status, attempt: work.state.attempts + 1,
+                            durationMs: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))))
                         logStep(log, call: call, transition: t)
                         step = Turn.afterAnswer(t, work: work, head: head, owner: owner, planner: planner, appCode: key.appCode, nowMs: nowMs + 1)
                     }

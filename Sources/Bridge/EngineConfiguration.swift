@@ -25,6 +25,8 @@ public struct EngineConfiguration: Sendable {
     /// The endpoints whose outbox is at its bound (`webhooks.maxBacklog`): no new message is written for them, and
     /// what backends heard still moves on (`pushbridge_webhook_backlog_full`, `/ready`). Other endpoints go on.
     public var webhookBacklogFull = LockedValue<Set<String>>([])
+    /// Where each ME call is told, for the device's history (nil: not kept).
+    public var history: (@Sendable (HistoryRecord) -> Void)?
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,

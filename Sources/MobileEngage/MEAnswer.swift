@@ -14,10 +14,17 @@ public struct MEAnswer: Sendable, Hashable {
     public var clientState: String?
     /// The `deviceEventState` of a 2xx v4 events answer, when it carried one.
     public var deviceEventState: MEJSON?
+    /// The HTTP status ME answered with (nil: no answer), for the history; `outcome` is what the workflow reads.
+    public var status: Int?
 
-    public init(outcome: Outcome, clientState: String?, deviceEventState: MEJSON? = nil) {
+    public init(outcome: Outcome, clientState: String?, deviceEventState: MEJSON? = nil, status: Int? = nil) {
         self.outcome = outcome
         self.clientState = clientState
         self.deviceEventState = deviceEventState
+        if let status {
+            self.status = status
+        } else if case .http(let code, _, _) = outcome {
+            self.status = code
+        }
     }
 }

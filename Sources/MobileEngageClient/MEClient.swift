@@ -47,12 +47,12 @@ public struct MEClient: Sendable {
                     else {
                         return MEAnswer(outcome: .network(message: "ME answered \(status) with an unreadable contact body"), clientState: clientState)
                     }
-                    return MEAnswer(outcome: .success(contactToken: tokens.contactToken, refreshToken: tokens.refreshToken), clientState: clientState)
+                    return MEAnswer(outcome: .success(contactToken: tokens.contactToken, refreshToken: tokens.refreshToken), clientState: clientState, status: status)
                 case .events where context.eventsAPIVersion == .v4:
                     let eventState = MEWireFormat.deviceEventState(from: Array(buffer: body))
-                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState, deviceEventState: eventState)
+                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState, deviceEventState: eventState, status: status)
                 default:
-                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState)
+                    return MEAnswer(outcome: .success(contactToken: nil, refreshToken: nil), clientState: clientState, status: status)
                 }
             }
             let retryAfter = MEWireFormat.retryAfterSeconds(response.headers.first(name: "Retry-After"), now: Date())

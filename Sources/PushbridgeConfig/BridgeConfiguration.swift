@@ -80,6 +80,7 @@ public struct BridgeConfiguration: Sendable {
     public var emarsys = Emarsys()
     public var limits = QueueLimitsConfig()
     public var webhooks = WebhookSettings()
+    public var history = HistorySettings()
     /// Descriptor files that add to or override the built-in providers; missing is fine.
     public var providersDirectory: String? = "providers"
     public var logLevel = "info"
@@ -108,6 +109,14 @@ public struct BridgeConfiguration: Sendable {
         }
 
         public func wants(_ event: WebhookEvent) -> Bool { events?.contains(event) ?? true }
+    }
+
+    /// `history.*`: how much of each device's history is kept.
+    public struct HistorySettings: Sendable {
+        /// The newest entries kept per device.
+        public var perDevice = 100
+        /// Entries older than this are deleted.
+        public var maxAgeDays = 30
     }
 
     /// `webhooks.*`: for every endpoint.

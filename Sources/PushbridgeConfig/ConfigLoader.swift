@@ -26,7 +26,7 @@ public enum ConfigLoader {
         "providers.directory",
         "log.level", "log.format",
         "shutdown.drainSeconds", "shutdown.deadlineSeconds",
-        "webhooks.maxAgeHours", "webhooks.timeoutSeconds", "webhooks.maxBacklog", "webhooks.retry.initialDelayMs", "webhooks.retry.maxDelayMs",
+        "webhooks.maxAgeHours", "webhooks.timeoutSeconds", "webhooks.maxBacklog", "webhooks.retry.initialDelayMs", "webhooks.retry.maxDelayMs", "history.perDevice", "history.maxAgeDays",
     ]
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -172,6 +172,8 @@ public enum ConfigLoader {
         guard c.webhooks.timeoutSeconds > 0 && c.webhooks.timeoutSeconds <= 300 else {
             throw ConfigError(key: "webhooks.timeoutSeconds", message: "must be above 0 and at most 300")
         }
+        c.history.perDevice = try int("history.perDevice", c.history.perDevice, min: 1, max: 10_000)
+        c.history.maxAgeDays = try int("history.maxAgeDays", c.history.maxAgeDays, min: 1, max: 3650)
         if let rawApps { c.apps = try parseApps(rawApps, environment: environment) }
         return c
     }

@@ -41,6 +41,8 @@ public final class BridgeServer: Sendable {
     /// connection the ME calls need.
     private let webhooks: WebhookDelivery
     private let webhookClient: HTTPClient
+    /// Writes the devices' history in batches, and trims it.
+    private let history: HistoryRecorder
 
     /// - Parameter wrapStore: wraps the store that the API and the engine use (the fault-injection tests put one
     ///   that fails on demand around the real store); nil in production.
@@ -107,6 +109,10 @@ public final class BridgeServer: Sendable {
             storageTimeout: .milliseconds(configuration.storageTimeoutMs))
         let webhookTargets = WebhookTarget.all(configuration)
         engineConfig.webhooks = WebhookTarget.routing(webhookTargets)
+        let history = HistoryRecorder(
+            store: self.store, perDevice: configuration.history.perDevice, maxAgeDays: configuration.history.maxAgeDays, metrics: metrics, logger: logger)
+        self.history = history
+        engineConfig.history = { history.record($0) }
         let health = StorageHealth(metrics: metrics)
         self.health = health
         engine = Engine(store: store, me: me, configuration: engineConfig, logger: logger, metrics: metrics, health: health, startGate: {
@@ -129,7 +135,8 @@ public final class BridgeServer: Sendable {
                 retry: WebhookRetry(
                     initialDelayMs: Int64(w.retryInitialDelayMs), maxDelayMs: Int64(w.retryMaxDelayMs), maxAgeMs: Int64(w.maxAgeHours) * 3_600_000),
                 storageTimeout: .milliseconds(configuration.storageTimeoutMs), maxBacklog: w.maxBacklog),
-            backlogFull: engineConfig.webhookBacklogFull, metrics: metrics, logger: logger, owner: engine.owner)
+            backlogFull: engineConfig.webhookBacklogFull, metrics: metrics, logger: logger, owner: engine.owner,
+            history: { history.record($0) })
     }
 
     /// The key for device data at rest: the configured key, the configured key file, or (the embedded
@@ -182,7 +189,7 @@ public final class BridgeServer: Sendable {
         let health = self.health
         let registry = self.registry
         let scrapeTimeout = Duration.milliseconds(configuration.storageTimeoutMs)
-        let api = BridgeAPI(
+        var api = BridgeAPI(
             config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
             readiness: Readiness(
@@ -205,6 +212,8 @@ public final class BridgeServer: Sendable {
                 }
                 return registry.emitToString()
             })
+        let history = self.history
+        api.history = { history.record($0) }
         api.register(on: router)
         sandbox?.addRoutes(to: router, prefix: "/sandbox")
         let portBox = self.portBox
@@ -220,9 +229,9 @@ public final class BridgeServer: Sendable {
     /// Runs until a signal in `signals` arrives or `shutdown()` is called, then drains and closes.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         // Shut down in reverse order: the gate turns /ready and writes to 503, the engine finishes its
-        // ME calls in flight, then the server stops listening.
+        // ME calls in flight, the server stops listening, then the history writes what they recorded.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: makeApplication()), .init(service: engine), .init(service: webhooks), .init(service: gate),
+            .init(service: history), .init(service: makeApplication()), .init(service: engine), .init(service: webhooks), .init(service: gate),
         ]
         if let postgres {
             // First in the group, so it is the last to stop: the engine's final commits still reach the database.

@@ -158,6 +158,36 @@ paths:
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/devices/{deviceId}/history:
+    parameters:
+      - $ref: '#/components/parameters/code'
+      - $ref: '#/components/parameters/deviceId'
+    get:
+      operationId: deviceHistory
+      summary: What happened to the device, newest first.
+      description: >-
+        The device's accepted and deduplicated API writes (with the request's X-Request-Id), every Mobile Engage call,
+        its state changes and its webhook delivery attempts; the newest history.perDevice entries (default 100), none
+        older than history.maxAgeDays (default 30). Ordered by time; a state change is listed above the request or
+        the answer that caused it. API writes, calls and webhook attempts are written in batches and show up within
+        about a fifth of a second. Ids, names and numbers only, never a token or a contact value.
+      parameters:
+        - { name: limit, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 500, default: 50 } }
+      responses:
+        '200':
+          description: The newest entries.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [entries]
+                properties:
+                  entries: { type: array, items: { $ref: '#/components/schemas/HistoryEntry' } }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/apps/{code}/devices:
     parameters:
       - $ref: '#/components/parameters/code'
@@ -519,6 +549,45 @@ components:
               properties:
                 appCode: { type: string }
                 deviceId: { type: string }
+    HistoryEntry:
+      description: One entry of a device's history; `kind` says which members it has.
+      oneOf:
+        - type: object
+          description: An API write for the device.
+          required: [at, kind, intent, deduplicated, requestId]
+          properties:
+            at: { type: string, format: date-time }
+            kind: { const: intent }
+            intent: { type: string, enum: [start, push-token, push-token-removal, login, logout, events, delete, invalidate] }
+            deduplicated: { type: boolean, description: true when it changed nothing }
+            requestId: { type: [string, 'null'], description: The request's X-Request-Id (given or made). }
+        - type: object
+          description: A Mobile Engage call.
+          required: [at, kind, endpoint, status, attempt, durationMs]
+          properties:
+            at: { type: string, format: date-time, description: When the call was sent. }
+            kind: { const: call }
+            endpoint: { type: string, enum: [client, contact_anonymous, contact, contact_token, push_token_put, push_token_delete, events], description: As in the metrics. }
+            status: { type: [integer, 'null'], description: null for a network error or a timeout }
+            attempt: { type: integer, minimum: 1 }
+            durationMs: { type: integer, minimum: 0 }
+        - type: object
+          description: The device's state changed.
+          required: [at, kind, from, to]
+          properties:
+            at: { type: string, format: date-time }
+            kind: { const: state }
+            from: { $ref: '#/components/schemas/State' }
+            to: { $ref: '#/components/schemas/State' }
+        - type: object
+          description: A webhook delivery attempt.
+          required: [at, kind, event, status, attempt]
+          properties:
+            at: { type: string, format: date-time }
+            kind: { const: webhook }
+            event: { type: string, enum: [device.registered, device.failed, device.unregistered, device.deleted] }
+            status: { type: [integer, 'null'], description: null for a timeout or a connection error }
+            attempt: { type: integer, minimum: 1 }
     DeviceStatus:
       type: object
       required: [appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, lastError, updatedAt]

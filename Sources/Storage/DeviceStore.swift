@@ -68,6 +68,16 @@ public protocol DeviceStore: Sendable {
     /// Deletes the messages made before `madeBefore` of endpoints not in `endpoints` (no longer configured: nobody
     /// would deliver them; younger ones may still be another instance's during a rolling change); how many.
     func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int
+
+    // History (state transitions are written by `commit` itself, in its transaction).
+    /// Appends entries (API writes, ME calls, webhook attempts) of devices that exist, in one transaction; each
+    /// device written to keeps its newest `keepPerDevice` entries.
+    func appendHistory(_ records: [HistoryRecord], keepPerDevice: Int) async throws
+    /// The device's newest `limit` entries, newest first (by time, then by order of writing); nil for an unknown
+    /// device.
+    func history(of key: DeviceKey, limit: Int) async throws -> [HistoryRecord]?
+    /// Deletes entries older than `before`; how many.
+    func trimHistory(before: Date) async throws -> Int
 }
 
 public struct QueueLimits: Sendable, Hashable {
@@ -114,6 +124,15 @@ public enum AcceptResult: Sendable {
     case unknownDevice
     /// Over the queue bound: nothing was stored.
     case queueFull(scope: String)
+
+    /// For the history: false when stored, true when deduplicated, nil when neither (nothing happened to a device).
+    public var deduplicated: Bool? {
+        switch self {
+        case .accepted: false
+        case .deduplicated: true
+        case .unknownDevice, .queueFull: nil
+        }
+    }
 }
 
 public struct DevicePage: Sendable {

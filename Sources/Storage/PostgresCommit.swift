@@ -40,11 +40,12 @@ struct PostgresCommit {
         let counted = try await tx.rows(PGStatement.CountAndNewest.self, """
             SELECT COUNT(*), COALESCE(MAX(id), 0),
                 (SELECT notified FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)),
-                (SELECT unregister_reason FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId))
+                (SELECT unregister_reason FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)),
+                (SELECT state FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId))
             FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
-        var (count, newest, notified, oldReason): (Int64, Int64, String?, String?) = (0, 0, nil, nil)
-        if let row = counted.first { (count, newest, notified, oldReason) = try row.decode((Int64, Int64, String?, String?).self) }
+        var (count, newest, notified, oldReason, oldState): (Int64, Int64, String?, String?, String?) = (0, 0, nil, nil, nil)
+        if let row = counted.first { (count, newest, notified, oldReason, oldState) = try row.decode((Int64, Int64, String?, String?, String?).self) }
         let pending = Int(count)
         let arrived = newest > update.newestIntentIdSeen
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
@@ -62,6 +63,7 @@ struct PostgresCommit {
                 lease_until = CASE WHEN \(release) THEN NULL WHEN \(renew) AND lease_owner IS NOT NULL THEN \(nowMs + leaseMs) ELSE lease_until END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
+        try await PostgresRows.recordStateChange(tx, key, from: oldState, to: state.rawValue, now: now)
         if let routing = update.notify, let event = told.event {
             try await enqueueWebhooks(event, routing: routing, reason: told.eventReason, snapshot: true)
         }
@@ -114,6 +116,7 @@ struct PostgresCommit {
         try await PostgresRows.deleteIntents(tx, key, .all)
         try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
         try await tx.exec(PGStatement.DeleteDevice.self, "DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await tx.exec(PGStatement.DeleteHistory.self, "DELETE FROM device_history WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
         if let routing = update.notify { try await enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
     }
 }

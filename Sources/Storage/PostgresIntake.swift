@@ -63,7 +63,7 @@ struct PostgresIntake {
         try await updateClaims(for: write, token: token, state: device?.state)
         // The row as the transaction leaves it: an API write changes only registration columns, so the
         // engine's state is the one read under the lock (or created).
-        try await touch(write: write, row: &row)
+        try await touch(write: write, row: &row, created: device == nil)
         // Other instances' engines look for due work now (delivered at commit).
         try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
         return .accepted(row.snapshot)
@@ -112,7 +112,7 @@ struct PostgresIntake {
                 due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs)
             WHERE app = \(holder.appCode) AND device_id = \(holder.deviceId)
             """)
-        try await refreshStateColumn(holder)
+        try await refreshStateColumn(holder, before: held.map { DeviceStateName.of($0.state, pending: $0.pending).rawValue })
     }
 
     /// The token with hash `tokenHash` of `app` was reported dead: the device that holds it (sent or queued)
@@ -159,20 +159,23 @@ struct PostgresIntake {
     /// Registration columns follow the newest request; the device becomes due, a backoff in progress is kept.
     /// `row` is the device before this write and leaves as the transaction leaves it; the state column follows
     /// from the engine's state (which an API write never changes) and the new pending count.
-    private func touch(write: DeviceWrite, row: inout PostgresRows.DeviceRow) async throws {
+    private func touch(write: DeviceWrite, row: inout PostgresRows.DeviceRow, created: Bool) async throws {
         let pending = try await PostgresRows.pendingCount(tx, key)
         let nowMs = Codec.ms(now)
-        let state = row.touch(by: write, pending: pending, nowMs: nowMs)
+        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs)
         try await tx.exec(PGStatement.Touch.self, """
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
                 provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state)
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
+        try await PostgresRows.recordStateChange(tx, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change
     }
 
-    private func refreshStateColumn(_ key: DeviceKey) async throws {
+    /// `before`: the state column before this write, for the device's history.
+    private func refreshStateColumn(_ key: DeviceKey, before: String?) async throws {
         guard let row = try await PostgresRows.device(tx, key, sealer) else { return }
         let name = DeviceStateName.of(row.state, pending: row.pending)
         try await tx.exec(PGStatement.StateColumn.self, "UPDATE devices SET state = \(name.rawValue) WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+        try await PostgresRows.recordStateChange(tx, key, from: before, to: name.rawValue, now: now)
     }
 }

@@ -57,6 +57,14 @@ enum PGStatement {
     enum WebhookRetry {}
     enum WebhookBacklog {}
     enum DropWebhooks {}
+    // History
+    enum AppendHistory {}
+    enum DeviceExists {}
+    enum History {}
+    enum TrimHistoryAge {}
+    enum CapHistory {}
+    enum StateTransition {}
+    enum DeleteHistory {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

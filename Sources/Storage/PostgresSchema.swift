@@ -118,6 +118,21 @@ enum PostgresSchema {
             WHERE notified IS NULL
             """,
         ]),
+        // What happened to each device (`at` in microseconds, `HistoryTime`), as in SQLite's v8.
+        Migration(version: 6, name: "device history", sql: [
+            """
+            CREATE TABLE device_history (
+                id BIGSERIAL PRIMARY KEY,
+                app TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX device_history_device ON device_history(app, device_id, id)",
+            "CREATE INDEX device_history_at ON device_history(at)",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

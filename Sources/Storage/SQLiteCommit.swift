@@ -40,17 +40,23 @@ struct SQLiteCommit {
             }
         }
         // The queue left behind, whether intents arrived since the worker's load, what backends last heard of the
-        // device and the reason remembered for a token that left, in one statement.
+        // device, the reason remembered for a token that left and the state the row had (for the history), in one
+        // statement.
         let counts = try Row.fetchOne(
             db.cachedStatement(sql: """
                 SELECT COUNT(*) AS pending, COALESCE(MAX(id), 0) > ? AS arrived,
                     (SELECT notified FROM devices WHERE app = ? AND device_id = ?) AS notified,
-                    (SELECT unregister_reason FROM devices WHERE app = ? AND device_id = ?) AS reason
+                    (SELECT unregister_reason FROM devices WHERE app = ? AND device_id = ?) AS reason,
+                    (SELECT state FROM devices WHERE app = ? AND device_id = ?) AS old_state
                 FROM intents WHERE app = ? AND device_id = ?
                 """),
-            arguments: [update.newestIntentIdSeen, key.appCode, key.deviceId, key.appCode, key.deviceId, key.appCode, key.deviceId])
+            arguments: [
+                update.newestIntentIdSeen, key.appCode, key.deviceId, key.appCode, key.deviceId, key.appCode, key.deviceId,
+                key.appCode, key.deviceId,
+            ])
         let pending: Int = counts?["pending"] ?? 0
         let arrived: Bool = counts?["arrived"] ?? false
+        let oldState: String? = counts?["old_state"]
         let due = update.next.dueAt(pending: pending, arrived: arrived, nowMs: nowMs)
         let state = DeviceStateName.of(update.state, pending: pending)
         let told = WebhookRouting.step(
@@ -67,6 +73,7 @@ struct SQLiteCommit {
         // The fence: the row is updated only while `owner` holds the lease (the intent writes above roll back).
         let updated = db.changesCount > 0
         if update.owner != nil && !updated { throw StorageError.leaseLost(key.description) }
+        if updated { try SQLiteRows.recordStateChange(db, key, from: oldState, to: state.rawValue, now: now) }
         if updated, let routing = update.notify, let event = told.event {
             try enqueueWebhooks(event, routing: routing, reason: told.eventReason, snapshot: true)
         }
@@ -102,6 +109,7 @@ struct SQLiteCommit {
         try SQLiteRows.deleteIntents(db, key, where: "1 = 1")
         try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
         try db.execute(sql: "DELETE FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
+        try db.execute(sql: "DELETE FROM device_history WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
         if let routing = update.notify { try enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
     }
 

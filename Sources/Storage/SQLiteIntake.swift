@@ -47,7 +47,7 @@ struct SQLiteIntake {
         try updateClaims(for: write, token: token, state: device?.state)
         // The row as the transaction leaves it: this write touches only registration columns, so the
         // engine's state is the one just read (or created).
-        try touch(write: write, row: &row)
+        try touch(write: write, row: &row, created: device == nil)
         return .accepted(row.snapshot)
     }
 
@@ -87,7 +87,7 @@ struct SQLiteIntake {
                 WHERE app = ? AND device_id = ?
                 """,
             arguments: [tokenHash, Codec.ms(now), Codec.ms(now), holder.appCode, holder.deviceId])
-        try refreshStateColumn(holder)
+        try refreshStateColumn(holder, before: held.map { DeviceStateName.of($0.state, pending: $0.pending).rawValue })
     }
 
     /// `key` holds the token with hash `tokenHash`, which was reported dead: it is released there as on a move.
@@ -131,21 +131,24 @@ struct SQLiteIntake {
     ///
     /// `row` is the device as it was before this write; it leaves as the transaction leaves it. The state
     /// column follows from the engine's state (which an API write never changes) and the new pending count.
-    private func touch(write: DeviceWrite, row: inout SQLiteRows.DeviceRow) throws {
+    private func touch(write: DeviceWrite, row: inout SQLiteRows.DeviceRow, created: Bool) throws {
         let pending = try SQLiteRows.pendingCount(db, key)
         let nowMs = Codec.ms(now)
-        let state = row.touch(by: write, pending: pending, nowMs: nowMs)
+        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs)
         try db.cachedStatement(sql: """
             UPDATE devices SET pending = ?, due_at = COALESCE(due_at, ?), updated_at = ?, provider = ?, platform = ?, token_hash = ?, state = ?
             WHERE app = ? AND device_id = ?
             """).execute(arguments: [pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, key.appCode, key.deviceId])
+        try SQLiteRows.recordStateChange(db, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change
     }
 
-    private func refreshStateColumn(_ key: DeviceKey) throws {
+    /// `before`: the state column before this write, for the device's history.
+    private func refreshStateColumn(_ key: DeviceKey, before: String?) throws {
         guard let row = try SQLiteRows.device(db, key, sealer) else { return }
         let name = DeviceStateName.of(row.state, pending: row.pending)
         try db.execute(
             sql: "UPDATE devices SET state = ? WHERE app = ? AND device_id = ?",
             arguments: [name.rawValue, key.appCode, key.deviceId])
+        try SQLiteRows.recordStateChange(db, key, from: before, to: name.rawValue, now: now)
     }
 }

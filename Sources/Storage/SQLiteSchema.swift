@@ -111,6 +111,22 @@ enum SQLiteSchema {
                 WHERE notified IS NULL;
                 """)
         }
+        m.registerMigration("v8: device history") { db in
+            // What happened to each device (`at` in microseconds, `HistoryTime`): bounded by `history.perDevice`
+            // (`appendHistory`) and `history.maxAgeDays` (`trimHistory`), deleted with the device.
+            try db.execute(sql: """
+                CREATE TABLE device_history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE INDEX device_history_device ON device_history(app, device_id, id);
+                CREATE INDEX device_history_at ON device_history(at);
+                """)
+        }
         return m
     }
 }

@@ -21,13 +21,15 @@ struct StoredDevice {
 extension StoredDevice {
     /// The row as an accepted API write leaves it, with `pending` intents queued: the registration columns follow
     /// the newest request (`Intake.registration`), the device becomes due unless a backoff is in progress, and the
-    /// state column follows from the engine's state (which an API write never changes). Returns that state name.
-    mutating func touch(by write: DeviceWrite, pending: Int, nowMs: Int64) -> String {
+    /// state column follows from the engine's state (which an API write never changes).
+    /// - Returns: the state column's value before and after.
+    mutating func touch(by write: DeviceWrite, pending: Int, nowMs: Int64) -> (before: String, after: String) {
+        let before = DeviceStateName.of(state, pending: self.pending).rawValue
         self.pending = pending
         dueAt = dueAt ?? nowMs
         updatedAt = nowMs
         let columns = Intake.registration(after: write, from: RegistrationColumns(provider: provider, platform: platform, tokenHash: tokenHash))
         (provider, platform, tokenHash) = (columns.provider, columns.platform, columns.tokenHash)
-        return DeviceStateName.of(state, pending: pending).rawValue
+        return (before, DeviceStateName.of(state, pending: pending).rawValue)
     }
 }

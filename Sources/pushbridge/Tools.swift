@@ -8,7 +8,7 @@ import Storage
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Device counts by app, state and provider, and the newest failures.")
+        abstract: "Device counts by app, state and provider, and the newest failures; or one device's status and history (--device).")
 
     @Option(name: .long, help: "Base URL of a running server (default: read the store named by the configuration).")
     var url: String?
@@ -22,12 +22,22 @@ struct Status: AsyncParsableCommand {
     @Option(name: .long, help: "YAML configuration file (default: config/pushbridge.yaml if present).")
     var config: String?
 
+    @Option(name: .long, help: "A device id: show its status and history instead of the counts (with --app when several apps are configured).")
+    var device: String?
+
+    @Option(name: .long, help: "With --device: how many history entries, newest first (1 to 500).")
+    var limit = 50
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
     func run() async throws {
         let settings = try ConfigLoader.load(file: configurationFile(config))
         let apps = app.isEmpty ? settings.apps.map(\.code) : app
+        if let device {
+            try await showDevice(device, apps: apps, settings: settings)
+            return
+        }
         let report: StatusReport
         if let url {
             let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
@@ -50,6 +60,39 @@ struct Status: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.rendered(), terminator: "")
+        }
+    }
+
+    /// `--device ID`: the device's status and history, from a running server or straight from the store.
+    private func showDevice(_ device: String, apps: [String], settings: BridgeConfiguration) async throws {
+        guard apps.count == 1, let appCode = apps.first else {
+            throw ValidationError("--device needs one app: pass --app CODE (configured: \(apps.joined(separator: ", ")))")
+        }
+        guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500") }
+        let report: DeviceReport?
+        if let url {
+            let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            do {
+                report = try await DeviceReport.from(
+                    url: url, app: appCode, device: device, limit: limit, apiKey: key ?? ProcessInfo.processInfo.environment["PUSHBRIDGE_API_KEY"], http: http)
+            } catch {
+                try? await http.shutdown()
+                throw ValidationError("\(error)")
+            }
+            try await http.shutdown()
+        } else {
+            guard let path = settings.sqlitePath, FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
+            }
+            let store = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
+            report = try await DeviceReport.from(store: store, app: appCode, device: device, limit: limit)
+            try await store.close()
+        }
+        guard let report else { throw ValidationError("device \(appCode)/\(device) is not known") }
+        if json {
+            print(String(decoding: try report.json(), as: UTF8.self))
         } else {
             print(report.rendered(), terminator: "")
         }

@@ -88,6 +88,8 @@ struct ConfigTests {
         ("storage:\n  timeoutMs: 50\n", "storage.timeoutMs"),
         ("webhooks:\n  maxAgeHours: 0\n", "webhooks.maxAgeHours"),
         ("webhooks:\n  timeoutSeconds: 0\n", "webhooks.timeoutSeconds"),
+        ("history:\n  perDevice: 0\n", "history.perDevice"),
+        ("history:\n  maxAgeDays: 4000\n", "history.maxAgeDays"),
         ("apps:\n  - code: EMS12-34567\n    webhooks: {url: \"https://x.example\"}\n", "apps[0].webhooks"),
         ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"ftp://x.example\", secret: \"\(ConfigTests.secret)\"}\n", "apps[0].webhooks[0].url"),
         ("apps:\n  - code: EMS12-34567\n    webhooks:\n      - {url: \"https://x.example\"}\n", "apps[0].webhooks[0].secret"),
@@ -187,6 +189,17 @@ struct ConfigTests {
             "HOOK_SECRET": "whsec_" + Data(repeating: 7, count: 32).base64EncodedString(), "PUSHBRIDGE_WEBHOOKS_MAXAGEHOURS": "48",
         ])
         #expect(overridden.webhooks.maxAgeHours == 48)
+    }
+
+    @Test("history: the defaults, the file and the environment")
+    func history() throws {
+        #expect(BridgeConfiguration().history.perDevice == 100 && BridgeConfiguration().history.maxAgeDays == 30)
+        let path = try write("history: { perDevice: 20, maxAgeDays: 7 }\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try ConfigLoader.load(file: path, environment: [:])
+        #expect(c.history.perDevice == 20 && c.history.maxAgeDays == 7)
+        let overridden = try ConfigLoader.load(file: path, environment: ["PUSHBRIDGE_HISTORY_PERDEVICE": "500"])
+        #expect(overridden.history.perDevice == 500)
     }
 
     @Test("apiKeysEnv adds comma-separated keys from the environment")

@@ -87,4 +87,30 @@ struct ToolsTests {
             #expect(table.contains("newest failures: none"))
         }
     }
+
+    @Test("status --device: the device's status and history through the API and straight from the store agree; unknown devices are nil")
+    func deviceReport() async throws {
+        try await withTestBed { bed in
+            let token = Tokens.fcm()
+            _ = try await bed.request("PUT", bed.devicePath("r1"), json: ["provider": "fcm", "token": token], headers: ["X-Request-Id": "req-r1"])
+            try await bed.waitForState("r1", "registered")
+            _ = try await HistoryTests.waitForEntries(bed, "r1") { $0.contains { ($0["requestId"] as? String) == "req-r1" } }
+            let url = "http://127.0.0.1:\(bed.bridgePort)"
+            let viaAPI = try #require(try await DeviceReport.from(url: url, app: TestBed.app, device: "r1", limit: 50, apiKey: nil, http: bed.http))
+            let path = try #require(bed.configuration.sqlitePath)
+            let readOnly = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(bed.configuration, sqlitePath: path), readOnly: true)
+            let fromStore = try await DeviceReport.from(store: readOnly, app: TestBed.app, device: "r1", limit: 50)
+            #expect(try await DeviceReport.from(store: readOnly, app: TestBed.app, device: "nobody", limit: 50) == nil)
+            try await readOnly.close()
+            #expect(try await DeviceReport.from(url: url, app: TestBed.app, device: "nobody", limit: 50, apiKey: nil, http: bed.http) == nil)
+            #expect(try fromStore?.json() == viaAPI.json())
+            let text = viaAPI.rendered()
+            #expect(text.contains("device EMS12-34567/r1: registered"))
+            #expect(text.contains("push-token, request req-r1") || text.contains("start, request req-r1"))
+            #expect(text.contains("pending -> registered"))
+            #expect(text.contains("push_token_put 204, attempt 1"))
+            #expect(!text.contains(token))
+            #expect(!String(decoding: try viaAPI.json(), as: UTF8.self).contains(token))
+        }
+    }
 }

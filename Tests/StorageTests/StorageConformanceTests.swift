@@ -51,6 +51,7 @@ enum Conformance {
         ("two instances: one token never on two devices", concurrentToken),
         ("webhook outbox: written with the change, in order per device, one holder at a time, settled", webhookOutbox),
         ("two instances: concurrent webhook claims never hand one message to both", concurrentWebhookClaims),
+        ("history: appended, state changes from commits, newest first, trimmed, gone with the device", history),
     ]
 
     static var names: [String] { cases.map(\.0) }
@@ -172,6 +173,69 @@ enum Conformance {
         }
         #expect(claimed.count == 40)
         #expect(Set(claimed).count == 40, "no message was handed to both")
+    }
+
+    // MARK: History
+
+    static func history(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let (a, b) = (Fixture.key("a"), Fixture.key("b"))
+        let t0 = Date()
+        #expect(try await store.history(of: a, limit: 10) == nil, "unknown device")
+        #expect(try await store.put(Fixture.start(Fixture.token("a1")), a, now: t0).kind == "accepted")
+        #expect(try await store.history(of: a, limit: 10) == [], "a new device has no change of state yet")
+        // Entries are appended for devices that exist only (b does not).
+        try await store.appendHistory([
+            HistoryRecord(key: a, at: t0, entry: .intent(name: "start", deduplicated: false, requestId: "r1")),
+            HistoryRecord(key: a, at: t0.addingTimeInterval(0.001), entry: .call(endpoint: "client", status: nil, attempt: 1, durationMs: 12)),
+            HistoryRecord(key: b, at: t0, entry: .webhook(event: "device.registered", status: 503, attempt: 2)),
+        ], keepPerDevice: 100)
+        #expect(try await store.history(of: b, limit: 10) == nil)
+        // A commit that changes the state column writes the change, listed above the call that came before it
+        // even though the call was appended later (order by time, not by writing).
+        let t1 = t0.addingTimeInterval(0.002)
+        #expect(try await store.claimDue(now: t1, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        let work = try #require(try await store.loadWork(a))
+        var state = work.state
+        state.pushTokenSent = Fixture.token("a1")
+        try await store.commit(a, WorkUpdate(state: state, headId: work.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: work.newestIntentId, owner: "w", releaseLease: true), now: t1)
+        try await store.appendHistory([HistoryRecord(key: a, at: t0.addingTimeInterval(0.0015), entry: .call(endpoint: "push_token_put", status: 204, attempt: 1, durationMs: 3))], keepPerDevice: 100)
+        var entries = try #require(try await store.history(of: a, limit: 10)).map(\.entry)
+        #expect(entries == [
+            .state(from: "pending", to: "registered"),
+            .call(endpoint: "push_token_put", status: 204, attempt: 1, durationMs: 3),
+            .call(endpoint: "client", status: nil, attempt: 1, durationMs: 12),
+            .intent(name: "start", deduplicated: false, requestId: "r1"),
+        ])
+        // An API write that changes the state column writes that change too, in its own transaction.
+        let t2 = t1.addingTimeInterval(0.001)
+        #expect(try await store.put(.setToken(Fixture.token("a2")), a, now: t2).kind == "accepted")
+        entries = try #require(try await store.history(of: a, limit: 10)).map(\.entry)
+        #expect(entries.first == .state(from: "registered", to: "pending"))
+        #expect(try await store.history(of: a, limit: 1)?.count == 1)
+        // A commit whose clock is behind the last change (it read the time before it waited for the API's write,
+        // or another instance's clock) still sorts after it: the state changes always chain.
+        #expect(try await store.claimDue(now: t2, limit: 10, owner: "w", lease: .seconds(60)) == [a])
+        let again = try #require(try await store.loadWork(a))
+        try await store.commit(a, WorkUpdate(state: again.state, headId: again.head?.id, popHead: true, next: .whenWoken, newestIntentIdSeen: again.newestIntentId, owner: "w", releaseLease: true), now: t0)
+        entries = try #require(try await store.history(of: a, limit: 10)).map(\.entry)
+        #expect(entries.prefix(2) == [.state(from: "pending", to: "registered"), .state(from: "registered", to: "pending")])
+        // Each device written to keeps its newest entries; entries past the age go.
+        try await store.appendHistory([HistoryRecord(key: a, at: t2.addingTimeInterval(0.001), entry: .intent(name: "push-token", deduplicated: false, requestId: nil))], keepPerDevice: 2)
+        entries = try #require(try await store.history(of: a, limit: 10)).map(\.entry)
+        #expect(entries == [.intent(name: "push-token", deduplicated: false, requestId: nil), .state(from: "pending", to: "registered")])
+        #expect(try await store.trimHistory(before: t2) == 0, "both are newer")
+        #expect(try await store.trimHistory(before: t2.addingTimeInterval(1)) == 2)
+        #expect(try await store.history(of: a, limit: 10) == [])
+        // A forgotten device's history goes with it, and nothing recorded just before lands after.
+        try await store.appendHistory([HistoryRecord(key: a, at: Date(), entry: .intent(name: "delete", deduplicated: false, requestId: nil))], keepPerDevice: 100)
+        #expect(try await store.put(.forget, a).kind == "accepted")
+        _ = try await store.claimDue(now: Date(), limit: 1, owner: "w", lease: .seconds(60))
+        let w = try #require(try await store.loadWork(a))
+        try await store.commit(a, WorkUpdate(state: w.state, headId: w.queue.last?.id, forget: true, next: .whenWoken, newestIntentIdSeen: w.newestIntentId, owner: "w"), now: Date())
+        try await store.appendHistory([HistoryRecord(key: a, at: Date(), entry: .call(endpoint: "client", status: 200, attempt: 1, durationMs: 1))], keepPerDevice: 100)
+        #expect(try await store.put(Fixture.start(Fixture.token("a3")), a).kind == "accepted")
+        #expect(try await store.history(of: a, limit: 10) == [], "a device made again under the same id starts with no history")
     }
 
     // MARK: API side

@@ -11,7 +11,7 @@ extension BridgeAPI {
         let (app, key) = try target(request, context)
         let body = try await JSONInput.body(request)
         let start = try parsing.start(Members(body), app: app)
-        return try await accept(.start(start), key: key, app: app)
+        return try await accept(.start(start), key: key, app: app, context: context)
     }
 
     /// `GET /v1/apps/{code}/devices/{deviceId}`: the device's status.
@@ -32,7 +32,7 @@ extension BridgeAPI {
         let body = Members(try await JSONInput.body(request))
         let descriptor = try parsing.provider(body)
         let token = try parsing.token(body, provider: descriptor.id, required: true)!
-        return try await accept(.setToken(token), key: key, app: app)
+        return try await accept(.setToken(token), key: key, app: app, context: context)
     }
 
     /// `DELETE .../push-token`: the token is gone (the user turned notifications off, say).
@@ -45,8 +45,8 @@ extension BridgeAPI {
         let (app, key) = try target(request, context)
         let body = try await JSONInput.body(request)
         switch try parsing.contact(Members(body), app: app) {
-        case .identified(let fieldId, let value)?: return try await accept(.login(fieldId: fieldId, value: value), key: key, app: app)
-        case .openId(let fieldId, let token)?: return try await accept(.openIdLogin(fieldId: fieldId, token: token), key: key, app: app)
+        case .identified(let fieldId, let value)?: return try await accept(.login(fieldId: fieldId, value: value), key: key, app: app, context: context)
+        case .openId(let fieldId, let token)?: return try await accept(.openIdLogin(fieldId: fieldId, token: token), key: key, app: app, context: context)
         case .anonymous?, nil: throw Problem.invalid("fieldValue", "fieldValue is required.")
         }
     }
@@ -61,7 +61,7 @@ extension BridgeAPI {
         let (app, key) = try target(request, context)
         let body = try await JSONInput.body(request)
         let events = try parsing.events(body, now: Date())
-        return try await accept(.events(events), key: key, app: app)
+        return try await accept(.events(events), key: key, app: app, context: context)
     }
 
     /// `GET /v1/apps/{code}/devices?state=&limit=&cursor=`: a page of statuses.
@@ -89,6 +89,6 @@ extension BridgeAPI {
     private func acceptWithoutBody(_ write: DeviceWrite, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (app, key) = try target(request, context)
         try await JSONInput.drain(request)
-        return try await accept(write, key: key, app: app)
+        return try await accept(write, key: key, app: app, context: context)
     }
 }

@@ -40,13 +40,20 @@ extension BridgeAPI {
             throw Problem.invalid("reason", "reason may hold at most 256 characters.")
         }
         try refuseWhileDraining()
-        let devices = try await storage("invalidate") { [store] in try await store.invalidate(tokenHash: tokenHash, app: app.code, now: Date()) }
+        let now = Date()
+        let devices = try await storage("invalidate") { [store] in try await store.invalidate(tokenHash: tokenHash, app: app.code, now: now) }
         guard !devices.isEmpty else { return try Self.json(InvalidateBody(devices: [], deduplicated: true), status: .ok) }
         wake()
         metrics.tokenInvalidated()
         logger.info("token reported dead; its device releases it", metadata: [
             "app": "\(app.code)", "tokenHash": "\(tokenHash.prefix(12))", "devices": "\(devices.map(\.registration.key.deviceId).joined(separator: ","))",
         ])
+        if let history {
+            let requestId = Self.requestId(context)
+            for device in devices {
+                history(HistoryRecord(key: device.registration.key, at: now, entry: .intent(name: "invalidate", deduplicated: false, requestId: requestId)))
+            }
+        }
         return try Self.json(InvalidateBody(devices: devices.map { DeviceStatus($0) }, deduplicated: false), status: .accepted)
     }
 

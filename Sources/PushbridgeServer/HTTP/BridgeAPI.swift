@@ -24,6 +24,8 @@ struct BridgeAPI: Sendable {
     let draining: @Sendable () -> Bool
     /// Prometheus text for `/metrics`, after the gauges were refreshed from storage.
     let scrape: @Sendable () async throws -> String
+    /// Where every accepted and deduplicated write is told, for the device's history (nil: not kept).
+    var history: (@Sendable (HistoryRecord) -> Void)?
 
     init(
         config: BridgeConfiguration, store: any DeviceStore, registry: ProviderRegistry, wake: @escaping @Sendable () -> Void,
@@ -65,6 +67,7 @@ struct BridgeAPI: Sendable {
             Route(method: .put, path: device + "/contact", handler: { try await self.login($0, $1) }),
             Route(method: .delete, path: device + "/contact", handler: { try await self.logout($0, $1) }),
             Route(method: .post, path: device + "/events", handler: { try await self.events($0, $1) }),
+            Route(method: .get, path: device + "/history", handler: { try await self.history($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/devices", handler: { try await self.list($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/stats", handler: { try await self.stats($0, $1) }),
             Route(method: .post, path: "/v1/apps/:code/tokens/invalidate", handler: { try await self.invalidate($0, $1) }),
@@ -113,12 +116,16 @@ struct BridgeAPI: Sendable {
         }
     }
 
-    func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App) async throws -> Response {
+    func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App, context: BasicRequestContext? = nil) async throws -> Response {
         try refuseWhileDraining()
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let policy = app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion)
+        let now = Date()
         let result = try await storage("accept") { [store] in
-            try await store.accept(write, for: key, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: Date())
+            try await store.accept(write, for: key, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: now)
+        }
+        if let history, let deduplicated = result.deduplicated {
+            history(HistoryRecord(key: key, at: now, entry: .intent(name: Self.intentName(write), deduplicated: deduplicated, requestId: Self.requestId(context))))
         }
         switch result {
         case .accepted(let device):

@@ -4,7 +4,7 @@ import Workflow
 
 extension DeviceStatus {
     /// The status document of a device as a store read it; `deduplicated` only in answers to writes.
-    init(_ device: DeviceSnapshot, deduplicated: Bool? = nil) {
+    public init(_ device: DeviceSnapshot, deduplicated: Bool? = nil) {
         self.init(registration: device.registration, state: device.state, deduplicated: deduplicated)
     }
 }

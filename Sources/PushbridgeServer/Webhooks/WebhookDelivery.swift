@@ -67,13 +67,15 @@ final class WebhookDelivery: Service, Sendable {
     private let metrics: BridgeMetrics
     private let logger: Logger
     private let owner: String
+    private let history: @Sendable (HistoryRecord) -> Void
     private let running = LockedValue(true)
     private let stopped = Signal()
 
     init(
         store: any DeviceStore, targets: [WebhookTarget], http: HTTPClient, settings: Settings, backlogFull: LockedValue<Set<String>>,
-        metrics: BridgeMetrics, logger: Logger, owner: String
+        metrics: BridgeMetrics, logger: Logger, owner: String, history: @escaping @Sendable (HistoryRecord) -> Void = { _ in }
     ) {
+        self.history = history
         self.store = store
         self.targets = targets
         self.http = http
@@ -191,6 +193,7 @@ final class WebhookDelivery: Service, Sendable {
             status = nil  // a timeout, a refused or broken connection
         }
         let now = Date()
+        history(HistoryRecord(key: message.key, at: now, entry: .webhook(event: message.event, status: status, attempt: message.attempts + 1)))
         let settlement: OutboxSettlement
         if let status, (200..<300).contains(status) {
             settlement = .delivered

@@ -113,4 +113,13 @@ final class FailingStore: DeviceStore {
     func dropWebhooks(keeping endpoints: Set<String>, madeBefore: Date) async throws -> Int {
         try await run("drop_webhooks") { try await base.dropWebhooks(keeping: endpoints, madeBefore: madeBefore) }
     }
+    func appendHistory(_ records: [HistoryRecord], keepPerDevice: Int) async throws {
+        try await run("append_history") { try await base.appendHistory(records, keepPerDevice: keepPerDevice) }
+    }
+    func history(of key: DeviceKey, limit: Int) async throws -> [HistoryRecord]? {
+        try await run("history") { try await base.history(of: key, limit: limit) }
+    }
+    func trimHistory(before: Date) async throws -> Int {
+        try await run("trim_history") { try await base.trimHistory(before: before) }
+    }
 }
