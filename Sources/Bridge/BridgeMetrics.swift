@@ -59,6 +59,11 @@ public struct BridgeMetrics: Sendable {
         Counter(label: "pushbridge_webhook_deliveries_total", dimensions: [("outcome", outcome)], factory: factory).increment()
     }
 
+    /// A write with an `Idempotency-Key` that was not answered afresh: `replayed`, `in_progress` (409), `reused` (422).
+    public func idempotentRequest(_ outcome: String) {
+        Counter(label: "pushbridge_idempotent_requests_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+
     /// History entries dropped: the recorder's buffer was full, or their batch could not be written.
     public func historyDropped(_ count: Int = 1) {
         Counter(label: "pushbridge_history_entries_dropped_total", factory: factory).increment(by: Int64(count))

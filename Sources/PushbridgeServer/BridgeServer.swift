@@ -109,8 +109,7 @@ public final class BridgeServer: Sendable {
             storageTimeout: .milliseconds(configuration.storageTimeoutMs))
         let webhookTargets = WebhookTarget.all(configuration)
         engineConfig.webhooks = WebhookTarget.routing(webhookTargets)
-        let history = HistoryRecorder(
-            store: self.store, perDevice: configuration.history.perDevice, maxAgeDays: configuration.history.maxAgeDays, metrics: metrics, logger: logger)
+        let history = HistoryRecorder(store: self.store, perDevice: configuration.history.perDevice, metrics: metrics, logger: logger)
         self.history = history
         engineConfig.history = { history.record($0) }
         let health = StorageHealth(metrics: metrics)
@@ -231,7 +230,9 @@ public final class BridgeServer: Sendable {
         // Shut down in reverse order: the gate turns /ready and writes to 503, the engine finishes its
         // ME calls in flight, the server stops listening, then the history writes what they recorded.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: history), .init(service: makeApplication()), .init(service: engine), .init(service: webhooks), .init(service: gate),
+            .init(service: history), .init(service: makeApplication()), .init(service: engine), .init(service: webhooks),
+            .init(service: Housekeeping(tasks: Housekeeping.tasks(store: store, historyMaxAgeDays: configuration.history.maxAgeDays), logger: logger)),
+            .init(service: gate),
         ]
         if let postgres {
             // First in the group, so it is the last to stop: the engine's final commits still reach the database.

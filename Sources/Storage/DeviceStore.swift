@@ -78,6 +78,17 @@ public protocol DeviceStore: Sendable {
     func history(of key: DeviceKey, limit: Int) async throws -> [HistoryRecord]?
     /// Deletes entries older than `before`; how many.
     func trimHistory(before: Date) async throws -> Int
+
+    // Idempotency keys (`Idempotency-Key` on API writes), per app; `request` is the method, path and body, kept only
+    // as a keyed fingerprint.
+    /// Takes the key for this request, or says what was answered to it, or that it is being answered, or that it was
+    /// used with another request.
+    func claimIdempotencyKey(app: String, key: String, request: Data, now: Date, window: IdempotencyWindow) async throws -> IdempotencyClaim
+    /// Keeps `answer` for the key taken by `claimIdempotencyKey`, or frees the key (nil: nothing was changed, or an
+    /// answer that a retry must not get again).
+    func settleIdempotencyKey(app: String, key: String, request: Data, answer: IdempotentAnswer?) async throws
+    /// Deletes keys first used before `before`; how many.
+    func purgeIdempotencyKeys(before: Date) async throws -> Int
 }
 
 public struct QueueLimits: Sendable, Hashable {

@@ -65,6 +65,12 @@ enum PGStatement {
     enum CapHistory {}
     enum StateTransition {}
     enum DeleteHistory {}
+    // Idempotency keys
+    enum ClaimIdempotencyKey {}
+    enum ReadIdempotencyKey {}
+    enum SettleIdempotencyKey {}
+    enum ReleaseIdempotencyKey {}
+    enum PurgeIdempotencyKeys {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

@@ -133,6 +133,22 @@ enum PostgresSchema {
             "CREATE INDEX device_history_device ON device_history(app, device_id, id)",
             "CREATE INDEX device_history_at ON device_history(at)",
         ]),
+        // The keys of API writes sent with `Idempotency-Key`, as in SQLite's v9.
+        Migration(version: 7, name: "idempotency keys", sql: [
+            """
+            CREATE TABLE idempotency_keys (
+                app TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                status INTEGER,
+                content_type TEXT,
+                body BYTEA,
+                PRIMARY KEY (app, key)
+            )
+            """,
+            "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

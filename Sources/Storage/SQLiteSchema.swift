@@ -127,6 +127,23 @@ enum SQLiteSchema {
                 CREATE INDEX device_history_at ON device_history(at);
                 """)
         }
+        m.registerMigration("v9: idempotency keys") { db in
+            // Per app, the keys of API writes sent with `Idempotency-Key`: a keyed fingerprint of the request and, once
+            // answered, the answer (a status document or a problem); kept 24 hours (`purgeIdempotencyKeys`).
+            try db.execute(sql: """
+                CREATE TABLE idempotency_keys (
+                    app TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    status INTEGER,
+                    content_type TEXT,
+                    body BLOB,
+                    PRIMARY KEY (app, key)
+                );
+                CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+                """)
+        }
         return m
     }
 }

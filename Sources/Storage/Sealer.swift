@@ -54,5 +54,12 @@ public struct Sealer: Sendable {
         }
     }
 
+    /// A keyed hash (HMAC-SHA256, hex) under a key derived from this one for `purpose`: the same input gives the same
+    /// value on every instance with this key, and a copied database cannot be searched with guessed inputs.
+    func mac(_ data: Data, purpose: String) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("pushbridge \(purpose) v1".utf8), outputByteCount: 32)
+        return HMAC<SHA256>.authenticationCode(for: data, using: derived).map { String(format: "%02x", $0) }.joined()
+    }
+
     static let checkPlaintext = Data("pushbridge key check v1".utf8)
 }

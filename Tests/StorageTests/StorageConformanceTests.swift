@@ -52,6 +52,8 @@ enum Conformance {
         ("webhook outbox: written with the change, in order per device, one holder at a time, settled", webhookOutbox),
         ("two instances: concurrent webhook claims never hand one message to both", concurrentWebhookClaims),
         ("history: appended, state changes from commits, newest first, trimmed, gone with the device", history),
+        ("idempotency keys: taken once, answered again, reused, freed, abandoned, expired, purged", idempotencyKeys),
+        ("two instances: one idempotency key claimed at once is taken by one", concurrentIdempotencyClaims),
     ]
 
     static var names: [String] { cases.map(\.0) }
@@ -236,6 +238,59 @@ enum Conformance {
         try await store.appendHistory([HistoryRecord(key: a, at: Date(), entry: .call(endpoint: "client", status: 200, attempt: 1, durationMs: 1))], keepPerDevice: 100)
         #expect(try await store.put(Fixture.start(Fixture.token("a3")), a).kind == "accepted")
         #expect(try await store.history(of: a, limit: 10) == [], "a device made again under the same id starts with no history")
+    }
+
+    static func idempotencyKeys(_ h: StoreHarness) async throws {
+        let store = try await h.open()
+        let window = IdempotencyWindow(keep: 86_400, abandonedAfter: 60)
+        let t0 = Date()
+        let request = Data("POST\n/v1/apps/A/devices/d/events\n{}".utf8)
+        let other = Data("POST\n/v1/apps/A/devices/d/events\n{\"x\":1}".utf8)
+        func claim(_ app: String = "A", key: String = "k", r: Data = request, at: Date = t0) async throws -> IdempotencyClaim {
+            try await store.claimIdempotencyKey(app: app, key: key, request: r, now: at, window: window)
+        }
+        #expect(try await claim() == .proceed)
+        #expect(try await claim() == .inProgress, "taken, not answered yet")
+        #expect(try await claim(r: other) == .mismatch)
+        #expect(try await claim("B") == .proceed, "keys are per app")
+        let answer = IdempotentAnswer(status: 202, contentType: "application/json", body: Array("{\"state\":\"pending\"}".utf8))
+        // Another request cannot settle the key; the one that took it can.
+        try await store.settleIdempotencyKey(app: "A", key: "k", request: other, answer: answer)
+        #expect(try await claim() == .inProgress)
+        try await store.settleIdempotencyKey(app: "A", key: "k", request: request, answer: answer)
+        #expect(try await claim() == .replay(answer))
+        #expect(try await claim(at: t0.addingTimeInterval(3600)) == .replay(answer), "kept for the window")
+        #expect(try await claim(r: other) == .mismatch)
+        #expect(try await claim(r: other, at: t0.addingTimeInterval(86_401)) == .proceed, "expired: free for any request")
+        // Freed (an answer a retry must get past), and abandoned (never settled) keys are free again.
+        #expect(try await claim(key: "f") == .proceed)
+        try await store.settleIdempotencyKey(app: "A", key: "f", request: request, answer: nil)
+        #expect(try await claim(key: "f") == .proceed)
+        #expect(try await claim(key: "f", at: t0.addingTimeInterval(30)) == .inProgress)
+        #expect(try await claim(key: "f", at: t0.addingTimeInterval(61)) == .proceed, "abandoned after a minute")
+        // Purged by age of first use.
+        #expect(try await store.purgeIdempotencyKeys(before: t0.addingTimeInterval(1)) == 1, "B's key")
+        #expect(try await claim("B") == .proceed)
+    }
+
+    static func concurrentIdempotencyClaims(_ h: StoreHarness) async throws {
+        let one = try await h.open()
+        let two = try await h.open()
+        let request = Data("PUT\n/v1/apps/A/devices/d/push-token\n{}".utf8)
+        let now = Date()
+        for round in 0..<10 {
+            let claims = try await withThrowingTaskGroup(of: IdempotencyClaim.self) { group in
+                for i in 0..<6 {
+                    let store = i % 2 == 0 ? one : two
+                    group.addTask { try await store.claimIdempotencyKey(app: "A", key: "k\(round)", request: request, now: now, window: IdempotencyWindow()) }
+                }
+                var all: [IdempotencyClaim] = []
+                for try await c in group { all.append(c) }
+                return all
+            }
+            #expect(claims.filter { $0 == .proceed }.count == 1, "\(claims)")
+            #expect(claims.filter { $0 == .inProgress }.count == 5)
+        }
     }
 
     // MARK: API side

@@ -82,7 +82,9 @@ struct BridgeAPI: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         let routes = self.routes
         for route in routes {
-            router.on(RouterPath(route.path), method: route.method, use: route.handler)
+            // Every write under /v1/apps/ takes an Idempotency-Key (BridgeAPI+Idempotency.swift).
+            let write = route.method != .get && route.path.hasPrefix("/v1/apps/")
+            router.on(RouterPath(route.path), method: route.method, use: write ? idempotent(route.handler) : route.handler)
         }
         MethodNotAllowed.register(on: router, paths: Dictionary(grouping: routes, by: \.path).mapValues { $0.map(\.method) })
     }

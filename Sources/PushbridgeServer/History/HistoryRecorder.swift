@@ -9,23 +9,21 @@ import Storage
 /// batches, so that a deduplicated write, which stores nothing else, costs no write of its own. At most `bound`
 /// entries wait; past it they are dropped and counted. A crash loses what waits (a fifth of a second): the history
 /// is for people reading it, the intents and states themselves are stored with their writes.
-/// Each batch keeps the devices it writes to at their newest `history.perDevice` entries; every minute entries
-/// older than `history.maxAgeDays` are deleted.
+/// Each batch keeps the devices it writes to at their newest `history.perDevice` entries; `Housekeeping` deletes
+/// entries older than `history.maxAgeDays`.
 final class HistoryRecorder: Service, Sendable {
     private let store: any DeviceStore
     private let pending = LockedValue<[HistoryRecord]>([])
     private let bound: Int
     private let perDevice: Int
-    private let maxAge: TimeInterval
     private let metrics: BridgeMetrics
     private let logger: Logger
     private let running = LockedValue(true)
     private let wake = Signal()
 
-    init(store: any DeviceStore, perDevice: Int, maxAgeDays: Int, bound: Int = 100_000, metrics: BridgeMetrics, logger: Logger) {
+    init(store: any DeviceStore, perDevice: Int, bound: Int = 100_000, metrics: BridgeMetrics, logger: Logger) {
         self.store = store
         self.perDevice = perDevice
-        self.maxAge = TimeInterval(maxAgeDays) * 86_400
         self.bound = bound
         self.metrics = metrics
         self.logger = logger
@@ -42,19 +40,10 @@ final class HistoryRecorder: Service, Sendable {
     }
 
     func run() async throws {
-        var lastTrim = ContinuousClock.now - .seconds(50)
         await withGracefulShutdownHandler {
             while running.get() {
                 await wake.wait(timeout: .milliseconds(200))
                 await flush()
-                if ContinuousClock.now - lastTrim >= .seconds(60) {
-                    lastTrim = .now
-                    do {
-                        _ = try await store.trimHistory(before: Date().addingTimeInterval(-maxAge))
-                    } catch {
-                        logger.warning("trimming the device history failed", metadata: ["error": "\(storageErrorText(error))"])
-                    }
-                }
             }
             await flush()  // what the last requests recorded
         } onGracefulShutdown: {
