@@ -26,6 +26,8 @@ paths:
       - $ref: '#/components/parameters/deviceId'
     put:
       operationId: startDevice
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: A device started; queue the start workflow (device info, contact link, start event, push token).
       requestBody:
         required: true
@@ -38,6 +40,7 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
@@ -54,6 +57,8 @@ paths:
         '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: forgetDevice
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: Remove the token at ME, then forget the device (GET answers 404 once done).
       responses:
         '202': { $ref: '#/components/responses/Status' }
@@ -61,6 +66,8 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
@@ -70,6 +77,8 @@ paths:
       - $ref: '#/components/parameters/deviceId'
     put:
       operationId: setPushToken
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: The device's push token rotated (creates the device when unknown).
       requestBody:
         required: true
@@ -83,12 +92,15 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: removePushToken
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: Remove the device's push token at ME.
       responses:
         '200': { $ref: '#/components/responses/Status' }
@@ -97,6 +109,8 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
@@ -106,6 +120,8 @@ paths:
       - $ref: '#/components/parameters/deviceId'
     put:
       operationId: login
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: The user logged in; link the identified contact.
       requestBody:
         required: true
@@ -119,12 +135,15 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
     delete:
       operationId: logout
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: The user logged out; link an anonymous contact.
       responses:
         '200': { $ref: '#/components/responses/Status' }
@@ -133,6 +152,8 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
@@ -142,6 +163,8 @@ paths:
       - $ref: '#/components/parameters/deviceId'
     post:
       operationId: sendEvents
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: Queue custom events for the device.
       requestBody:
         required: true
@@ -154,6 +177,7 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '429': { $ref: '#/components/responses/Problem' }
@@ -219,6 +243,8 @@ paths:
       - $ref: '#/components/parameters/code'
     post:
       operationId: invalidateToken
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
       summary: A token the backend's own send found dead (FCM UNREGISTERED, APNs 410) is removed at ME.
       description: >-
         The device of the app that holds the token (sent or queued) gets it removed at ME; no device
@@ -263,6 +289,7 @@ paths:
         '401': { $ref: '#/components/responses/Problem' }
         '403': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
@@ -400,6 +427,19 @@ components:
   securitySchemes:
     bearer: { type: http, scheme: bearer, description: Per-app API keys, when the app has any. }
   parameters:
+    idempotencyKey:
+      name: Idempotency-Key
+      in: header
+      required: false
+      description: >-
+        Makes the write safe to send again: the same key on the same app within 24 hours, with the same method, path
+        and body (JSON compared with its members sorted), gets the first answer again with `Idempotent-Replayed: true`
+        and changes nothing; with another method, path or body 422 (urn:pushbridge:problem:idempotency-key-reused,
+        field Idempotency-Key); while the first is still being answered 409 (urn:pushbridge:problem:idempotency-key-in-use,
+        Retry-After). Answers 409, 429 and 5xx are not kept (the key is freed), but a 503 after which storage cannot
+        tell whether the write was stored keeps the key taken until abandoned (a minute, or twice storage.timeoutMs).
+        1 to 255 printable ASCII characters, else 422.
+      schema: { type: string, minLength: 1, maxLength: 255, pattern: '^[\x20-\x7E]+$' }
     code:
       name: code
       in: path

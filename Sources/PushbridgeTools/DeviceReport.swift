@@ -35,7 +35,13 @@ public struct DeviceReport: Sendable {
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         let response = try await http.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 4 << 20)
-        if response.status == .notFound { return nil }
+        if response.status == .notFound {
+            // An unknown app is a mistake of the command line, not a device that is not there.
+            guard !String(buffer: body).contains("urn:pushbridge:problem:unknown-app") else {
+                throw StatusReport.StatusError(message: "GET \(url) answered 404: the server has no such app")
+            }
+            return nil
+        }
         guard response.status == .ok else {
             throw StatusReport.StatusError(message: "GET \(url) answered \(response.status.code): \(String(buffer: body).prefix(300))")
         }

@@ -84,9 +84,9 @@ public protocol DeviceStore: Sendable {
     /// Takes the key for this request, or says what was answered to it, or that it is being answered, or that it was
     /// used with another request.
     func claimIdempotencyKey(app: String, key: String, request: Data, now: Date, window: IdempotencyWindow) async throws -> IdempotencyClaim
-    /// Keeps `answer` for the key taken by `claimIdempotencyKey`, or frees the key (nil: nothing was changed, or an
-    /// answer that a retry must not get again).
-    func settleIdempotencyKey(app: String, key: String, request: Data, answer: IdempotentAnswer?) async throws
+    /// Keeps `answer` for the key taken by `claimIdempotencyKey` with `claim`, or frees the key (nil: an answer that a
+    /// retry must not get again); nothing when the key was taken over meanwhile (abandoned, then claimed again).
+    func settleIdempotencyKey(app: String, key: String, claim: String, request: Data, answer: IdempotentAnswer?) async throws
     /// Deletes keys first used before `before`; how many.
     func purgeIdempotencyKeys(before: Date) async throws -> Int
 }

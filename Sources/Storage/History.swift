@@ -145,24 +145,24 @@ extension SQLiteDeviceStore {
     public func appendHistory(_ records: [HistoryRecord], keepPerDevice: Int) async throws {
         guard !records.isEmpty else { return }
         try await writes.write { db in
-            // Only for devices that still exist: an entry recorded just before a forget is not left behind.
+            // Only for devices that exist, and not before the device was made: an entry recorded just before a
+            // forget is not left behind, nor given to a device made again under the same id.
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO device_history(app, device_id, at, kind, detail)
-                SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE app = ? AND device_id = ?)
+                SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE app = ? AND device_id = ? AND created_at * 1000 <= ?)
                 """)
             for r in records {
-                try insert.execute(arguments: [
-                    r.key.appCode, r.key.deviceId, HistoryTime.us(r.at), r.entry.kind, r.entry.detail, r.key.appCode, r.key.deviceId,
-                ])
+                let at = HistoryTime.us(r.at)
+                try insert.execute(arguments: [r.key.appCode, r.key.deviceId, at, r.entry.kind, r.entry.detail, r.key.appCode, r.key.deviceId, at])
             }
-            // The devices written to keep their newest `keepPerDevice` entries.
+            // The devices written to keep their newest `keepPerDevice` entries, newest as the history is read.
             let cap = try db.cachedStatement(sql: """
-                DELETE FROM device_history WHERE app = ? AND device_id = ? AND id <= (
-                    SELECT id FROM device_history WHERE app = ? AND device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?
+                DELETE FROM device_history WHERE id IN (
+                    SELECT id FROM device_history WHERE app = ? AND device_id = ? ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?
                 )
                 """)
             for key in Set(records.map(\.key)) {
-                try cap.execute(arguments: [key.appCode, key.deviceId, key.appCode, key.deviceId, keepPerDevice])
+                try cap.execute(arguments: [key.appCode, key.deviceId, keepPerDevice])
             }
         }
     }
@@ -200,22 +200,26 @@ extension PostgresDeviceStore {
         let details = records.map(\.entry.detail)
         let keep = Int64(keepPerDevice)
         try await transaction(synchronous: false) { tx in
-            // Only for devices that still exist: an entry recorded just before a forget is not left behind.
+            // Only for devices that exist, and not before the device was made: an entry recorded just before a
+            // forget is not left behind, nor given to a device made again under the same id. The device row is
+            // locked (KEY SHARE) until this commits, so a forget running meanwhile either deletes these entries with
+            // the device or comes first and leaves nothing to insert them for.
             try await tx.exec(PGStatement.AppendHistory.self, """
                 INSERT INTO device_history(app, device_id, at, kind, detail)
                 SELECT r.app, r.device_id, r.at, r.kind, r.detail
                 FROM unnest(\(apps)::text[], \(devices)::text[], \(ats)::bigint[], \(kinds)::text[], \(details)::text[]) AS r(app, device_id, at, kind, detail)
-                WHERE EXISTS (SELECT 1 FROM devices d WHERE d.app = r.app AND d.device_id = r.device_id)
+                WHERE EXISTS (
+                    SELECT 1 FROM devices d WHERE d.app = r.app AND d.device_id = r.device_id AND d.created_at * 1000 <= r.at FOR KEY SHARE
+                )
                 """)
-            // The devices written to keep their newest `keepPerDevice` entries.
+            // The devices written to keep their newest `keepPerDevice` entries, newest as the history is read.
             try await tx.exec(PGStatement.CapHistory.self, """
-                DELETE FROM device_history h USING (
-                    SELECT t.app, t.device_id, (
-                        SELECT x.id FROM device_history x WHERE x.app = t.app AND x.device_id = t.device_id ORDER BY x.id DESC OFFSET \(keep) LIMIT 1
-                    ) AS cut
-                    FROM (SELECT DISTINCT app, device_id FROM unnest(\(apps)::text[], \(devices)::text[]) AS u(app, device_id)) t
-                ) c
-                WHERE h.app = c.app AND h.device_id = c.device_id AND h.id <= c.cut
+                DELETE FROM device_history WHERE id IN (
+                    SELECT x.id FROM (SELECT DISTINCT app, device_id FROM unnest(\(apps)::text[], \(devices)::text[]) AS u(app, device_id)) t
+                    CROSS JOIN LATERAL (
+                        SELECT id FROM device_history h WHERE h.app = t.app AND h.device_id = t.device_id ORDER BY h.at DESC, h.id DESC OFFSET \(keep)
+                    ) x
+                )
                 """)
         }
     }

@@ -4,8 +4,9 @@ import PostgresNIO
 
 /// What a request with an `Idempotency-Key` may do (`claimIdempotencyKey`).
 public enum IdempotencyClaim: Sendable, Hashable {
-    /// The key is new (or its earlier use expired, or was abandoned): answer the request, then settle the key.
-    case proceed
+    /// The key is new (or its earlier use expired, or was abandoned): answer the request, then settle the key with
+    /// this claim token.
+    case proceed(claim: String)
     /// The key was used with the same request, which was answered: send that answer again.
     case replay(IdempotentAnswer)
     /// The key is being used with the same request right now.
@@ -62,16 +63,17 @@ extension SQLiteDeviceStore {
         let nowMs = Codec.ms(now)
         let expired = Codec.ms(now.addingTimeInterval(-window.keep))
         let abandoned = Codec.ms(now.addingTimeInterval(-window.abandonedAfter))
+        let claim = UUID().uuidString
         return try await writes.write { db in
             // A new key, an expired one or one abandoned mid-answer is taken in the same statement.
             let taken = try Row.fetchOne(db.cachedStatement(sql: """
-                INSERT INTO idempotency_keys(app, key, fingerprint, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(app, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at,
+                INSERT INTO idempotency_keys(app, key, fingerprint, claim, created_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(app, key) DO UPDATE SET fingerprint = excluded.fingerprint, claim = excluded.claim, created_at = excluded.created_at,
                     status = NULL, content_type = NULL, body = NULL
                 WHERE idempotency_keys.created_at < ? OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < ?)
                 RETURNING 1
-                """), arguments: [app, key, fingerprint, nowMs, expired, abandoned])
-            if taken != nil { return .proceed }
+                """), arguments: [app, key, fingerprint, claim, nowMs, expired, abandoned])
+            if taken != nil { return .proceed(claim: claim) }
             guard let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE app = ? AND key = ?"),
                 arguments: [app, key])
@@ -82,16 +84,17 @@ extension SQLiteDeviceStore {
         }
     }
 
-    public func settleIdempotencyKey(app: String, key: String, request: Data, answer: IdempotentAnswer?) async throws {
+    public func settleIdempotencyKey(app: String, key: String, claim: String, request: Data, answer: IdempotentAnswer?) async throws {
         let fingerprint = sealer.requestFingerprint(request)
         try await writes.write { db in
             if let answer {
                 try db.cachedStatement(sql: """
-                    UPDATE idempotency_keys SET status = ?, content_type = ?, body = ? WHERE app = ? AND key = ? AND fingerprint = ? AND status IS NULL
-                    """).execute(arguments: [answer.status, answer.contentType, Data(answer.body), app, key, fingerprint])
+                    UPDATE idempotency_keys SET status = ?, content_type = ?, body = ?
+                    WHERE app = ? AND key = ? AND claim = ? AND fingerprint = ? AND status IS NULL
+                    """).execute(arguments: [answer.status, answer.contentType, Data(answer.body), app, key, claim, fingerprint])
             } else {
-                try db.cachedStatement(sql: "DELETE FROM idempotency_keys WHERE app = ? AND key = ? AND fingerprint = ? AND status IS NULL")
-                    .execute(arguments: [app, key, fingerprint])
+                try db.cachedStatement(sql: "DELETE FROM idempotency_keys WHERE app = ? AND key = ? AND claim = ? AND fingerprint = ? AND status IS NULL")
+                    .execute(arguments: [app, key, claim, fingerprint])
             }
         }
     }
@@ -111,17 +114,18 @@ extension PostgresDeviceStore {
         let nowMs = Codec.ms(now)
         let expired = Codec.ms(now.addingTimeInterval(-window.keep))
         let abandoned = Codec.ms(now.addingTimeInterval(-window.abandonedAfter))
+        let claim = UUID().uuidString
         return try await transaction { tx in
             // A new key, an expired one or one abandoned mid-answer is taken in the same statement; a request with
             // the same key at the same moment waits for this one's row and then finds it taken.
             let taken = try await tx.rows(PGStatement.ClaimIdempotencyKey.self, """
-                INSERT INTO idempotency_keys(app, key, fingerprint, created_at) VALUES (\(app), \(key), \(fingerprint), \(nowMs))
-                ON CONFLICT (app, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, created_at = EXCLUDED.created_at,
+                INSERT INTO idempotency_keys(app, key, fingerprint, claim, created_at) VALUES (\(app), \(key), \(fingerprint), \(claim), \(nowMs))
+                ON CONFLICT (app, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, claim = EXCLUDED.claim, created_at = EXCLUDED.created_at,
                     status = NULL, content_type = NULL, body = NULL
                 WHERE idempotency_keys.created_at < \(expired) OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < \(abandoned))
                 RETURNING 1
                 """)
-            if !taken.isEmpty { return .proceed }
+            if !taken.isEmpty { return .proceed(claim: claim) }
             guard let row = try await tx.rows(PGStatement.ReadIdempotencyKey.self, """
                 SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE app = \(app) AND key = \(key)
                 """).first
@@ -132,7 +136,7 @@ extension PostgresDeviceStore {
         }
     }
 
-    public func settleIdempotencyKey(app: String, key: String, request: Data, answer: IdempotentAnswer?) async throws {
+    public func settleIdempotencyKey(app: String, key: String, claim: String, request: Data, answer: IdempotentAnswer?) async throws {
         try await ready.value()
         let fingerprint = sealer.requestFingerprint(request)
         try await transaction { tx in
@@ -140,11 +144,11 @@ extension PostgresDeviceStore {
                 let (status, contentType, body) = (Int32(answer.status), answer.contentType, Data(answer.body))
                 try await tx.exec(PGStatement.SettleIdempotencyKey.self, """
                     UPDATE idempotency_keys SET status = \(status), content_type = \(contentType), body = \(body)
-                    WHERE app = \(app) AND key = \(key) AND fingerprint = \(fingerprint) AND status IS NULL
+                    WHERE app = \(app) AND key = \(key) AND claim = \(claim) AND fingerprint = \(fingerprint) AND status IS NULL
                     """)
             } else {
                 try await tx.exec(PGStatement.ReleaseIdempotencyKey.self, """
-                    DELETE FROM idempotency_keys WHERE app = \(app) AND key = \(key) AND fingerprint = \(fingerprint) AND status IS NULL
+                    DELETE FROM idempotency_keys WHERE app = \(app) AND key = \(key) AND claim = \(claim) AND fingerprint = \(fingerprint) AND status IS NULL
                     """)
             }
         }

@@ -133,13 +133,14 @@ enum PostgresSchema {
             "CREATE INDEX device_history_device ON device_history(app, device_id, id)",
             "CREATE INDEX device_history_at ON device_history(at)",
         ]),
-        // The keys of API writes sent with `Idempotency-Key`, as in SQLite's v9.
-        Migration(version: 7, name: "idempotency keys", sql: [
+        // The keys of API writes sent with `Idempotency-Key`, and the history's index by time, as in SQLite's v9.
+        Migration(version: 7, name: "idempotency keys; the history indexed by time", sql: [
             """
             CREATE TABLE idempotency_keys (
                 app TEXT NOT NULL,
                 key TEXT NOT NULL,
                 fingerprint TEXT NOT NULL,
+                claim TEXT NOT NULL,
                 created_at BIGINT NOT NULL,
                 status INTEGER,
                 content_type TEXT,
@@ -148,6 +149,9 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)",
+            // The history is read and capped newest first by time: index it so.
+            "CREATE INDEX device_history_time ON device_history(app, device_id, at)",
+            "DROP INDEX device_history_device",
         ]),
     ]
 

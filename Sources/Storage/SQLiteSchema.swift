@@ -127,7 +127,7 @@ enum SQLiteSchema {
                 CREATE INDEX device_history_at ON device_history(at);
                 """)
         }
-        m.registerMigration("v9: idempotency keys") { db in
+        m.registerMigration("v9: idempotency keys; the history indexed by time") { db in
             // Per app, the keys of API writes sent with `Idempotency-Key`: a keyed fingerprint of the request and, once
             // answered, the answer (a status document or a problem); kept 24 hours (`purgeIdempotencyKeys`).
             try db.execute(sql: """
@@ -135,6 +135,7 @@ enum SQLiteSchema {
                     app TEXT NOT NULL,
                     key TEXT NOT NULL,
                     fingerprint TEXT NOT NULL,
+                    claim TEXT NOT NULL,
                     created_at INTEGER NOT NULL,
                     status INTEGER,
                     content_type TEXT,
@@ -142,6 +143,11 @@ enum SQLiteSchema {
                     PRIMARY KEY (app, key)
                 );
                 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+                """)
+            // The history is read and capped newest first by time: index it so.
+            try db.execute(sql: """
+                CREATE INDEX device_history_time ON device_history(app, device_id, at);
+                DROP INDEX device_history_device;
                 """)
         }
         return m

@@ -87,7 +87,12 @@ struct Status: AsyncParsableCommand {
                 throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
             }
             let store = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
-            report = try await DeviceReport.from(store: store, app: appCode, device: device, limit: limit)
+            do {
+                report = try await DeviceReport.from(store: store, app: appCode, device: device, limit: limit)
+            } catch {
+                try? await store.close()
+                throw error
+            }
             try await store.close()
         }
         guard let report else { throw ValidationError("device \(appCode)/\(device) is not known") }

@@ -113,4 +113,32 @@ struct IdempotencyTests {
             #expect(replayed.status == 202 && replayed.body == created.body)
         }
     }
+
+    @Test("storage that fails without telling whether the write went through keeps the key taken (409 to a retry, not a second write); a body over 64 KiB with a key is 413")
+    func storageFailure() async throws {
+        try await StorageFailureTests.withFailingStore(configure: { $0.apps[0].startEvent = nil }) { bed, store in
+            _ = try await bed.request("PUT", bed.devicePath("s"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            try await bed.waitForState("s", "registered")
+            let events = Data(#"{"events":[{"name":"paid"}]}"#.utf8)
+            store.set(.fail, on: ["accept"])
+            let failed = try await bed.request("POST", bed.devicePath("s") + "/events", raw: events, headers: ["Idempotency-Key": "pay-7"])
+            #expect(failed.status == 503)
+            store.set(nil, on: ["accept"])
+            // The write may have been stored: a retry with the key is held off instead of storing it again.
+            let retry = try await bed.request("POST", bed.devicePath("s") + "/events", raw: events, headers: ["Idempotency-Key": "pay-7"])
+            #expect(retry.status == 409)
+            #expect(retry.json["type"] as? String == "urn:pushbridge:problem:idempotency-key-in-use")
+            // Another key goes through.
+            #expect(try await bed.request("POST", bed.devicePath("s") + "/events", raw: events, headers: ["Idempotency-Key": "pay-8"]).status == 202)
+            // Keeping the answer fails: the answer still stands (202), and the key stays taken.
+            store.set(.fail, on: ["settle_idempotency_key"])
+            #expect(try await bed.request("POST", bed.devicePath("s") + "/events", raw: events, headers: ["Idempotency-Key": "pay-9"]).status == 202)
+            store.set(nil, on: ["settle_idempotency_key"])
+            #expect(try await bed.request("POST", bed.devicePath("s") + "/events", raw: events, headers: ["Idempotency-Key": "pay-9"]).status == 409)
+            let big = Data(("{\"events\":[{\"name\":\"" + String(repeating: "x", count: 70_000) + "\"}]}").utf8)
+            let tooLarge = try await bed.request("POST", bed.devicePath("s") + "/events", raw: big, headers: ["Idempotency-Key": "big"])
+            #expect(tooLarge.status == 413)
+            #expect(tooLarge.json["type"] as? String == "urn:pushbridge:problem:body-too-large")
+        }
+    }
 }

@@ -249,28 +249,38 @@ enum Conformance {
         func claim(_ app: String = "A", key: String = "k", r: Data = request, at: Date = t0) async throws -> IdempotencyClaim {
             try await store.claimIdempotencyKey(app: app, key: key, request: r, now: at, window: window)
         }
-        #expect(try await claim() == .proceed)
+        func token(_ c: IdempotencyClaim) -> String? {
+            if case .proceed(let t) = c { return t }
+            return nil
+        }
+        let first = try #require(token(try await claim()))
         #expect(try await claim() == .inProgress, "taken, not answered yet")
         #expect(try await claim(r: other) == .mismatch)
-        #expect(try await claim("B") == .proceed, "keys are per app")
+        #expect(token(try await claim("B")) != nil, "keys are per app")
         let answer = IdempotentAnswer(status: 202, contentType: "application/json", body: Array("{\"state\":\"pending\"}".utf8))
-        // Another request cannot settle the key; the one that took it can.
-        try await store.settleIdempotencyKey(app: "A", key: "k", request: other, answer: answer)
+        // Neither another request nor another claim can settle the key; the claim that took it can.
+        try await store.settleIdempotencyKey(app: "A", key: "k", claim: first, request: other, answer: answer)
+        try await store.settleIdempotencyKey(app: "A", key: "k", claim: "someone else", request: request, answer: answer)
         #expect(try await claim() == .inProgress)
-        try await store.settleIdempotencyKey(app: "A", key: "k", request: request, answer: answer)
+        try await store.settleIdempotencyKey(app: "A", key: "k", claim: first, request: request, answer: answer)
         #expect(try await claim() == .replay(answer))
         #expect(try await claim(at: t0.addingTimeInterval(3600)) == .replay(answer), "kept for the window")
         #expect(try await claim(r: other) == .mismatch)
-        #expect(try await claim(r: other, at: t0.addingTimeInterval(86_401)) == .proceed, "expired: free for any request")
+        #expect(token(try await claim(r: other, at: t0.addingTimeInterval(86_401))) != nil, "expired: free for any request")
         // Freed (an answer a retry must get past), and abandoned (never settled) keys are free again.
-        #expect(try await claim(key: "f") == .proceed)
-        try await store.settleIdempotencyKey(app: "A", key: "f", request: request, answer: nil)
-        #expect(try await claim(key: "f") == .proceed)
+        let f1 = try #require(token(try await claim(key: "f")))
+        try await store.settleIdempotencyKey(app: "A", key: "f", claim: f1, request: request, answer: nil)
+        let f2 = try #require(token(try await claim(key: "f")))
         #expect(try await claim(key: "f", at: t0.addingTimeInterval(30)) == .inProgress)
-        #expect(try await claim(key: "f", at: t0.addingTimeInterval(61)) == .proceed, "abandoned after a minute")
+        let f3 = try #require(token(try await claim(key: "f", at: t0.addingTimeInterval(61))), "abandoned after a minute")
+        // The request that outlived its claim cannot free or settle the claim that took over.
+        try await store.settleIdempotencyKey(app: "A", key: "f", claim: f2, request: request, answer: nil)
+        #expect(try await claim(key: "f", at: t0.addingTimeInterval(62)) == .inProgress)
+        try await store.settleIdempotencyKey(app: "A", key: "f", claim: f3, request: request, answer: answer)
+        #expect(try await claim(key: "f", at: t0.addingTimeInterval(63)) == .replay(answer))
         // Purged by age of first use.
         #expect(try await store.purgeIdempotencyKeys(before: t0.addingTimeInterval(1)) == 1, "B's key")
-        #expect(try await claim("B") == .proceed)
+        #expect(token(try await claim("B")) != nil)
     }
 
     static func concurrentIdempotencyClaims(_ h: StoreHarness) async throws {
@@ -288,7 +298,8 @@ enum Conformance {
                 for try await c in group { all.append(c) }
                 return all
             }
-            #expect(claims.filter { $0 == .proceed }.count == 1, "\(claims)")
+            let taken = claims.filter { if case .proceed = $0 { true } else { false } }
+            #expect(taken.count == 1, "\(claims)")
             #expect(claims.filter { $0 == .inProgress }.count == 5)
         }
     }

@@ -9,8 +9,10 @@ import Storage
 /// (`idempotency-key-reused`); while the first is still being answered 409 (`idempotency-key-in-use`).
 ///
 /// The key is taken before the write and its answer kept after it, in two storage writes: an instance that dies in
-/// between leaves the key taken, and it is free again after `IdempotencyWindow.abandonedAfter` (a minute). Answers a
-/// retry must be able to get past (429, 503, and a 409 of this very check) are not kept: the key is freed.
+/// between, or storage that fails without telling whether the write went through, leaves the key taken, and it is
+/// free again once abandoned (a minute, or twice `storage.timeoutMs`). Answers a retry must be able to get past
+/// (429, a 503 that stored nothing, and a 409 of this very check) are not kept: the key is freed. Each claim carries
+/// its own token, so a request that outlived its claim cannot settle the claim of the one that took over.
 extension BridgeAPI {
     static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!
 
@@ -23,12 +25,16 @@ extension BridgeAPI {
                 throw Problem.invalid("Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
             }
             var request = request
-            var fingerprint = Data("\(request.method.rawValue)\n\(request.uri.path)\n".utf8)
-            fingerprint.append(Self.canonicalBody(Data(buffer: try await request.collectBody(upTo: JSONInput.maxBodyBytes))))
-            let window = IdempotencyWindow()
+            // The path as the handlers read it (`a%3Ab` is the device `a:b`), and the body as JSON compared.
+            let path = Self.decoded(request.uri.path)
+            var fingerprint = Data("\(request.method.rawValue)\n\(path)\n".utf8)
+            fingerprint.append(Self.canonicalBody(Data(buffer: try await JSONInput.collect(&request))))
+            // A key whose request outlived every storage wait is abandoned: free again.
+            let window = IdempotencyWindow(abandonedAfter: max(60, 2 * Double(config.storageTimeoutMs) / 1000))
             let claimed = try await storage("idempotency") { [store, fingerprint] in
                 try await store.claimIdempotencyKey(app: app.code, key: key, request: fingerprint, now: Date(), window: window)
             }
+            let claim: String
             switch claimed {
             case .replay(let answer):
                 metrics.idempotentRequest("replayed")
@@ -46,18 +52,23 @@ extension BridgeAPI {
                     .unprocessableContent, "idempotency-key-reused", "Idempotency key reused",
                     detail: "This Idempotency-Key was used in the last 24 hours with another method, path or body; nothing was changed.",
                     field: "Idempotency-Key")
-            case .proceed:
-                break
+            case .proceed(let token):
+                claim = token
             }
             let response: Response
             do {
                 response = try await handler(request, context)
             } catch let problem as Problem {
+                if problem.outcomeUnknown {
+                    // Storage cannot tell whether the write went through: the key stays taken (409 to a retry) until
+                    // it is abandoned, rather than let a retry store the write a second time.
+                    throw problem
+                }
                 response = problem.response()
             } catch {
                 // Not an answer of ours (the problem middleware makes it a 500): the key is freed for a retry.
                 _ = try? await storage("idempotency") { [store, fingerprint] in
-                    try await store.settleIdempotencyKey(app: app.code, key: key, request: fingerprint, answer: nil)
+                    try await store.settleIdempotencyKey(app: app.code, key: key, claim: claim, request: fingerprint, answer: nil)
                 }
                 throw error
             }
@@ -69,11 +80,11 @@ extension BridgeAPI {
             let answer = keep ? IdempotentAnswer(status: Int(response.status.code), contentType: response.headers[.contentType] ?? "application/json", body: body) : nil
             do {
                 try await storage("idempotency") { [store, fingerprint] in
-                    try await store.settleIdempotencyKey(app: app.code, key: key, request: fingerprint, answer: answer)
+                    try await store.settleIdempotencyKey(app: app.code, key: key, claim: claim, request: fingerprint, answer: answer)
                 }
-            } catch where keep && (200..<300).contains(Int(response.status.code)) {
-                // The write is stored; only its answer for a retry is not. The key frees itself after a minute.
-                logger.warning("an idempotency key's answer could not be kept", metadata: ["app": "\(app.code)"])
+            } catch {
+                // The answer stands; only keeping it (or freeing the key) failed: the key stays taken until abandoned.
+                logger.warning("an idempotency key could not be settled", metadata: ["app": "\(app.code)", "status": "\(response.status.code)"])
             }
             return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }

@@ -33,6 +33,17 @@ enum JSONInput {
         return object
     }
 
+    /// The body as bytes, at most 64 KiB (413 past it), for reading it twice (an idempotent write's fingerprint).
+    static func collect(_ request: inout Request) async throws -> ByteBuffer {
+        do {
+            return try await request.collectBody(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem.bodyTooLarge
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Problem.bodyTooLarge
+        }
+    }
+
     /// A body that must be empty or absent (or `{}`), for DELETE routes. Still bounded.
     static func drain(_ request: Request) async throws {
         var request = request

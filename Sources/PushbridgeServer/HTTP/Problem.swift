@@ -13,6 +13,8 @@ public struct Problem: Error, Sendable {
     /// The offending member as a dotted path (`token`, `device.osVersion`, `events[0].name`).
     public var field: String?
     public var headers: HTTPFields = [:]
+    /// Storage failed in a way that cannot tell whether the write was stored (an idempotency key stays taken).
+    var outcomeUnknown = false
 
     public init(_ status: HTTPResponse.Status, _ kind: String, _ title: String, detail: String, field: String? = nil) {
         self.status = status
@@ -69,6 +71,7 @@ extension Problem {
             ? "Storage did not answer in time or lost the connection. A write may still be stored; sending it again after Retry-After seconds is safe (an unchanged token or contact is deduplicated)."
             : "Storage failed; nothing was stored. Send the request again after Retry-After seconds.")
         p.headers[.retryAfter] = "2"
+        p.outcomeUnknown = mayBeStored
         return p
     }
 

@@ -125,8 +125,8 @@ final class FailingStore: DeviceStore {
     func claimIdempotencyKey(app: String, key: String, request: Data, now: Date, window: IdempotencyWindow) async throws -> IdempotencyClaim {
         try await run("claim_idempotency_key") { try await base.claimIdempotencyKey(app: app, key: key, request: request, now: now, window: window) }
     }
-    func settleIdempotencyKey(app: String, key: String, request: Data, answer: IdempotentAnswer?) async throws {
-        try await run("settle_idempotency_key") { try await base.settleIdempotencyKey(app: app, key: key, request: request, answer: answer) }
+    func settleIdempotencyKey(app: String, key: String, claim: String, request: Data, answer: IdempotentAnswer?) async throws {
+        try await run("settle_idempotency_key") { try await base.settleIdempotencyKey(app: app, key: key, claim: claim, request: request, answer: answer) }
     }
     func purgeIdempotencyKeys(before: Date) async throws -> Int {
         try await run("purge_idempotency_keys") { try await base.purgeIdempotencyKeys(before: before) }
