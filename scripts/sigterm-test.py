@@ -62,6 +62,7 @@ apps:
         lock = threading.Lock()
         sent = [0]
         term_at = [None]
+        drained_at = [None]  # when /ready was first seen answering 503
 
         def client(ids):
             session = requests.Session()
@@ -72,9 +73,10 @@ apps:
                     r = session.put(f"{base}/dev-{i}", json={"provider": "fcm", "token": token}, timeout=5)
                 except requests.RequestException:
                     continue  # the server stopped listening: not accepted
-                # A write sent more than 100 ms after SIGTERM (time for the signal to reach the service group)
-                # must be refused while the instance drains.
-                draining = term_at[0] is not None and started > term_at[0] + 0.1
+                # A write sent after /ready was first seen answering 503 (the instance shows it drains) must be
+                # refused. (A fixed 100 ms after SIGTERM was once too short on a loaded CI machine: the signal had
+                # not reached the service group yet.)
+                draining = drained_at[0] is not None and started > drained_at[0]
                 with lock:
                     if 200 <= r.status_code < 300:
                         accepted[f"dev-{i}"] = token
@@ -97,6 +99,8 @@ apps:
             try:
                 if requests.get(f"http://127.0.0.1:{bridge_port}/ready", timeout=1).status_code == 503:
                     ready_503 = True
+                    if drained_at[0] is None:
+                        drained_at[0] = time.monotonic()
             except requests.RequestException:
                 pass
             time.sleep(0.05)

@@ -15,12 +15,16 @@ final class Housekeeping: Service, Sendable {
 
     private let tasks: [Task]
     private let logger: Logger
+    private let first: Duration
+    private let every: Duration
     private let running = LockedValue(true)
     private let wake = Signal()
 
-    init(tasks: [Task], logger: Logger) {
+    init(tasks: [Task], logger: Logger, first: Duration = .seconds(10), every: Duration = .seconds(60)) {
         self.tasks = tasks
         self.logger = logger
+        self.first = first
+        self.every = every
     }
 
     /// The tasks of a server: what `store` keeps for a while.
@@ -37,11 +41,11 @@ final class Housekeeping: Service, Sendable {
 
     func run() async throws {
         await withGracefulShutdownHandler {
-            var wait = Duration.seconds(10)
+            var wait = first
             while running.get() {
                 await wake.wait(timeout: wait)
                 guard running.get() else { break }
-                wait = .seconds(60)
+                wait = every
                 for task in tasks {
                     do {
                         let removed = try await task.run()
