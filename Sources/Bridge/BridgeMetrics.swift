@@ -54,6 +54,17 @@ public struct BridgeMetrics: Sendable {
         Counter(label: "pushbridge_tokens_invalidated_total", factory: factory).increment()
     }
 
+    /// How long a step of `app`'s device waited for its turn under `apps[].meRequestsPerSecond` (zero when it did not).
+    public func rateLimitWait(app: String, _ duration: Duration) {
+        Timer(label: "pushbridge_me_rate_limit_wait_seconds", dimensions: [("app", app)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Devices the retention sweep acted on: `unregistered` (their token's removal queued) or `forgotten`.
+    public func retention(_ action: String, _ count: Int) {
+        Counter(label: "pushbridge_retention_devices_total", dimensions: [("action", action)], factory: factory).increment(by: Int64(count))
+    }
+
     /// One webhook delivery attempt: `delivered` (2xx), `failed` (tried again later) or `given_up`.
     public func webhookDelivery(outcome: String) {
         Counter(label: "pushbridge_webhook_deliveries_total", dimensions: [("outcome", outcome)], factory: factory).increment()

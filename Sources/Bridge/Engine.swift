@@ -212,8 +212,13 @@ public final class Engine: Service, Sendable {
                         // Durable before the request leaves: ME may hold the token from now on.
                         step = mark
                     } else {
+                        guard await waitForTurn(key.appCode) else { return true }
                         let (started, startedAt) = (ContinuousClock.now, Date())
                         let answer = await me.send(call, context: context, logger: log)
+                        if case .http(429, let retryAfter, _) = answer.outcome {
+                            // ME asks this app to slow down: every device of it waits (the reducer backs this one off).
+                            config.rateLimiter.pause(app: key.appCode, for: .milliseconds(Int64(min(retryAfter ?? 1, 300) * 1000)))
+                        }
                         let elapsed = ContinuousClock.now - started
                         let t = reducer.apply(state: work.state, head: head, call: call, context: context, answer: answer, now: Date(), jitter: Double.random(in: 0..<1))
                         record(call: call, head: head, before: work.state, transition: t, elapsed: elapsed)
@@ -248,6 +253,21 @@ public final class Engine: Service, Sendable {
             log.error("device step failed in storage; it stays queued", metadata: ["error": "\(storageErrorText(error))"])
         }
         return true
+    }
+
+    /// Waits for `app`'s next start time toward ME (`apps[].meRequestsPerSecond`), in steps of at most 100 ms so that a
+    /// shutdown does not wait for it; false when the engine stopped meanwhile (the step stays queued, nothing sent).
+    /// The wait is recorded per app (`pushbridge_me_rate_limit_wait_seconds`).
+    private func waitForTurn(_ app: String) async -> Bool {
+        guard config.rateLimiter.limits(app) else { return true }
+        let asked = ContinuousClock.now
+        let at = config.rateLimiter.reserve(app: app, now: asked)
+        while ContinuousClock.now < at {
+            guard running.get() else { return false }
+            try? await Task.sleep(until: min(at, .now + .milliseconds(100)), clock: .continuous)
+        }
+        metrics.rateLimitWait(app: app, at - asked)
+        return running.get()
     }
 
     /// What a commit of `app`'s device tells its webhook endpoints (none while an endpoint's outbox is full: what

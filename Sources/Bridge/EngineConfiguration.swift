@@ -27,6 +27,8 @@ public struct EngineConfiguration: Sendable {
     public var webhookBacklogFull = LockedValue<Set<String>>([])
     /// Where each ME call is told, for the device's history (nil: not kept).
     public var history: (@Sendable (HistoryRecord) -> Void)?
+    /// Each app's ceiling toward ME (`apps[].meRequestsPerSecond`); shared with nothing else in the instance.
+    public var rateLimiter = RateLimiter(rates: [:])
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,

@@ -37,12 +37,13 @@ public enum Turn {
     public static let tokenMovePoll: TimeInterval = 2
 
     /// Why a step of `head` would leave the device without a token at ME (the reason of `device.unregistered`):
-    /// the backend removed the token, the token moved to another device or was reported dead, or a start came with
+    /// the backend removed the token, the token moved to another device, was reported dead or expired (the cause is the
+    /// reason's name), or a start came with
     /// another client id. Nil for any other intent: the store keeps the reason of the removal before it.
     public static func unregisterReason(head: Intent?, state: DeviceState) -> String? {
         switch head?.payload {
         case .release(_, let cause), .releaseAll(_, let cause):
-            cause == .invalidated ? "invalidated" : "moved"
+            cause.rawValue
         case .removeToken:
             "removed"
         case .start(let start):

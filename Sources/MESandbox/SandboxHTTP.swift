@@ -4,11 +4,15 @@ import Hummingbird
 
 /// JSON encoding and response building shared by all sandbox routes.
 enum SandboxHTTP {
-    /// Sorted keys and ISO-8601 dates: stable, diff-friendly output for humans reading inspection answers.
+    /// Sorted keys and ISO-8601 dates with milliseconds (a rate check counts requests per second from them): stable,
+    /// diff-friendly output for humans reading inspection answers.
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
         return encoder
     }
 

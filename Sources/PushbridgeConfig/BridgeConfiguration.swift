@@ -31,6 +31,18 @@ public struct BridgeConfiguration: Sendable {
         /// instance's devices go to another after this.
         public var leaseSeconds = 120
     }
+    /// `apps[].retention`: a device no backend wrote for (`lastSeenAt`) in `unregisterAfter` has its token removed at ME
+    /// and ends `unregistered` (reason `expired`); in `forgetAfter` it is forgotten as by `DELETE`. Seconds; nil: never.
+    public struct Retention: Sendable, Hashable {
+        public var unregisterAfter: TimeInterval?
+        public var forgetAfter: TimeInterval?
+        public init(unregisterAfter: TimeInterval? = nil, forgetAfter: TimeInterval? = nil) {
+            self.unregisterAfter = unregisterAfter
+            self.forgetAfter = forgetAfter
+        }
+        public var isOff: Bool { unregisterAfter == nil && forgetAfter == nil }
+    }
+
     public struct App: Sendable {
         public var code: String
         public var contactFieldId: Int
@@ -45,6 +57,10 @@ public struct BridgeConfiguration: Sendable {
         public var eventsAPIVersion: MEEventsAPIVersion?
         /// Where this app's device events are sent (`apps[].webhooks`).
         public var webhooks: [Webhook] = []
+        /// How long a device may go unseen (`apps[].retention`); both off by default.
+        public var retention = Retention()
+        /// At most this many ME requests of the app per second, per instance (`apps[].meRequestsPerSecond`); nil: none.
+        public var meRequestsPerSecond: Int?
 
         public init(
             code: String, contactFieldId: Int = 3, anonymousContacts: Bool = true, startEvent: String? = "app:start", apiKeys: [String] = [],

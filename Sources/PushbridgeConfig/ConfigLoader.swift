@@ -184,7 +184,11 @@ public enum ConfigLoader {
         for (i, item) in list.enumerated() {
             let at = "apps[\(i)]"
             guard let map = item as? [String: Any] else { throw ConfigError(key: at, message: "must be a mapping") }
-            for k in map.keys where !["code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion", "webhooks"].contains(k) {
+            let known = [
+                "code", "contactFieldId", "anonymousContacts", "startEvent", "apiKeys", "apiKeysEnv", "clientPath", "eventsAPIVersion", "webhooks",
+                "retention", "meRequestsPerSecond",
+            ]
+            for k in map.keys where !known.contains(k) {
                 throw ConfigError(key: "\(at).\(k)", message: "is not a known setting")
             }
             guard let code = map["code"] as? String, Identifiers.isIdentifier(code, maxLength: 64, punctuation: "-") else {
@@ -230,6 +234,13 @@ public enum ConfigLoader {
                 code: code, contactFieldId: contactFieldId, anonymousContacts: anonymousContacts, startEvent: startName == "none" ? nil : startName,
                 apiKeys: keys, clientPath: clientPath, eventsAPIVersion: eventsVersion)
             if let rawHooks = map["webhooks"] { app.webhooks = try parseWebhooks(rawHooks, at: "\(at).webhooks", environment: environment) }
+            if let rawRetention = map["retention"] { app.retention = try parseRetention(rawRetention, at: "\(at).retention") }
+            if let rawRate = map["meRequestsPerSecond"] {
+                guard let rate = rawRate as? Int, (1...100_000).contains(rate) else {
+                    throw ConfigError(key: "\(at).meRequestsPerSecond", message: "must be a whole number from 1 to 100000")
+                }
+                app.meRequestsPerSecond = rate
+            }
             apps.append(app)
         }
         let allKeys = apps.flatMap(\.apiKeys)

@@ -109,6 +109,7 @@ public final class BridgeServer: Sendable {
             storageTimeout: .milliseconds(configuration.storageTimeoutMs))
         let webhookTargets = WebhookTarget.all(configuration)
         engineConfig.webhooks = WebhookTarget.routing(webhookTargets)
+        engineConfig.rateLimiter = RateLimiter(rates: configuration.apps.reduce(into: [:]) { $0[$1.code] = $1.meRequestsPerSecond })
         let history = HistoryRecorder(store: self.store, perDevice: configuration.history.perDevice, metrics: metrics, logger: logger)
         self.history = history
         engineConfig.history = { history.record($0) }
@@ -213,6 +214,7 @@ public final class BridgeServer: Sendable {
             })
         let history = self.history
         api.history = { history.record($0) }
+        api.seen = { history.seen($0, at: $1) }
         api.register(on: router)
         sandbox?.addRoutes(to: router, prefix: "/sandbox")
         let portBox = self.portBox
@@ -232,6 +234,11 @@ public final class BridgeServer: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: history), .init(service: makeApplication()), .init(service: engine), .init(service: webhooks),
             .init(service: Housekeeping(tasks: Housekeeping.tasks(store: store, historyMaxAgeDays: configuration.history.maxAgeDays), logger: logger)),
+            .init(service: RetentionSweep(
+                store: store, rules: RetentionSweep.rules(configuration),
+                limits: QueueLimits(maxQueuedIntents: configuration.limits.maxQueuedIntents, maxQueuedIntentsPerApp: configuration.limits.maxQueuedIntentsPerApp),
+                wake: { [engine = self.engine] in engine.wake() }, flushSeen: { [history = self.history] in await history.flushSeen() }, metrics: metrics,
+                logger: logger)),
             .init(service: gate),
         ]
         if let postgres {

@@ -293,6 +293,47 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/devices/retry:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    post:
+      operationId: retryFailedDevices
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
+      summary: Re-drive every failed device of the app (optionally only those that failed at one step).
+      description: >-
+        Each failed device with work queued retries its failed step with a fresh budget (attempts, refresh
+        cycles, the one re-link), as a new intent would make it. The engine sends the retries at the app's
+        pace (apps[].meRequestsPerSecond). A device with the id "retry" cannot be reached under
+        /devices/retry.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [state]
+              properties:
+                state: { type: string, const: failed }
+                step: { type: string, enum: [client, contact, refresh, event, push-token, push-token-removal] }
+      responses:
+        '202':
+          description: How many failed devices were made due again.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [devices]
+                properties:
+                  devices: { type: integer, minimum: 0 }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/tokens/normalize:
     post:
       operationId: normalizeToken
@@ -630,7 +671,7 @@ components:
             attempt: { type: integer, minimum: 1 }
     DeviceStatus:
       type: object
-      required: [appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, lastError, updatedAt]
+      required: [appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, lastError, updatedAt, lastSeenAt]
       properties:
         appCode: { type: string }
         deviceId: { type: string }
@@ -668,6 +709,10 @@ components:
                 at: { type: string, format: date-time }
                 nextAttemptAt: { type: [string, 'null'], format: date-time }
         updatedAt: { type: string, format: date-time }
+        lastSeenAt:
+          type: string
+          format: date-time
+          description: The newest backend write for the device, deduplicated ones included (the retention sweep's clock).
     Problem:
       type: object
       required: [type, title, status, detail]

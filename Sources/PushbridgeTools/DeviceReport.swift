@@ -81,7 +81,7 @@ public struct DeviceReport: Sendable {
         }
         var out = "device \(text(s["appCode"]))/\(text(s["deviceId"])): \(text(s["state"]))\n"
         out += "  provider \(text(s["provider"])), platform \(text(s["platform"])), token hash \(text(s["tokenHash"]))\n"
-        out += "  contact \(text((s["contact"] as? [String: Any])?["kind"])), pending \(text(s["pending"])), updated \(text(s["updatedAt"]))\n"
+        out += "  contact \(text((s["contact"] as? [String: Any])?["kind"])), pending \(text(s["pending"])), updated \(text(s["updatedAt"])), last seen \(text(s["lastSeenAt"]))\n"
         if let e = s["lastError"] as? [String: Any] {
             out += "  last error: \(text(e["step"])) \(text(e["status"])) after \(text(e["attempts"])) attempts: \(text(e["message"]))\n"
         }

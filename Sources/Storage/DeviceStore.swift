@@ -89,6 +89,21 @@ public protocol DeviceStore: Sendable {
     func settleIdempotencyKey(app: String, key: String, claim: String, request: Data, answer: IdempotentAnswer?) async throws
     /// Deletes keys first used before `before`; how many.
     func purgeIdempotencyKeys(before: Date) async throws -> Int
+
+    // Retention (`apps[].retention`; `last_seen_at` is written by `accept` for stored writes, by `markSeen` for
+    // deduplicated ones).
+    /// The devices were seen (a deduplicated backend write) at these times; devices that are gone are left out.
+    func markSeen(_ seen: [DeviceKey: Date]) async throws
+    /// Queues, for up to `limit` devices of `app` last seen before `seenBefore`, the removal of their token at ME as when
+    /// it is reported dead, with the reason `expired`; each device once until a backend writes for it again.
+    func expireDevices(app: String, seenBefore: Date, limit: Int, now: Date) async throws -> RetentionBatch
+    /// Queues a forget (as `DELETE` does) for up to `limit` devices of `app` last seen before `seenBefore`; each device
+    /// once until a backend writes for it again. Stops early at the queue bound.
+    func forgetDevices(app: String, seenBefore: Date, policy: AppPolicy, limits: QueueLimits, limit: Int, now: Date) async throws -> RetentionBatch
+
+    /// Re-drive: every `failed` device of `app` with work queued (whose failed step is `step`, when given) becomes due
+    /// now; the engine starts its failed step again with a fresh budget. Returns how many.
+    func retryFailed(app: String, step: String?, now: Date) async throws -> Int
 }
 
 public struct QueueLimits: Sendable, Hashable {

@@ -13,6 +13,8 @@ struct PostgresIntake {
     let key: DeviceKey
     let now: Date
     let sealer: Sealer
+    /// The write is a backend's: the device was seen now (`last_seen_at`). The retention sweep's writes are not.
+    var seen = true
 
     private func read(_ write: DeviceWrite, token: TokenRef?, policy: AppPolicy) async throws -> IntakeReads {
         let device = try await PostgresRows.device(tx, key, sealer)
@@ -87,11 +89,11 @@ struct PostgresIntake {
         let sealed = try Codec.seal(state, sealer)
         let nowMs = Codec.ms(now)
         try await tx.exec(PGStatement.InsertDevice.self, """
-            INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
-            VALUES (\(key.appCode), \(key.deviceId), \(startClientId), \(provider), \(platform), NULL, 'pending', 0, NULL, \(nowMs), \(nowMs), \(sealed))
+            INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data, last_seen_at)
+            VALUES (\(key.appCode), \(key.deviceId), \(startClientId), \(provider), \(platform), NULL, 'pending', 0, NULL, \(nowMs), \(nowMs), \(sealed), \(nowMs))
             """)
         return PostgresRows.DeviceRow(
-            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: nowMs, state: state)
+            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: nowMs, state: state, lastSeenAt: nowMs)
     }
 
     /// The token with hash `tokenHash` leaves `holder` (it moves to this device, or it was reported dead): its
@@ -119,6 +121,11 @@ struct PostgresIntake {
     /// releases it, as on a move. Takes the locks in the order of `accept` (the token hash, then the device and its
     /// row); the holder is read again under them. Returns the holder as the write leaves it.
     static func invalidate(_ tx: PGTx, app: String, tokenHash: String, now: Date, sealer: Sealer) async throws -> DeviceSnapshot? {
+        try await release(tx, app: app, tokenHash: tokenHash, cause: .invalidated, now: now, sealer: sealer)
+    }
+
+    /// `invalidate` for any cause.
+    static func release(_ tx: PGTx, app: String, tokenHash: String, cause: ReleaseCause, now: Date, sealer: Sealer) async throws -> DeviceSnapshot? {
         try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("claim:\(app):\(tokenHash)"), 0))")
         guard let first = try await holder(tx, app: app, tokenHash: tokenHash) else { return nil }
         try await tx.exec(PGStatement.LockKey.self, "SELECT pg_advisory_xact_lock(hashtextextended(\("device:\(app):\(first.deviceId)"), 0))")
@@ -126,7 +133,7 @@ struct PostgresIntake {
         // The holder's own removal or forget may have dropped the claim before the device lock was ours.
         guard let holder = try await holder(tx, app: app, tokenHash: tokenHash), holder == first else { return nil }
         let intake = PostgresIntake(tx: tx, key: holder, now: now, sealer: sealer)
-        try await intake.release(tokenHash, from: holder, cause: .invalidated)
+        try await intake.release(tokenHash, from: holder, cause: cause)
         try await tx.exec(PGStatement.Notify.self, "SELECT pg_notify(\(PostgresDeviceStore.workChannel), '')")
         return try await PostgresRows.device(tx, holder, sealer)?.snapshot
     }
@@ -162,10 +169,12 @@ struct PostgresIntake {
     private func touch(write: DeviceWrite, row: inout PostgresRows.DeviceRow, created: Bool) async throws {
         let pending = try await PostgresRows.pendingCount(tx, key)
         let nowMs = Codec.ms(now)
-        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs)
+        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs, seen: seen)
+        // A backend's write also clears the retention sweep's mark: the device is alive again.
         try await tx.exec(PGStatement.Touch.self, """
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
-                provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state)
+                provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state),
+                last_seen_at = GREATEST(last_seen_at, \(row.lastSeenAt)), expiry = CASE WHEN \(seen) THEN 0 ELSE expiry END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
         try await PostgresRows.recordStateChange(tx, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change

@@ -71,6 +71,16 @@ enum PGStatement {
     enum SettleIdempotencyKey {}
     enum ReleaseIdempotencyKey {}
     enum PurgeIdempotencyKeys {}
+    // Retention
+    enum MarkSeen {}
+    enum TakeSweep {}
+    enum StillStale {}
+    enum StaleDevices {}
+    enum ForgettableDevices {}
+    enum RetentionMark {}
+    // Re-drive
+    enum FailedDevices {}
+    enum WakeFailed {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

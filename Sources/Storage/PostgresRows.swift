@@ -4,7 +4,7 @@ import Workflow
 
 /// Reading and writing device and intent rows in PostgreSQL (the counterpart of `SQLiteRows`).
 enum PostgresRows {
-    static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data"
+    static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data, last_seen_at"
 
     typealias DeviceRow = StoredDevice
 
@@ -109,10 +109,11 @@ enum PostgresRows {
 
 extension StoredDevice {
     init(row: PostgresRow, sealer: Sealer) throws {
-        let (app, deviceId, _, provider, platform, tokenHash, _, pending, dueAt, updatedAt, data) =
-            try row.decode((String, String, String, String?, String, String?, String, Int64, Int64?, Int64, Data).self)
+        let (app, deviceId, _, provider, platform, tokenHash, _, pending, dueAt, updatedAt, data, lastSeenAt) =
+            try row.decode((String, String, String, String?, String, String?, String, Int64, Int64?, Int64, Data, Int64).self)
         self.init(
             key: DeviceKey(appCode: app, deviceId: deviceId), provider: provider, platform: platform, tokenHash: tokenHash,
-            pending: Int(pending), dueAt: dueAt, updatedAt: updatedAt, state: try Codec.open(DeviceState.self, data, sealer))
+            pending: Int(pending), dueAt: dueAt, updatedAt: updatedAt, state: try Codec.open(DeviceState.self, data, sealer),
+            lastSeenAt: lastSeenAt)
     }
 }

@@ -153,6 +153,13 @@ enum PostgresSchema {
             "CREATE INDEX device_history_time ON device_history(app, device_id, at)",
             "DROP INDEX device_history_device",
         ]),
+        // When each device was last seen and the retention sweep's mark, as in SQLite's v10.
+        Migration(version: 8, name: "when each device was last seen; the retention sweep's mark", sql: [
+            "ALTER TABLE devices ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE devices ADD COLUMN expiry INTEGER NOT NULL DEFAULT 0",
+            "UPDATE devices SET last_seen_at = updated_at",
+            "CREATE INDEX devices_last_seen ON devices(app, expiry, last_seen_at)",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

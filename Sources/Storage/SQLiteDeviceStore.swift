@@ -100,7 +100,7 @@ public final class SQLiteDeviceStore: DeviceStore {
         guard try readInPlace({ db in try SQLiteIntake.holder(db, app: app, tokenHash: tokenHash) }) != nil else { return [] }
         return try await writes.write { db in
             guard let holder = try SQLiteIntake.holder(db, app: app, tokenHash: tokenHash) else { return [] }
-            return try SQLiteIntake(db: db, key: holder, now: now, sealer: sealer).invalidate(tokenHash).map { [$0] } ?? []
+            return try SQLiteIntake(db: db, key: holder, now: now, sealer: sealer).release(tokenHash, cause: .invalidated).map { [$0] } ?? []
         }
     }
 

@@ -9,6 +9,8 @@ struct SQLiteIntake {
     let key: DeviceKey
     let now: Date
     let sealer: Sealer
+    /// The write is a backend's: the device was seen now (`last_seen_at`). The retention sweep's writes are not.
+    var seen = true
 
     private func read(_ write: DeviceWrite, policy: AppPolicy) throws -> IntakeReads {
         let device = try SQLiteRows.device(db, key, sealer)
@@ -57,13 +59,14 @@ struct SQLiteIntake {
         }
         let (provider, platform, startClientId) = (columns.provider, columns.platform, state.clientId)
         try db.cachedStatement(sql: """
-            INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
-            VALUES (?, ?, ?, ?, ?, NULL, 'pending', 0, NULL, ?, ?, ?)
+            INSERT INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data, last_seen_at)
+            VALUES (?, ?, ?, ?, ?, NULL, 'pending', 0, NULL, ?, ?, ?, ?)
             """).execute(arguments: [
-                key.appCode, key.deviceId, startClientId, provider, platform, Codec.ms(now), Codec.ms(now), try Codec.seal(state, sealer),
+                key.appCode, key.deviceId, startClientId, provider, platform, Codec.ms(now), Codec.ms(now), try Codec.seal(state, sealer), Codec.ms(now),
             ])
         return SQLiteRows.DeviceRow(
-            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: Codec.ms(now), state: state)
+            key: key, provider: provider, platform: platform, tokenHash: nil, pending: 0, dueAt: nil, updatedAt: Codec.ms(now), state: state,
+            lastSeenAt: Codec.ms(now))
     }
 
     /// The token with hash `tokenHash` leaves `holder` (it moves to this device, or it was reported dead): its
@@ -90,10 +93,10 @@ struct SQLiteIntake {
         try refreshStateColumn(holder, before: held.map { DeviceStateName.of($0.state, pending: $0.pending).rawValue })
     }
 
-    /// `key` holds the token with hash `tokenHash`, which was reported dead: it is released there as on a move.
-    /// Returns the device as the write leaves it.
-    func invalidate(_ tokenHash: String) throws -> DeviceSnapshot? {
-        try release(tokenHash, from: key, cause: .invalidated)
+    /// `key` holds the token with hash `tokenHash`, which was reported dead or expired (`cause`): it is released there
+    /// as on a move. Returns the device as the write leaves it.
+    func release(_ tokenHash: String, cause: ReleaseCause) throws -> DeviceSnapshot? {
+        try release(tokenHash, from: key, cause: cause)
         return try SQLiteRows.device(db, key, sealer)?.snapshot
     }
 
@@ -134,11 +137,15 @@ struct SQLiteIntake {
     private func touch(write: DeviceWrite, row: inout SQLiteRows.DeviceRow, created: Bool) throws {
         let pending = try SQLiteRows.pendingCount(db, key)
         let nowMs = Codec.ms(now)
-        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs)
+        let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs, seen: seen)
+        // A backend's write also clears the retention sweep's mark: the device is alive again.
         try db.cachedStatement(sql: """
-            UPDATE devices SET pending = ?, due_at = COALESCE(due_at, ?), updated_at = ?, provider = ?, platform = ?, token_hash = ?, state = ?
+            UPDATE devices SET pending = ?, due_at = COALESCE(due_at, ?), updated_at = ?, provider = ?, platform = ?, token_hash = ?, state = ?,
+                last_seen_at = MAX(last_seen_at, ?), expiry = CASE WHEN ? THEN 0 ELSE expiry END
             WHERE app = ? AND device_id = ?
-            """).execute(arguments: [pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, key.appCode, key.deviceId])
+            """).execute(arguments: [
+                pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, row.lastSeenAt, seen, key.appCode, key.deviceId,
+            ])
         try SQLiteRows.recordStateChange(db, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change
     }
 

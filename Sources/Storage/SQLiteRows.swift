@@ -4,7 +4,7 @@ import Workflow
 
 /// Reading device and intent rows.
 enum SQLiteRows {
-    static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data"
+    static let deviceColumns = "app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, updated_at, data, last_seen_at"
 
     typealias DeviceRow = StoredDevice
 
@@ -97,6 +97,6 @@ extension StoredDevice {
         self.init(
             key: DeviceKey(appCode: row["app"], deviceId: row["device_id"]), provider: row["provider"], platform: row["platform"],
             tokenHash: row["token_hash"], pending: row["pending"], dueAt: row["due_at"], updatedAt: row["updated_at"],
-            state: try Codec.open(DeviceState.self, row["data"] as Data, sealer))
+            state: try Codec.open(DeviceState.self, row["data"] as Data, sealer), lastSeenAt: row["last_seen_at"])
     }
 }

@@ -150,6 +150,17 @@ enum SQLiteSchema {
                 DROP INDEX device_history_device;
                 """)
         }
+        m.registerMigration("v10: when each device was last seen; the retention sweep's mark") { db in
+            // `last_seen_at` (epoch ms): the newest backend write for the device, deduplicated ones included (those
+            // arrive in batches, `markSeen`). `expiry`: what the retention sweep queued for it (`RetentionMark`),
+            // cleared by the next backend write. Devices start from their last update.
+            try db.execute(sql: """
+                ALTER TABLE devices ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE devices ADD COLUMN expiry INTEGER NOT NULL DEFAULT 0;
+                UPDATE devices SET last_seen_at = updated_at;
+                CREATE INDEX devices_last_seen ON devices(app, expiry, last_seen_at);
+                """)
+        }
         return m
     }
 }

@@ -27,8 +27,8 @@ extension SQLiteDeviceStore {
         let nowMs = Codec.ms(now)
         return try await pool.write { db in
             let insertDevice = try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?, ?)
+                INSERT OR IGNORE INTO devices(app, device_id, client_id, provider, platform, token_hash, state, pending, due_at, created_at, updated_at, data, last_seen_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?, ?, ?)
                 """)
             let insertClaim = try db.cachedStatement(sql: "INSERT OR IGNORE INTO token_claims(app, token_hash, device_id) VALUES (?, ?, ?)")
             var written = 0
@@ -36,7 +36,7 @@ extension SQLiteDeviceStore {
                 let name = DeviceStateName.of(device.state, pending: 0)
                 try insertDevice.execute(arguments: [
                     device.key.appCode, device.key.deviceId, device.state.clientId, device.token.provider, device.token.platform,
-                    device.token.tokenHash, name.rawValue, nowMs, nowMs, data,
+                    device.token.tokenHash, name.rawValue, nowMs, nowMs, data, nowMs,
                 ])
                 guard db.changesCount > 0 else { continue }
                 written += 1

@@ -222,12 +222,12 @@ extension IntentPayload: StoredCodable {
             w.bytes.append(5)
             events.write(to: &w)
         case .release(let tokenHash, let cause):
-            w.bytes.append(cause == .moved ? 6 : 10)
+            w.bytes.append(Self.code(of: cause, moved: 6, invalidated: 10, expired: 12))
             tokenHash.write(to: &w)
         case .forget:
             w.bytes.append(7)
         case .releaseAll(let tokenHash, let cause):
-            w.bytes.append(cause == .moved ? 8 : 11)
+            w.bytes.append(Self.code(of: cause, moved: 8, invalidated: 11, expired: 13))
             tokenHash.write(to: &w)
         case .openIdLogin(let fieldId, let token):
             w.bytes.append(9)
@@ -249,7 +249,18 @@ extension IntentPayload: StoredCodable {
         case 9: self = .openIdLogin(fieldId: try Int(from: &r), token: try r.string())
         case 10: self = .release(tokenHash: try r.string(), cause: .invalidated)
         case 11: self = .releaseAll(tokenHash: try r.string(), cause: .invalidated)
+        case 12: self = .release(tokenHash: try r.string(), cause: .expired)
+        case 13: self = .releaseAll(tokenHash: try r.string(), cause: .expired)
         default: throw StoredFormError.malformed("intent payload")
+        }
+    }
+
+    /// A release's code by its cause (a move keeps the code it had before releases had causes).
+    private static func code(of cause: ReleaseCause, moved: UInt8, invalidated: UInt8, expired: UInt8) -> UInt8 {
+        switch cause {
+        case .moved: moved
+        case .invalidated: invalidated
+        case .expired: expired
         }
     }
 }

@@ -60,14 +60,17 @@ struct OutboxSnapshot: StoredCodable {
         r.pending.write(to: &w)
         r.updatedAt.write(to: &w)
         snapshot.state.write(to: &w)
+        r.lastSeenAt.write(to: &w)  // last: rows written before it end after the state
     }
 
     init(from r: inout StoredReader) throws {
         let key = DeviceKey(appCode: try r.string(), deviceId: try r.string())
-        let registration = DeviceRegistration(
+        var registration = DeviceRegistration(
             key: key, provider: try String?(from: &r), platform: try r.string(), tokenHash: try String?(from: &r),
             pending: try Int(from: &r), updatedAt: try Date(from: &r))
-        snapshot = DeviceSnapshot(registration: registration, state: try DeviceState(from: &r))
+        let state = try DeviceState(from: &r)
+        if !r.atEnd { registration.lastSeenAt = try Date(from: &r) }
+        snapshot = DeviceSnapshot(registration: registration, state: state)
     }
 }
 

@@ -23,13 +23,17 @@ public struct DeviceRegistration: Sendable, Hashable {
     public var tokenHash: String?
     public var pending: Int
     public var updatedAt: Date
-    public init(key: DeviceKey, provider: String?, platform: String, tokenHash: String?, pending: Int, updatedAt: Date) {
+    /// The newest backend write for the device, deduplicated ones included (`lastSeenAt` in the status).
+    public var lastSeenAt: Date
+    /// `lastSeenAt` nil: the device was last seen when it was last updated.
+    public init(key: DeviceKey, provider: String?, platform: String, tokenHash: String?, pending: Int, updatedAt: Date, lastSeenAt: Date? = nil) {
         self.key = key
         self.provider = provider
         self.platform = platform
         self.tokenHash = tokenHash
         self.pending = pending
         self.updatedAt = updatedAt
+        self.lastSeenAt = lastSeenAt ?? updatedAt
     }
 }
 

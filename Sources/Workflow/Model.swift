@@ -268,6 +268,8 @@ public enum ReleaseCause: String, Sendable, Hashable, Codable {
     case moved
     /// A backend reported the token dead (`POST .../tokens/invalidate`); no device takes it.
     case invalidated
+    /// The device was not seen for its app's `retention.unregisterAfter` (the retention sweep); no device takes it.
+    case expired
 }
 
 /// A queued intent with its storage identity.

@@ -152,13 +152,15 @@ struct Import: AsyncParsableCommand {
 final class ProgressMeter: @unchecked Sendable {
     private let total: Int
     private let isTerminal: Bool
+    private let unit: String
     private let started = Date()
     private var lastPrint = Date.distantPast
     private let lock = NSLock()
 
-    init(total: Int, isTerminal: Bool) {
+    init(total: Int, isTerminal: Bool, unit: String = "rows") {
         self.total = total
         self.isTerminal = isTerminal
+        self.unit = unit
     }
 
     func update(_ done: Int) {
@@ -170,7 +172,7 @@ final class ProgressMeter: @unchecked Sendable {
         let elapsed = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(done) / elapsed
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "%d/%d rows, %.0f rows/s, ETA %.0f s", done, total, rate, eta)
+        let line = String(format: "%d/%d %@, %.0f %@/s, ETA %.0f s", done, total, unit, rate, unit, eta)
         if isTerminal {
             let width = 30
             let filled = total == 0 ? width : width * done / total

@@ -78,6 +78,13 @@ struct ConfigTests {
         ("log:\n  level: loud\n", "log.level"),
         ("apps:\n  - code: EMS12-34567\n    startEvent: app:go\n", "apps[0].startEvent"),
         ("apps:\n  - code: EMS12-34567\n    apiKeys: [short]\n", "apps[0].apiKeys"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { unregisterAfter: 10 }\n", "apps[0].retention.unregisterAfter"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { forgetAfter: 2w }\n", "apps[0].retention.forgetAfter"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { unregisterAfter: 0s }\n", "apps[0].retention.unregisterAfter"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { unregisterAfter: +5s }\n", "apps[0].retention.unregisterAfter"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { unregisterAfter: 99999999999d }\n", "apps[0].retention.unregisterAfter"),
+        ("apps:\n  - code: EMS12-34567\n    retention: { keepFor: 1d }\n", "apps[0].retention.keepFor"),
+        ("apps:\n  - code: EMS12-34567\n    retention: 30d\n", "apps[0].retention"),
         ("apps:\n  - code: EMS12-34567\n  - code: EMS12-34567\n", "apps[1].code"),
         ("apps:\n  - code: EMS12-34567\n    colour: blue\n", "apps[0].colour"),
         ("apps:\n  - code: EMS12_34567\n", "apps[0].code"),
@@ -200,6 +207,30 @@ struct ConfigTests {
         #expect(c.history.perDevice == 20 && c.history.maxAgeDays == 7)
         let overridden = try ConfigLoader.load(file: path, environment: ["PUSHBRIDGE_HISTORY_PERDEVICE": "500"])
         #expect(overridden.history.perDevice == 500)
+    }
+
+    @Test("retention: off by default; durations in seconds, minutes, hours and days")
+    func retention() throws {
+        #expect(BridgeConfiguration.App(code: "EMS12-34567").retention.isOff)
+        let path = try write("""
+            apps:
+              - code: EMS12-34567
+                retention: { unregisterAfter: 270d, forgetAfter: 36h }
+              - code: EMS12-34568
+                retention: { unregisterAfter: 90s }
+              - code: EMS12-34569
+                retention: { forgetAfter: 15m }
+              - code: EMS12-34570
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let apps = try ConfigLoader.load(file: path, environment: [:]).apps
+        #expect(apps.map(\.retention) == [
+            BridgeConfiguration.Retention(unregisterAfter: 270 * 86_400, forgetAfter: 36 * 3600),
+            BridgeConfiguration.Retention(unregisterAfter: 90),
+            BridgeConfiguration.Retention(forgetAfter: 900),
+            BridgeConfiguration.Retention(),
+        ])
     }
 
     @Test("apiKeysEnv adds comma-separated keys from the environment")

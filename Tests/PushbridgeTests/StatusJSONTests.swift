@@ -15,7 +15,7 @@ struct StatusJSONTests {
             let registration = DeviceRegistration(
                 key: DeviceKey(appCode: g.string(), deviceId: g.string()), provider: g.maybe { $0.string() }, platform: g.string(),
                 tokenHash: g.maybe { $0.string() }, pending: [0, 1, 5].randomElement(using: &g.rng)!,
-                updatedAt: g.date())
+                updatedAt: g.date(), lastSeenAt: g.maybe { $0.date() })
             let dedup: Bool? = [nil, true, false].randomElement(using: &g.rng)!
             let status = DeviceStatus(registration: registration, state: g.state(), deduplicated: dedup)
             let expected = try encoder.encode(status)

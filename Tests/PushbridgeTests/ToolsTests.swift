@@ -113,4 +113,30 @@ struct ToolsTests {
             #expect(!String(decoding: try viaAPI.json(), as: UTF8.self).contains(token))
         }
     }
+
+    @Test("retry: the re-drive counts the failed devices it took, leaves the others' failures alone, and follows them until they left failed")
+    func redrive() async throws {
+        try await withTestBed { bed in
+            try await bed.addFault(["status": 400, "method": "PUT", "path": "/push-token", "unlimited": true])
+            for id in ["f1", "f2", "f3"] { _ = try await bed.request("PUT", bed.devicePath(id) + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()]) }
+            for id in ["f1", "f2", "f3"] { try await bed.waitFor(id) { $0["state"] as? String == "failed" } }
+            try await bed.clearFaults()
+            let url = "http://127.0.0.1:\(bed.bridgePort)"
+            let redrive = Redrive(http: bed.http, baseURL: url, appCode: TestBed.app, apiKey: nil)
+            // Another step asked for: none of these is taken, and the three stay untouched.
+            let none = try await redrive.start(step: "contact")
+            #expect(none == Redrive.Progress(retried: 0, untouched: 3, stillFailed: 0))
+            var progress = try await redrive.start(step: "push-token")
+            #expect(progress.retried == 3 && progress.untouched == 0)
+            let deadline = Date().addingTimeInterval(30)
+            while progress.done < 3, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                progress = try await redrive.poll(progress)
+            }
+            #expect(progress.done == 3 && progress.stillFailed == 0)
+            for id in ["f1", "f2", "f3"] { try await bed.waitForState(id, "registered") }
+            let unknownApp = Redrive(http: bed.http, baseURL: url, appCode: "EMS00-00000", apiKey: nil)
+            await #expect(throws: StatusReport.StatusError.self) { try await unknownApp.start(step: nil) }
+        }
+    }
 }

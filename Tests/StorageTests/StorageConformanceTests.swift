@@ -54,6 +54,8 @@ enum Conformance {
         ("history: appended, state changes from commits, newest first, trimmed, gone with the device", history),
         ("idempotency keys: taken once, answered again, reused, freed, abandoned, expired, purged", idempotencyKeys),
         ("two instances: one idempotency key claimed at once is taken by one", concurrentIdempotencyClaims),
+        ("retention: lastSeenAt from writes and marks; expiry and forgetting queued once per stale device", retention),
+        ("two instances: concurrent retention sweeps queue each stale device once", concurrentSweeps),
     ]
 
     static var names: [String] { cases.map(\.0) }

@@ -10,6 +10,7 @@ public struct ModelGenerator {
     public init(seed: UInt64) { rng = SplitMix64(seed: seed) }
 
     public mutating func bool() -> Bool { Bool.random(using: &rng) }
+    public mutating func cause() -> ReleaseCause { [.moved, .invalidated, .expired][Int.random(in: 0..<3, using: &rng)] }
     public mutating func maybe<T>(_ make: (inout ModelGenerator) -> T) -> T? { bool() ? make(&self) : nil }
 
     /// Strings with what trips encoders: quotes, backslashes, control characters, DEL, non-ASCII, U+2028, emoji.
@@ -110,8 +111,8 @@ public struct ModelGenerator {
                     return a
                 }, sessionId: maybe { $0.string() })
             })
-        case 6: return .release(tokenHash: string(), cause: bool() ? .moved : .invalidated)
-        case 7: return .releaseAll(tokenHash: string(), cause: bool() ? .moved : .invalidated)
+        case 6: return .release(tokenHash: string(), cause: cause())
+        case 7: return .releaseAll(tokenHash: string(), cause: cause())
         case 8: return .openIdLogin(fieldId: int(), token: string())
         default: return .forget
         }

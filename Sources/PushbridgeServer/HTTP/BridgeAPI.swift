@@ -26,6 +26,8 @@ struct BridgeAPI: Sendable {
     let scrape: @Sendable () async throws -> String
     /// Where every accepted and deduplicated write is told, for the device's history (nil: not kept).
     var history: (@Sendable (HistoryRecord) -> Void)?
+    /// Where a deduplicated write is told: the device was seen then (`lastSeenAt`; a stored write sets it itself).
+    var seen: (@Sendable (DeviceKey, Date) -> Void)?
 
     init(
         config: BridgeConfiguration, store: any DeviceStore, registry: ProviderRegistry, wake: @escaping @Sendable () -> Void,
@@ -69,6 +71,7 @@ struct BridgeAPI: Sendable {
             Route(method: .post, path: device + "/events", handler: { try await self.events($0, $1) }),
             Route(method: .get, path: device + "/history", handler: { try await self.history($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/devices", handler: { try await self.list($0, $1) }),
+            Route(method: .post, path: "/v1/apps/:code/devices/retry", handler: { try await self.retryDevices($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/stats", handler: { try await self.stats($0, $1) }),
             Route(method: .post, path: "/v1/apps/:code/tokens/invalidate", handler: { try await self.invalidate($0, $1) }),
             Route(method: .post, path: "/v1/tokens/normalize", handler: { try await self.normalize($0, $1) }),
@@ -133,8 +136,12 @@ struct BridgeAPI: Sendable {
         case .accepted(let device):
             wake()
             return try Self.json(DeviceStatus(device, deduplicated: false), status: .accepted)
-        case .deduplicated(let device):
+        case .deduplicated(var device):
             metrics.meCall(endpoint: Self.endpoint(of: write), outcome: "deduplicated")
+            // In the store's precision (whole milliseconds, rounded down), so the answer shows what a read will.
+            let seenAt = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+            seen?(key, seenAt)
+            device.registration.lastSeenAt = max(device.registration.lastSeenAt, seenAt)
             return try Self.json(DeviceStatus(device, deduplicated: true), status: .ok)
         case .unknownDevice:
             throw Self.deviceNotFound(key)

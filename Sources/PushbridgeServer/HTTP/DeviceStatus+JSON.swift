@@ -60,6 +60,8 @@ extension DeviceStatus {
         } else {
             o.raw("null")
         }
+        o.raw(",\"lastSeenAt\":")
+        o.string(lastSeenAt)
         o.raw(",\"pending\":")
         o.int(pending)
         o.raw(",\"platform\":")

@@ -53,10 +53,12 @@ public struct DeviceStatus: Sendable, Hashable, Codable {
     public var waitingFor: String?
     public var lastError: ErrorInfo?
     public var updatedAt: String
+    /// The newest backend write for the device, deduplicated ones included.
+    public var lastSeenAt: String
 
     enum CodingKeys: String, CodingKey {
         case appCode, deviceId, clientId, provider, platform, tokenHash, state, contact, steps, pending, deduplicated,
-            waitingFor, lastError, updatedAt
+            waitingFor, lastError, updatedAt, lastSeenAt
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -75,6 +77,7 @@ public struct DeviceStatus: Sendable, Hashable, Codable {
         try c.encodeIfPresent(waitingFor, forKey: .waitingFor)
         try c.encode(lastError, forKey: .lastError)
         try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(lastSeenAt, forKey: .lastSeenAt)
     }
 }
 
@@ -101,7 +104,8 @@ extension DeviceStatus {
             lastError: s.lastError.map {
                 ErrorInfo(step: $0.step, status: $0.status, message: $0.message, attempts: $0.attempts, at: Timestamp.iso($0.at), nextAttemptAt: $0.nextAttemptAt.map(Timestamp.iso))
             },
-            updatedAt: Timestamp.iso(r.updatedAt)
+            updatedAt: Timestamp.iso(r.updatedAt),
+            lastSeenAt: Timestamp.iso(r.lastSeenAt)
         )
     }
 }

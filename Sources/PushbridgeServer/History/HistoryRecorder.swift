@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Storage
+import Workflow
 
 /// Collects history entries (API writes, deduplicated ones included; ME calls; webhook attempts) and writes them in
 /// batches, so that a deduplicated write, which stores nothing else, costs no write of its own. At most `bound`
@@ -11,9 +12,14 @@ import Storage
 /// is for people reading it, the intents and states themselves are stored with their writes.
 /// Each batch keeps the devices it writes to at their newest `history.perDevice` entries; `Housekeeping` deletes
 /// entries older than `history.maxAgeDays`.
+///
+/// It also carries the `lastSeenAt` of deduplicated writes (`seen`) to the store in the same rhythm: one per device
+/// per batch, never dropped (a failed batch is kept for the next). A crash loses a fifth of a second of them, which
+/// moves a device's retention clock back by as much.
 final class HistoryRecorder: Service, Sendable {
     private let store: any DeviceStore
     private let pending = LockedValue<[HistoryRecord]>([])
+    private let seenMarks = LockedValue<[DeviceKey: Date]>([:])
     private let bound: Int
     private let perDevice: Int
     private let metrics: BridgeMetrics
@@ -39,6 +45,13 @@ final class HistoryRecorder: Service, Sendable {
         if !kept { metrics.historyDropped() }
     }
 
+    /// A deduplicated write for `key` arrived at `at`: the device was seen.
+    func seen(_ key: DeviceKey, at: Date) {
+        seenMarks.update { marks in
+            if marks[key].map({ $0 < at }) ?? true { marks[key] = at }
+        }
+    }
+
     func run() async throws {
         await withGracefulShutdownHandler {
             while running.get() {
@@ -53,6 +66,7 @@ final class HistoryRecorder: Service, Sendable {
     }
 
     private func flush() async {
+        await flushSeen()
         let batch = pending.update { queue -> [HistoryRecord] in
             defer { queue.removeAll(keepingCapacity: true) }
             return queue
@@ -64,6 +78,25 @@ final class HistoryRecorder: Service, Sendable {
             metrics.historyDropped(batch.count)
             logger.warning("writing the device history failed; these entries are lost", metadata: [
                 "entries": "\(batch.count)", "error": "\(storageErrorText(error))",
+            ])
+        }
+    }
+
+    /// Writes the sightings waiting now (the retention sweep calls it before each round, so that a device seen a moment
+    /// ago is not taken for stale).
+    func flushSeen() async {
+        let marks = seenMarks.update { marks -> [DeviceKey: Date] in
+            defer { marks.removeAll(keepingCapacity: true) }
+            return marks
+        }
+        guard !marks.isEmpty else { return }
+        do {
+            try await store.markSeen(marks)
+        } catch {
+            // Kept for the next batch (newer marks that came meanwhile win).
+            seenMarks.update { now in now.merge(marks) { newer, older in max(newer, older) } }
+            logger.warning("writing when devices were last seen failed; tried again with the next batch", metadata: [
+                "devices": "\(marks.count)", "error": "\(storageErrorText(error))",
             ])
         }
     }

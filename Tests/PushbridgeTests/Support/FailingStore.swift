@@ -131,4 +131,18 @@ final class FailingStore: DeviceStore {
     func purgeIdempotencyKeys(before: Date) async throws -> Int {
         try await run("purge_idempotency_keys") { try await base.purgeIdempotencyKeys(before: before) }
     }
+    func retryFailed(app: String, step: String?, now: Date) async throws -> Int {
+        try await run("retry_failed") { try await base.retryFailed(app: app, step: step, now: now) }
+    }
+    func markSeen(_ seen: [DeviceKey: Date]) async throws {
+        try await run("mark_seen") { try await base.markSeen(seen) }
+    }
+    func expireDevices(app: String, seenBefore: Date, limit: Int, now: Date) async throws -> RetentionBatch {
+        try await run("expire_devices") { try await base.expireDevices(app: app, seenBefore: seenBefore, limit: limit, now: now) }
+    }
+    func forgetDevices(app: String, seenBefore: Date, policy: AppPolicy, limits: QueueLimits, limit: Int, now: Date) async throws -> RetentionBatch {
+        try await run("forget_devices") {
+            try await base.forgetDevices(app: app, seenBefore: seenBefore, policy: policy, limits: limits, limit: limit, now: now)
+        }
+    }
 }
