@@ -212,7 +212,19 @@ public final class Engine: Service, Sendable {
                         // Durable before the request leaves: ME may hold the token from now on.
                         step = mark
                     } else {
-                        guard await waitForTurn(key.appCode) else { return true }
+                        switch await waitForTurn(key.appCode) {
+                        case .go:
+                            break
+                        case .stopped:
+                            return true
+                        case .later(let at):
+                            // Too long to wait holding the lease and a worker: the device comes back then, nothing sent.
+                            let back = WorkUpdate(
+                                state: work.state, headId: nil, next: .at(at), newestIntentIdSeen: work.newestIntentId, owner: owner,
+                                releaseLease: true)
+                            try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, back, now: Date()) }
+                            return false
+                        }
                         let (started, startedAt) = (ContinuousClock.now, Date())
                         let answer = await me.send(call, context: context, logger: log)
                         if case .http(429, let retryAfter, _) = answer.outcome {
@@ -255,19 +267,44 @@ public final class Engine: Service, Sendable {
         return true
     }
 
+    /// What became of a wait for the app's turn toward ME.
+    private enum TurnWait {
+        case go
+        /// The engine stopped meanwhile: nothing sent, the step stays queued.
+        case stopped
+        /// The turn is further away than a worker may hold a device's lease: the device is handed back, due then.
+        case later(Date)
+    }
+
     /// Waits for `app`'s next start time toward ME (`apps[].meRequestsPerSecond`), in steps of at most 100 ms so that a
-    /// shutdown does not wait for it; false when the engine stopped meanwhile (the step stays queued, nothing sent).
-    /// The wait is recorded per app (`pushbridge_me_rate_limit_wait_seconds`).
-    private func waitForTurn(_ app: String) async -> Bool {
-        guard config.rateLimiter.limits(app) else { return true }
+    /// shutdown does not wait for it. A turn more than a quarter of the lease away is not waited for (`later`): the lease
+    /// would run out and another instance could send the same call. A 429 that paused the app meanwhile moves the turn
+    /// past the pause. The wait is recorded per app (`pushbridge_me_rate_limit_wait_seconds`).
+    private func waitForTurn(_ app: String) async -> TurnWait {
+        let limiter = config.rateLimiter
+        guard limiter.limits(app) else { return .go }
         let asked = ContinuousClock.now
-        let at = config.rateLimiter.reserve(app: app, now: asked)
-        while ContinuousClock.now < at {
-            guard running.get() else { return false }
-            try? await Task.sleep(until: min(at, .now + .milliseconds(100)), clock: .continuous)
+        var at: ContinuousClock.Instant
+        while true {
+            // Nothing is reserved for a turn that is not waited for: the device comes back when it would have been.
+            let now = ContinuousClock.now
+            switch limiter.reserve(app: app, now: now, within: config.lease / 4) {
+            case .reserved(let start): at = start
+            case .notBefore(let start): return .later(Date().addingTimeInterval(Self.seconds(start - now)))
+            }
+            while ContinuousClock.now < at {
+                guard running.get() else { return .stopped }
+                try? await Task.sleep(until: min(at, .now + .milliseconds(100)), clock: .continuous)
+            }
+            // A grant from before a 429 does not start during the pause it caused: it is asked for again.
+            guard limiter.pausedUntil(app: app) != nil else { break }
         }
         metrics.rateLimitWait(app: app, at - asked)
-        return running.get()
+        return running.get() ? .go : .stopped
+    }
+
+    private static func seconds(_ d: Duration) -> TimeInterval {
+        TimeInterval(d.components.seconds) + TimeInterval(d.components.attoseconds) / 1e18
     }
 
     /// What a commit of `app`'s device tells its webhook endpoints (none while an endpoint's outbox is full: what

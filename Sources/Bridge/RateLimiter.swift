@@ -33,21 +33,35 @@ public final class RateLimiter: Sendable {
 
     /// Reserves the next start time for a request of `app` (now when it is free): the caller starts it then.
     public func reserve(app: String, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
-        buckets.withLock { all -> ContinuousClock.Instant in
-            guard var bucket = all[app] else { return now }
+        switch reserve(app: app, now: now, within: nil) {
+        case .reserved(let at), .notBefore(let at): at
+        }
+    }
+
+    public enum Reservation: Sendable, Hashable {
+        case reserved(ContinuousClock.Instant)
+        /// Nothing reserved: the earliest start is further away than asked for.
+        case notBefore(ContinuousClock.Instant)
+    }
+
+    /// Reserves the next start time for a request of `app`, only when it is no later than `now + within` (nil: any).
+    public func reserve(app: String, now: ContinuousClock.Instant = .now, within horizon: Duration?) -> Reservation {
+        buckets.withLock { all -> Reservation in
+            guard var bucket = all[app] else { return .reserved(now) }
             var at = now
             if let paused = bucket.pausedUntil, paused > at { at = paused }
-            if bucket.grants.count == bucket.rate {
-                at = max(at, bucket.grants[bucket.next] + window)
+            let full = bucket.grants.count == bucket.rate
+            // Grants are non-decreasing: a later one never starts before an earlier one.
+            at = full ? max(at, bucket.grants[bucket.next] + window) : max(at, bucket.grants.last ?? at)
+            if let horizon, at > now + horizon { return .notBefore(at) }
+            if full {
                 bucket.grants[bucket.next] = at
                 bucket.next = (bucket.next + 1) % bucket.rate
             } else {
-                // Grants are non-decreasing: a later one never starts before an earlier one.
-                at = max(at, bucket.grants.last ?? at)
                 bucket.grants.append(at)
             }
             all[app] = bucket
-            return at
+            return .reserved(at)
         }
     }
 
@@ -60,7 +74,13 @@ public final class RateLimiter: Sendable {
         return at - now
     }
 
-    /// ME answered `app` with 429: no grant starts for `duration` (`Retry-After`, else a second) from now.
+    /// When `app`'s pause (a 429) ends, if it is paused at `now`.
+    public func pausedUntil(app: String, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
+        buckets.withLock { all in all[app]?.pausedUntil.flatMap { $0 > now ? $0 : nil } }
+    }
+
+    /// ME answered `app` with 429: no grant starts for `duration` (`Retry-After`, else a second) from now; a caller
+    /// holding a grant from before checks `pausedUntil` when its time comes.
     public func pause(app: String, for duration: Duration, now: ContinuousClock.Instant = .now) {
         buckets.withLock { all in
             guard var bucket = all[app] else { return }

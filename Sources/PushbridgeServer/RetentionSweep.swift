@@ -26,8 +26,9 @@ final class RetentionSweep: Service, Sendable {
     private let rules: [Rule]
     private let limits: QueueLimits
     private let wake: @Sendable () -> Void
-    /// Writes the sightings of deduplicated writes still waiting in this instance, before each round.
-    private let flushSeen: @Sendable () async -> Void
+    /// Writes the sightings of deduplicated writes still waiting in this instance, before each round; false when that
+    /// failed (the round is skipped: a device seen a moment ago would be taken for stale).
+    private let flushSeen: @Sendable () async -> Bool
     private let metrics: BridgeMetrics
     private let logger: Logger
     private let batch: Int
@@ -37,7 +38,7 @@ final class RetentionSweep: Service, Sendable {
 
     init(
         store: any DeviceStore, rules: [Rule], limits: QueueLimits, wake: @escaping @Sendable () -> Void,
-        flushSeen: @escaping @Sendable () async -> Void = {}, metrics: BridgeMetrics, logger: Logger, batch: Int = 100,
+        flushSeen: @escaping @Sendable () async -> Bool = { true }, metrics: BridgeMetrics, logger: Logger, batch: Int = 100,
         pause: Duration = .milliseconds(100)
     ) {
         self.flushSeen = flushSeen
@@ -80,7 +81,10 @@ final class RetentionSweep: Service, Sendable {
 
     /// One pass over every app: forgetting first (a device due for both is only forgotten), then the expiry.
     func round() async {
-        await flushSeen()
+        guard await flushSeen() else {
+            logger.warning("the retention sweep skips a round: this instance's latest sightings could not be written")
+            return
+        }
         for rule in rules {
             if let after = rule.retention.forgetAfter {
                 await sweep(rule.app, action: "forgotten") { [store, limits, batch] now in
@@ -113,7 +117,7 @@ final class RetentionSweep: Service, Sendable {
                 logger.info("retention: devices not seen for too long", metadata: ["app": "\(app)", "action": "\(action)", "devices": "\(done.devices.count)"])
                 wake()
             }
-            guard !done.busy, done.devices.count >= batch else { return }
+            guard !done.busy, done.examined >= batch else { return }
             await signal.wait(timeout: pause)
         }
     }

@@ -81,6 +81,7 @@ enum PGStatement {
     // Re-drive
     enum FailedDevices {}
     enum WakeFailed {}
+    enum LockFailed {}
 }
 
 /// A tagged statement as PostgresNIO's prepared statement.

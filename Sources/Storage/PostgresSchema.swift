@@ -158,6 +158,9 @@ enum PostgresSchema {
             "ALTER TABLE devices ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE devices ADD COLUMN expiry INTEGER NOT NULL DEFAULT 0",
             "UPDATE devices SET last_seen_at = updated_at",
+            // An instance not yet upgraded (a rolling upgrade) inserts devices without the column: they start as seen
+            // now, not in 1970.
+            "ALTER TABLE devices ALTER COLUMN last_seen_at SET DEFAULT ((extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
             "CREATE INDEX devices_last_seen ON devices(app, expiry, last_seen_at)",
         ]),
     ]

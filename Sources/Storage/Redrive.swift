@@ -40,6 +40,10 @@ extension PostgresDeviceStore {
                 ids.append(id)
             }
             guard !ids.isEmpty else { return 0 }
+            // Rows locked in byte order of their ids, as every transaction that locks several devices takes them.
+            try await tx.exec(PGStatement.LockFailed.self, """
+                SELECT 1 FROM devices WHERE app = \(app) AND device_id = ANY(\(ids)::text[]) ORDER BY device_id COLLATE "C" FOR UPDATE
+                """)
             // Only those still failed: one may have been worked (or forgotten) since the read.
             let woken = try await tx.count(PGStatement.WakeFailed.self, """
                 UPDATE devices SET due_at = \(nowMs) WHERE app = \(app) AND device_id = ANY(\(ids)::text[]) AND state = 'failed' RETURNING 1

@@ -7,11 +7,15 @@ import Workflow
 public struct RetentionBatch: Sendable, Hashable {
     /// The devices it queued work for: the removal of their token at ME (`expire`) or their forgetting (`forget`).
     public var devices: [DeviceKey]
+    /// How many stale devices it found (some may have been written for before it could lock them): as many as asked
+    /// for means more may wait.
+    public var examined: Int
     /// Another instance is sweeping the app (PostgreSQL): this one did nothing.
     public var busy: Bool
 
-    public init(devices: [DeviceKey], busy: Bool = false) {
+    public init(devices: [DeviceKey], examined: Int? = nil, busy: Bool = false) {
         self.devices = devices
+        self.examined = examined ?? devices.count
         self.busy = busy
     }
 }
@@ -56,7 +60,7 @@ extension SQLiteDeviceStore {
                 try Self.mark(db, key, RetentionMark.expired)
                 devices.append(key)
             }
-            return RetentionBatch(devices: devices)
+            return RetentionBatch(devices: devices, examined: rows.count)
         }
     }
 
@@ -92,7 +96,8 @@ extension PostgresDeviceStore {
     public func markSeen(_ seen: [DeviceKey: Date]) async throws {
         guard !seen.isEmpty else { return }
         try await ready.value()
-        // Rows in key order, as every transaction that locks several devices takes them.
+        // Rows in key order (byte order, as Swift sorts the ids elsewhere), as every transaction that locks several
+        // devices takes them.
         let marks = seen.sorted { ($0.key.appCode, $0.key.deviceId) < ($1.key.appCode, $1.key.deviceId) }
         let apps = marks.map(\.key.appCode)
         let devices = marks.map(\.key.deviceId)
@@ -103,7 +108,7 @@ extension PostgresDeviceStore {
                 FROM (
                     SELECT s.app, s.device_id, s.at FROM unnest(\(apps)::text[], \(devices)::text[], \(ats)::bigint[]) AS s(app, device_id, at)
                     JOIN devices l ON l.app = s.app AND l.device_id = s.device_id
-                    ORDER BY s.app, s.device_id FOR NO KEY UPDATE OF l
+                    ORDER BY l.app COLLATE "C", l.device_id COLLATE "C" FOR NO KEY UPDATE OF l
                 ) u
                 WHERE d.app = u.app AND d.device_id = u.device_id
                 """)
@@ -164,7 +169,7 @@ extension PostgresDeviceStore {
                 try await Self.mark(tx, key, RetentionMark.expired)
                 devices.append(key)
             }
-            return RetentionBatch(devices: devices)
+            return RetentionBatch(devices: devices, examined: found.count)
         }
     }
 
@@ -185,11 +190,14 @@ extension PostgresDeviceStore {
             for key in keys.sorted(by: { $0.deviceId < $1.deviceId }) {
                 guard try await Self.stillStale(tx, key, seenBefore: cutoff, below: RetentionMark.forgotten) != nil else { continue }
                 let intake = PostgresIntake(tx: tx, key: key, now: now, sealer: self.sealer, seen: false)
-                guard case .accepted = try await intake.accept(.forget, policy: policy, limits: limits, newClientId: "") else { break }
+                // At the queue bound the batch ends short, and the round with it.
+                guard case .accepted = try await intake.accept(.forget, policy: policy, limits: limits, newClientId: "") else {
+                    return RetentionBatch(devices: devices)
+                }
                 try await Self.mark(tx, key, RetentionMark.forgotten)
                 devices.append(key)
             }
-            return RetentionBatch(devices: devices)
+            return RetentionBatch(devices: devices, examined: keys.count)
         }
     }
 

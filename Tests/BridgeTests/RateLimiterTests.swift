@@ -71,4 +71,21 @@ struct RateLimiterTests {
         #expect(limiter.reserve(app: "A", now: t0 + .seconds(5)) == t0 + .seconds(5))
         #expect(limiter.reserve(app: "B", now: t0) == t0)
     }
+
+    @Test("a turn further than the horizon is not reserved: it says when, and the next caller is not pushed back by it")
+    func horizon() {
+        let limiter = RateLimiter(rates: ["A": 2], window: Self.window)
+        let t0 = ContinuousClock.now
+        #expect(limiter.reserve(app: "A", now: t0, within: .seconds(1)) == .reserved(t0))
+        #expect(limiter.reserve(app: "A", now: t0, within: .seconds(1)) == .reserved(t0))
+        // The third would start a window later: beyond a horizon of 1 s, so nothing is reserved, however often asked.
+        for _ in 0..<5 { #expect(limiter.reserve(app: "A", now: t0, within: .seconds(1)) == .notBefore(t0 + Self.window)) }
+        #expect(limiter.reserve(app: "A", now: t0, within: .seconds(2)) == .reserved(t0 + Self.window))
+        // A pause longer than the horizon: not reserved, and due at its end.
+        limiter.pause(app: "A", for: .seconds(30), now: t0)
+        #expect(limiter.pausedUntil(app: "A", now: t0) == t0 + .seconds(30))
+        #expect(limiter.reserve(app: "A", now: t0, within: .seconds(1)) == .notBefore(t0 + .seconds(30)))
+        #expect(limiter.pausedUntil(app: "A", now: t0 + .seconds(31)) == nil)
+        #expect(limiter.pausedUntil(app: "B", now: t0) == nil)
+    }
 }

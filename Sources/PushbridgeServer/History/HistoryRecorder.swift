@@ -20,6 +20,7 @@ final class HistoryRecorder: Service, Sendable {
     private let store: any DeviceStore
     private let pending = LockedValue<[HistoryRecord]>([])
     private let seenMarks = LockedValue<[DeviceKey: Date]>([:])
+    private let flushing = AsyncLock()
     private let bound: Int
     private let perDevice: Int
     private let metrics: BridgeMetrics
@@ -83,21 +84,26 @@ final class HistoryRecorder: Service, Sendable {
     }
 
     /// Writes the sightings waiting now (the retention sweep calls it before each round, so that a device seen a moment
-    /// ago is not taken for stale).
-    func flushSeen() async {
+    /// ago is not taken for stale); false when that failed. One flush at a time: the sweep's waits for the recorder's.
+    @discardableResult
+    func flushSeen() async -> Bool {
+        await flushing.lock()
+        defer { flushing.unlock() }
         let marks = seenMarks.update { marks -> [DeviceKey: Date] in
             defer { marks.removeAll(keepingCapacity: true) }
             return marks
         }
-        guard !marks.isEmpty else { return }
+        guard !marks.isEmpty else { return true }
         do {
             try await store.markSeen(marks)
+            return true
         } catch {
             // Kept for the next batch (newer marks that came meanwhile win).
             seenMarks.update { now in now.merge(marks) { newer, older in max(newer, older) } }
             logger.warning("writing when devices were last seen failed; tried again with the next batch", metadata: [
                 "devices": "\(marks.count)", "error": "\(storageErrorText(error))",
             ])
+            return false
         }
     }
 }
