@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The command-line tools as a user runs them: `pushbridge normalize` on the debug build.
+# The command-line tools as a user runs them: `pushbridge normalize` and `pushbridge export` on the debug build.
 #   scripts/test-cli.sh [BINARY]    (default: the debug build, built if needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,39 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["provider"] == "fcm" and d["platform"] == "android" and d["pushToken"] == sys.argv[2] and len(d["tokenHash"]) == 64
 ' "$out" "$token"
+
+# Export, read-only from a SQLite store: 120 seeded devices as CSV to a file (header + one row each, the status's
+# columns, no token), as NDJSON to stdout (one status per line), a state filter, and a bad state refused (exit 64).
+work=$(mktemp -d); trap 'rm -f "$out" "$err"; rm -rf "$work"' EXIT
+cat >"$work/config.yaml" <<YAML
+storage: { url: "sqlite://$work/store.sqlite" }
+emarsys: { sandbox: true }
+apps: [{ code: EMS12-34567, contactFieldId: 3 }]
+YAML
+status=0; "$bin" seed --config "$work/config.yaml" --devices 120 >"$out" 2>"$err" || status=$?
+check "seed writes 120 devices (exit $status)" test "$status" -eq 0
+status=0; "$bin" export --config "$work/config.yaml" --app EMS12-34567 --format csv --output "$work/devices.csv" >"$out" 2>"$err" || status=$?
+check "export --format csv --output exits 0 (exit $status)" test "$status" -eq 0
+check "the CSV file holds a header and 120 rows of the status's columns, and no partial file is left" python3 -c '
+import csv, sys, os
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0][:3] == ["appCode", "deviceId", "clientId"] and "lastSeenAt" in rows[0], rows[0]
+assert len(rows) == 121 and all(len(r) == len(rows[0]) for r in rows), len(rows)
+assert {r[rows[0].index("state")] for r in rows[1:]} == {"registered"}
+assert len({r[1] for r in rows[1:]}) == 120 and not os.path.exists(sys.argv[1] + ".partial")
+' "$work/devices.csv"
+status=0; "$bin" export --config "$work/config.yaml" --app EMS12-34567 >"$out" 2>"$err" || status=$?
+check "export to stdout as NDJSON: 120 status documents (exit $status)" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+docs = [json.loads(l) for l in lines]
+assert len(docs) == 120 and all(d["appCode"] == "EMS12-34567" and len(d["tokenHash"]) == 64 for d in docs)
+assert not any("pushToken" in d for d in docs)
+' "$out"
+status=0; "$bin" export --config "$work/config.yaml" --app EMS12-34567 --state failed >"$out" 2>"$err" || status=$?
+check "export --state failed: nothing (exit $status)" test "$status" -eq 0 -a ! -s "$out"
+status=0; "$bin" export --config "$work/config.yaml" --app EMS12-34567 --state gone >"$out" 2>"$err" || status=$?
+check "export --state gone is refused (exit $status), naming the states" bash -c "test $status -eq 64 && grep -q 'registered' '$err'"
 
 echo "test-cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -334,6 +334,95 @@ paths:
         '413': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
         '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/contacts/devices:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    post:
+      operationId: contactDevices
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
+      summary: List the devices of one contact (a person).
+      description: >-
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ContactQuery' }
+      responses:
+        '200':
+          description: The contact's devices, by device id.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ContactDevices' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/contacts/logout:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    post:
+      operationId: logoutContact
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
+      summary: Log one contact out on every device.
+      description: >-
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed). Each device is logged out (an anonymous contact) in its own transaction, as DELETE .../contact would. At the queue bound the answer is 429 and the devices done so far keep their logout; the same request again goes on with the rest.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ContactQuery' }
+      responses:
+        '202':
+          description: The devices as their logouts left them.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ContactDevices' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
+  /v1/apps/{code}/contacts/erase:
+    parameters:
+      - $ref: '#/components/parameters/code'
+    post:
+      operationId: eraseContact
+      parameters:
+        - $ref: '#/components/parameters/idempotencyKey'
+      summary: Forget every device of one contact (GDPR erasure).
+      description: >-
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed). Each device is forgotten as by DELETE .../devices/{deviceId}: its token is removed at ME, then the device and its history are deleted. At the queue bound the answer is 429; the same request again goes on with the rest.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ContactQuery' }
+      responses:
+        '202':
+          description: The devices as their forget left them.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ContactDevices' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '403': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+        '429': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Unavailable' }
   /v1/tokens/normalize:
     post:
       operationId: normalizeToken
@@ -527,6 +616,20 @@ components:
               status: { type: string, enum: [ready, not ready] }
               checks: { type: object, additionalProperties: { type: string } }
   schemas:
+    ContactQuery:
+      type: object
+      required: [fieldValue]
+      properties:
+        fieldValue: { type: string, minLength: 1, maxLength: 1024, description: 'The contact field value (at most 1024 bytes of UTF-8), exactly as the login sent it.' }
+        fieldId: { type: integer, minimum: 1, maximum: 2147483647, description: "Default: the app's contactFieldId." }
+    ContactDevices:
+      type: object
+      required: [devices]
+      properties:
+        devices:
+          type: array
+          maxItems: 10000
+          items: { $ref: '#/components/schemas/DeviceStatus' }
     Provider: { type: string, description: 'fcm, apns, chrome, firefox, safari, edge, hms, or one added by a descriptor file' }
     TokenInput:
       description: A token string, or for web push the PushSubscription object (or its JSON string).

@@ -40,7 +40,7 @@ public struct Redrive: Sendable {
         if let step { body["step"] = step }
         let (status, answer) = try await send("POST", "/v1/apps/\(appCode)/devices/retry", body: try JSONSerialization.data(withJSONObject: body))
         guard status == 202, let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any], let retried = object["devices"] as? Int else {
-            throw StatusReport.StatusError(message: "POST /v1/apps/\(appCode)/devices/retry answered \(status): \(String(decoding: answer.prefix(300), as: UTF8.self))")
+            throw APIRequest.unexpected("POST", "/v1/apps/\(appCode)/devices/retry", status, answer)
         }
         return Progress(retried: retried, untouched: max(0, before - retried), stillFailed: retried)
     }
@@ -56,21 +56,12 @@ public struct Redrive: Sendable {
     func failedCount() async throws -> Int {
         let (status, body) = try await send("GET", "/v1/apps/\(appCode)/stats", body: nil)
         guard status == 200, let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            throw StatusReport.StatusError(message: "GET /v1/apps/\(appCode)/stats answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+            throw APIRequest.unexpected("GET", "/v1/apps/\(appCode)/stats", status, body)
         }
         return (object["byState"] as? [String: Any])?["failed"] as? Int ?? 0
     }
 
     private func send(_ method: String, _ path: String, body: Data?) async throws -> (Int, Data) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .init(rawValue: method)
-        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: body))
-        }
-        let response = try await http.execute(request, timeout: .seconds(30))
-        let bytes = try await response.body.collect(upTo: 4 << 20)
-        return (Int(response.status.code), Data(buffer: bytes))
+        try await APIRequest(http: http, baseURL: baseURL, apiKey: apiKey).send(method, path, body: body)
     }
 }

@@ -104,6 +104,11 @@ public protocol DeviceStore: Sendable {
     /// Re-drive: every `failed` device of `app` with work queued (whose failed step is `step`, when given) becomes due
     /// now; the engine starts its failed step again with a fresh budget. Returns how many.
     func retryFailed(app: String, step: String?, now: Date) async throws -> Int
+
+    // Contacts (`devices.contact_key`, written by `accept`).
+    /// Up to `limit` devices of `app` whose newest requested contact is the identified contact `fieldId`/`value`
+    /// (an OpenID login, a logout or a forget since leaves a device out), by device id.
+    func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot]
 }
 
 public struct QueueLimits: Sendable, Hashable {

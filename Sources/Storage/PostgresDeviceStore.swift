@@ -72,6 +72,7 @@ public final class PostgresDeviceStore: DeviceStore {
                     let sealed = try self.sealer.seal(Sealer.checkPlaintext)
                     try await tx.exec("INSERT INTO meta(name, value) VALUES ('key-check', \(sealed))")
                 }
+                try await self.backfillContactKeys(tx)
                 // Leases are kept: other instances may hold them. Expired ones are taken over by claimDue.
             }
             ready.succeed(())

@@ -170,11 +170,13 @@ struct PostgresIntake {
         let pending = try await PostgresRows.pendingCount(tx, key)
         let nowMs = Codec.ms(now)
         let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs, seen: seen)
+        let contact = ContactKey.after(write.payload, sealer: sealer)
         // A backend's write also clears the retention sweep's mark: the device is alive again.
         try await tx.exec(PGStatement.Touch.self, """
             UPDATE devices SET pending = \(pending), due_at = COALESCE(due_at, \(nowMs)), updated_at = \(nowMs),
                 provider = \(row.provider), platform = \(row.platform), token_hash = \(row.tokenHash), state = \(state),
-                last_seen_at = GREATEST(last_seen_at, \(row.lastSeenAt)), expiry = CASE WHEN \(seen) THEN 0 ELSE expiry END
+                last_seen_at = GREATEST(last_seen_at, \(row.lastSeenAt)), expiry = CASE WHEN \(seen) THEN 0 ELSE expiry END,
+                contact_key = CASE WHEN \(contact != nil) THEN \(contact ?? nil) ELSE contact_key END
             WHERE app = \(key.appCode) AND device_id = \(key.deviceId)
             """)
         try await PostgresRows.recordStateChange(tx, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change

@@ -50,6 +50,7 @@ enum PGStatement {
     enum RewriteIntent {}
     enum Touch {}
     enum StateColumn {}
+    enum ContactDevices {}
     // Webhook outbox
     enum InsertWebhook {}
     enum ClaimWebhooks {}

@@ -163,6 +163,11 @@ enum PostgresSchema {
             "ALTER TABLE devices ALTER COLUMN last_seen_at SET DEFAULT ((extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
             "CREATE INDEX devices_last_seen ON devices(app, expiry, last_seen_at)",
         ]),
+        // The keyed hash of each device's contact, as in SQLite's v11 (devices stored before get theirs in `migrate`).
+        Migration(version: 9, name: "the keyed hash of each device's contact", sql: [
+            "ALTER TABLE devices ADD COLUMN contact_key TEXT",
+            "CREATE INDEX devices_contact ON devices(app, contact_key) WHERE contact_key IS NOT NULL",
+        ]),
     ]
 
     static func migrate(_ conn: PostgresConnection, logger: Logger) async throws {

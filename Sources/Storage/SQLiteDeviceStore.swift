@@ -57,6 +57,7 @@ public final class SQLiteDeviceStore: DeviceStore {
                 try db.execute(sql: "INSERT INTO meta(name, value) VALUES ('key-check', ?)", arguments: [try sealer.seal(Sealer.checkPlaintext)])
             }
             try db.execute(sql: "UPDATE devices SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+            try self.backfillContactKeys(db)
         }
     }
 

@@ -138,13 +138,16 @@ struct SQLiteIntake {
         let pending = try SQLiteRows.pendingCount(db, key)
         let nowMs = Codec.ms(now)
         let (before, state) = row.touch(by: write, pending: pending, nowMs: nowMs, seen: seen)
+        let contact = ContactKey.after(write.payload, sealer: sealer)
         // A backend's write also clears the retention sweep's mark: the device is alive again.
         try db.cachedStatement(sql: """
             UPDATE devices SET pending = ?, due_at = COALESCE(due_at, ?), updated_at = ?, provider = ?, platform = ?, token_hash = ?, state = ?,
-                last_seen_at = MAX(last_seen_at, ?), expiry = CASE WHEN ? THEN 0 ELSE expiry END
+                last_seen_at = MAX(last_seen_at, ?), expiry = CASE WHEN ? THEN 0 ELSE expiry END,
+                contact_key = CASE WHEN ? THEN ? ELSE contact_key END
             WHERE app = ? AND device_id = ?
             """).execute(arguments: [
-                pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, row.lastSeenAt, seen, key.appCode, key.deviceId,
+                pending, nowMs, nowMs, row.provider, row.platform, row.tokenHash, state, row.lastSeenAt, seen,
+                contact != nil, contact ?? nil, key.appCode, key.deviceId,
             ])
         try SQLiteRows.recordStateChange(db, key, from: created ? nil : before, to: state, now: now)  // a new device's first state is no change
     }

@@ -161,6 +161,14 @@ enum SQLiteSchema {
                 CREATE INDEX devices_last_seen ON devices(app, expiry, last_seen_at);
                 """)
         }
+        m.registerMigration("v11: the keyed hash of each device's contact") { db in
+            // `contact_key`: the HMAC of the identified contact the device's backend asked for last (`ContactKey`),
+            // for `POST .../contacts/...`. Devices stored before have theirs set once at open (`backfillContactKeys`).
+            try db.execute(sql: """
+                ALTER TABLE devices ADD COLUMN contact_key TEXT;
+                CREATE INDEX devices_contact ON devices(app, contact_key) WHERE contact_key IS NOT NULL;
+                """)
+        }
         return m
     }
 }

@@ -13,7 +13,7 @@ struct Pushbridge: AsyncParsableCommand {
         commandName: "pushbridge",
         abstract: "Runs the Emarsys Mobile Engage SDK workflow on the server for every device your backend tells it about.",
         version: PushbridgeVersion.current,
-        subcommands: [Serve.self, Sandbox.self, Normalize.self, Status.self, Import.self, Retry.self, Healthcheck.self, Seed.self])
+        subcommands: [Serve.self, Sandbox.self, Normalize.self, Status.self, Import.self, Retry.self, Export.self, Healthcheck.self, Seed.self])
 }
 
 /// `config/pushbridge.yaml` when present, else the built-in defaults.

@@ -171,11 +171,11 @@ final class ProgressMeter: @unchecked Sendable {
         lastPrint = now
         let elapsed = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(done) / elapsed
-        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
         let line = String(format: "%d/%d %@, %.0f %@/s, ETA %.0f s", done, total, unit, rate, unit, eta)
         if isTerminal {
             let width = 30
-            let filled = total == 0 ? width : width * done / total
+            let filled = total <= 0 ? width : min(width, width * done / total)  // more may come than counted
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
             FileHandle.standardError.write(Data("\r[\(bar)] \(line)   ".utf8))
         } else {

@@ -33,6 +33,10 @@ struct RedactionTests {
             _ = try await bed.request("PUT", bed.devicePath("a") + "/push-token", json: ["provider": "fcm", "token": fcm2])
             try await bed.waitForState("a", "registered")
             _ = try await bed.request("PUT", bed.devicePath("a") + "/push-token", json: ["provider": "apns", "token": "not valid"])
+            // The contact routes: the value in their bodies, in their answers' devices, and in a refused one.
+            let contacts = "/v1/apps/\(TestBed.app)/contacts/"
+            #expect(try await bed.request("POST", contacts + "devices", json: ["fieldValue": contactValue]).status == 200)
+            #expect(try await bed.request("POST", contacts + "devices", json: ["fieldValue": contactValue, "fieldId": "x"]).status == 422)
             // The tokens ME issued, as the bridge stored them.
             let store = try #require(bed.server?.store)
             for id in ["a", "b"] {

@@ -139,4 +139,79 @@ struct ToolsTests {
             await #expect(throws: StatusReport.StatusError.self) { try await unknownApp.start(step: nil) }
         }
     }
+
+    @Test("export: every status once, as the API answers it, as NDJSON and CSV, paged, by state, from the API and from the store", arguments: InvariantRegressionTests.stores)
+    func export(store: String) async throws {
+        try await InvariantRegressionTests.withBed(store) { bed in
+            // Four registered devices and one failed at its push token.
+            try await bed.addFault(["status": 400, "method": "PUT", "path": "/push-token", "unlimited": true])
+            var tokens = [Tokens.fcm()]
+            _ = try await bed.request("PUT", bed.devicePath("x-failed"), json: ["provider": "fcm", "token": tokens[0]])
+            try await bed.waitFor("x-failed") { $0["state"] as? String == "failed" }
+            try await bed.clearFaults()
+            let ids = ["a", "b", "c", "d"]
+            for id in ids {
+                tokens.append(Tokens.fcm())
+                _ = try await bed.request("PUT", bed.devicePath(id), json: ["provider": "fcm", "token": tokens.last!])
+            }
+            for id in ids { try await bed.waitForState(id, "registered") }
+            var expected: [String: NSDictionary] = [:]
+            for id in ids + ["x-failed"] { expected[id] = try await bed.status(id) as NSDictionary }
+
+            let api = Export.Source.api(http: bed.http, baseURL: "http://127.0.0.1:\(bed.bridgePort)", apiKey: nil)
+            func run(_ source: Export.Source, state: String? = nil, format: Export.Format = .ndjson) async throws -> String {
+                var export = try Export(source: source, appCode: TestBed.app, state: state, format: format)
+                export.pageSize = 2
+                var out = Data()
+                var seen: [Int] = []
+                let n = try await export.run(write: { out.append($0) }, progress: { seen.append($0) })
+                #expect(seen.last == n && seen == seen.sorted())
+                return String(decoding: out, as: UTF8.self)
+            }
+            // NDJSON: one status per line, each the document GET answers, in device-id order, over three pages.
+            let ndjson = try await run(api)
+            let lines = ndjson.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? NSDictionary }
+            #expect(lines.map { $0?["deviceId"] as? String } == (ids + ["x-failed"]).map { Optional($0) })
+            for line in lines { #expect(line == expected[line?["deviceId"] as? String ?? ""], "\(String(describing: line))") }
+            #expect(tokens.allSatisfy { !ndjson.contains($0) }, "an export never holds a token")
+            #expect(try await Export(source: api, appCode: TestBed.app, state: nil, format: .ndjson).expectedCount() == 5)
+            // A state: only the failed device.
+            #expect(try await run(api, state: "failed").split(separator: "\n").count == 1)
+            #expect(try await Export(source: api, appCode: TestBed.app, state: "failed", format: .csv).expectedCount() == 1)
+
+            // CSV: a header of the status's members by dotted path, one row per device, read back by a CSV reader.
+            let csv = ImportFile.csvRecords(try await run(api, format: .csv))
+            #expect(csv.first?.fields == Export.csvColumns)
+            #expect(csv.dropFirst().map { $0.fields[1] } == ids + ["x-failed"])
+            #expect(csv.dropFirst().allSatisfy { $0.fields.count == Export.csvColumns.count })
+            let failedRow = try #require(csv.last?.fields)
+            let column = { (name: String) in failedRow[Export.csvColumns.firstIndex(of: name)!] }
+            let failed = try #require(expected["x-failed"]?["lastError"] as? [String: Any])
+            #expect(column("state") == "failed" && column("lastError.step") == "push-token" && column("lastError.status") == "400")
+            #expect(column("lastError.message") == failed["message"] as? String)
+            #expect(column("tokenHash") == expected["x-failed"]?["tokenHash"] as? String && column("lastSeenAt") == expected["x-failed"]?["lastSeenAt"] as? String)
+
+            // Read-only from the store the server has open (SQLite): the same bytes.
+            if store == "sqlite" {
+                let path = try #require(bed.configuration.sqlitePath)
+                let readOnly = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(bed.configuration, sqlitePath: path), readOnly: true)
+                #expect(try await run(.store(readOnly)) == ndjson)
+                #expect(try await run(.store(readOnly), format: .csv) == (try await run(api, format: .csv)))
+                #expect(try await Export(source: .store(readOnly), appCode: TestBed.app, state: "registered", format: .csv).expectedCount() == 4)
+                try await readOnly.close()
+            }
+            // Fields with commas, quotes and line breaks are quoted (RFC 4180) and read back whole; free text that a
+            // spreadsheet would run as a formula is defused.
+            let tricky = ["a,b", "say \"hi\"", "two\nlines", "plain"]
+            let row = tricky.map(Export.csvEscaped).joined(separator: ",") + "\n"
+            #expect(ImportFile.csvRecords(row).first?.fields == tricky)
+            #expect(Export.noFormula("=HYPERLINK(1)") == "'=HYPERLINK(1)" && Export.noFormula("ME answered 400") == "ME answered 400")
+
+            // Bad input: an unknown state before anything is read; an unknown app at the server.
+            #expect(throws: StatusReport.StatusError.self) { try Export(source: api, appCode: TestBed.app, state: "gone", format: .csv) }
+            await #expect(throws: StatusReport.StatusError.self) {
+                try await Export(source: api, appCode: "EMS00-00000", state: nil, format: .csv).run(write: { _ in })
+            }
+        }
+    }
 }

@@ -56,6 +56,7 @@ enum Conformance {
         ("two instances: one idempotency key claimed at once is taken by one", concurrentIdempotencyClaims),
         ("retention: lastSeenAt from writes and marks; expiry and forgetting queued once per stale device", retention),
         ("two instances: concurrent retention sweeps queue each stale device once", concurrentSweeps),
+        ("contacts: the keyed hash of each device's newest requested contact, and its backfill", contacts),
     ]
 
     static var names: [String] { cases.map(\.0) }

@@ -57,7 +57,7 @@ struct BridgeAPI: Sendable {
     static let device = "/v1/apps/:code/devices/:deviceId"
 
     /// Every route of the API, by resource: devices (`BridgeAPI+Devices.swift`), tokens and operations
-    /// (`BridgeAPI+Operations.swift`).
+    /// (`BridgeAPI+Operations.swift`), many devices at once (`BridgeAPI+Fleet.swift`), people (`BridgeAPI+Contacts.swift`).
     var routes: [Route] {
         let device = Self.device
         return [
@@ -72,6 +72,9 @@ struct BridgeAPI: Sendable {
             Route(method: .get, path: device + "/history", handler: { try await self.history($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/devices", handler: { try await self.list($0, $1) }),
             Route(method: .post, path: "/v1/apps/:code/devices/retry", handler: { try await self.retryDevices($0, $1) }),
+            Route(method: .post, path: "/v1/apps/:code/contacts/devices", handler: { try await self.contactDevices($0, $1) }),
+            Route(method: .post, path: "/v1/apps/:code/contacts/logout", handler: { try await self.contactLogout($0, $1) }),
+            Route(method: .post, path: "/v1/apps/:code/contacts/erase", handler: { try await self.contactErase($0, $1) }),
             Route(method: .get, path: "/v1/apps/:code/stats", handler: { try await self.stats($0, $1) }),
             Route(method: .post, path: "/v1/apps/:code/tokens/invalidate", handler: { try await self.invalidate($0, $1) }),
             Route(method: .post, path: "/v1/tokens/normalize", handler: { try await self.normalize($0, $1) }),
@@ -122,6 +125,21 @@ struct BridgeAPI: Sendable {
     }
 
     func accept(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App, context: BasicRequestContext? = nil) async throws -> Response {
+        switch try await storeWrite(write, key: key, app: app, context: context) {
+        case .accepted(let device):
+            return try Self.json(DeviceStatus(device, deduplicated: false), status: .accepted)
+        case .deduplicated(let device):
+            return try Self.json(DeviceStatus(device, deduplicated: true), status: .ok)
+        case .unknownDevice:
+            throw Self.deviceNotFound(key)
+        case .queueFull(let scope):
+            throw Self.queueFull(scope: scope)
+        }
+    }
+
+    /// Stores one write (refused while draining) and tells what follows from it: the history, the engine (woken for a
+    /// stored intent) and, for a deduplicated one, the sighting (`lastSeenAt`, which the returned device shows).
+    func storeWrite(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App, context: BasicRequestContext?) async throws -> AcceptResult {
         try refuseWhileDraining()
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let policy = app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion)
@@ -133,23 +151,26 @@ struct BridgeAPI: Sendable {
             history(HistoryRecord(key: key, at: now, entry: .intent(name: Self.intentName(write), deduplicated: deduplicated, requestId: Self.requestId(context))))
         }
         switch result {
-        case .accepted(let device):
+        case .accepted:
             wake()
-            return try Self.json(DeviceStatus(device, deduplicated: false), status: .accepted)
+            return result
         case .deduplicated(var device):
             metrics.meCall(endpoint: Self.endpoint(of: write), outcome: "deduplicated")
             // In the store's precision (whole milliseconds, rounded down), so the answer shows what a read will.
             let seenAt = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
             seen?(key, seenAt)
             device.registration.lastSeenAt = max(device.registration.lastSeenAt, seenAt)
-            return try Self.json(DeviceStatus(device, deduplicated: true), status: .ok)
-        case .unknownDevice:
-            throw Self.deviceNotFound(key)
-        case .queueFull(let scope):
-            var p = Problem(.tooManyRequests, "queue-full", "Queue full", detail: "The \(scope == "app" ? "app's" : "bridge's") queue of intents is at its bound; nothing was stored. Try again later.")
-            p.headers[.retryAfter] = "5"
-            throw p
+            return .deduplicated(device)
+        case .unknownDevice, .queueFull:
+            return result
         }
+    }
+
+    /// 429 for a write over the queue bound (`scope`: `app` or `global`); nothing of that write was stored.
+    static func queueFull(scope: String) -> Problem {
+        var p = Problem(.tooManyRequests, "queue-full", "Queue full", detail: "The \(scope == "app" ? "app's" : "bridge's") queue of intents is at its bound; nothing was stored. Try again later.")
+        p.headers[.retryAfter] = "5"
+        return p
     }
 
     /// Runs one store operation for a request. It waits at most `storage.timeoutMs`; a failure or no answer in time

@@ -134,6 +134,9 @@ final class FailingStore: DeviceStore {
     func retryFailed(app: String, step: String?, now: Date) async throws -> Int {
         try await run("retry_failed") { try await base.retryFailed(app: app, step: step, now: now) }
     }
+    func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot] {
+        try await run("contact_devices") { try await base.devices(ofContact: fieldId, value: value, app: app, limit: limit) }
+    }
     func markSeen(_ seen: [DeviceKey: Date]) async throws {
         try await run("mark_seen") { try await base.markSeen(seen) }
     }

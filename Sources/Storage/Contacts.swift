@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+import PostgresNIO
+import Workflow
+
+// Contacts: each device keeps a keyed hash of the identified contact its backend asked for last
+// (`devices.contact_key`), so `POST .../contacts/...` finds a person's devices without a contact value at rest in
+// the clear: the key is an HMAC under a key derived from the storage key (`Sealer.mac`), so a copied database cannot
+// be searched with guessed e-mail addresses, and a value that is not a contact of the app finds nothing.
+
+extension Sealer {
+    /// The keyed hash of an identified contact: field id and value (the value exactly as the login sent it).
+    public func contactKey(fieldId: Int, value: String) -> String {
+        mac(Data("\(fieldId):\(value)".utf8), purpose: "contact")
+    }
+}
+
+enum ContactKey {
+    /// The contact key a device has once `payload` is queued: `.some(key)` after an identified login (or a start that
+    /// names one), `.some(nil)` after a logout, an OpenID login (ME maps its token to a contact; the bridge never learns
+    /// the value) or a forget; nil when the payload asks for no contact (the key stays).
+    static func after(_ payload: IntentPayload, sealer: Sealer) -> String?? {
+        if case .forget = payload { return .some(nil) }
+        switch payload.requestedContact {
+        case .identified(let fieldId, let value)?: return .some(sealer.contactKey(fieldId: fieldId, value: value))
+        case .anonymous?, .openId?: return .some(nil)
+        case nil: return nil
+        }
+    }
+
+    /// The key of a device from what it wanted before `queued` and the queue (oldest first): for devices stored before
+    /// the column existed.
+    static func of(_ state: DeviceState, queued: [Intent], sealer: Sealer) -> String? {
+        var key: String?
+        if case .identified(let fieldId, let value)? = state.wantedContact { key = sealer.contactKey(fieldId: fieldId, value: value) }
+        for intent in queued {
+            if let next = after(intent.payload, sealer: sealer) { key = next }
+        }
+        return key
+    }
+
+    /// Set on `meta` once every device stored before `contact_key` has its key.
+    static let backfilled = "contact-keys"
+}
+
+extension SQLiteDeviceStore {
+    public func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot] {
+        let sealer = self.sealer
+        let key = sealer.contactKey(fieldId: fieldId, value: value)
+        return try await pool.read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(SQLiteRows.deviceColumns) FROM devices WHERE app = ? AND contact_key = ? ORDER BY device_id LIMIT ?"),
+                arguments: [app, key, limit]
+            ).map { try SQLiteRows.DeviceRow(row: $0, sealer: sealer).snapshot }
+        }
+    }
+
+    /// Gives every device stored before `contact_key` existed its key, once (`meta`).
+    func backfillContactKeys(_ db: Database) throws {
+        guard try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [ContactKey.backfilled]) == nil else { return }
+        let update = try db.cachedStatement(sql: "UPDATE devices SET contact_key = ? WHERE app = ? AND device_id = ?")
+        let rows = try Row.fetchCursor(db, sql: "SELECT app, device_id, data, pending FROM devices")
+        var keys: [(DeviceKey, String)] = []
+        while let row = try rows.next() {
+            let device = DeviceKey(appCode: row["app"], deviceId: row["device_id"])
+            let state = try Codec.open(DeviceState.self, row["data"] as Data, sealer)
+            let pending: Int = row["pending"]
+            let queued = pending > 0 ? try SQLiteRows.queued(db, device, sealer).map(\.intent) : []
+            if let key = ContactKey.of(state, queued: queued, sealer: sealer) { keys.append((device, key)) }
+        }
+        for (device, key) in keys { try update.execute(arguments: [key, device.appCode, device.deviceId]) }
+        try db.execute(sql: "INSERT INTO meta(name, value) VALUES (?, ?)", arguments: [ContactKey.backfilled, Data("1".utf8)])
+    }
+}
+
+extension PostgresDeviceStore {
+    public func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot] {
+        try await ready.value()
+        let key = sealer.contactKey(fieldId: fieldId, value: value)
+        return try await withTx { tx in
+            try await tx.rows(PGStatement.ContactDevices.self, """
+                SELECT \(unescaped: PostgresRows.deviceColumns) FROM devices WHERE app = \(app) AND contact_key = \(key)
+                ORDER BY device_id COLLATE "C" LIMIT \(limit)
+                """).map { try PostgresRows.DeviceRow(row: $0, sealer: self.sealer).snapshot }
+        }
+    }
+
+    /// Gives every device stored before `contact_key` existed its key, once (`meta`); in `migrate`'s transaction, under
+    /// its lock. A thousand devices per read and per write.
+    func backfillContactKeys(_ tx: PGTx) async throws {
+        guard try await tx.rows("SELECT 1 FROM meta WHERE name = \(ContactKey.backfilled)").isEmpty else { return }
+        var after = ("", "")
+        while true {
+            let rows = try await tx.rows("""
+                SELECT app, device_id, data, pending FROM devices WHERE (app, device_id) > (\(after.0), \(after.1))
+                ORDER BY app, device_id LIMIT 1000
+                """)
+            guard !rows.isEmpty else { break }
+            var (apps, ids, keys) = ([String](), [String](), [String]())
+            for row in rows {
+                let (app, id, data, pending) = try row.decode((String, String, Data, Int).self)
+                after = (app, id)
+                let device = DeviceKey(appCode: app, deviceId: id)
+                let state = try Codec.open(DeviceState.self, data, sealer)
+                let queued = pending > 0 ? try await PostgresRows.queued(tx, device, sealer).map(\.intent) : []
+                guard let key = ContactKey.of(state, queued: queued, sealer: sealer) else { continue }
+                apps.append(app)
+                ids.append(id)
+                keys.append(key)
+            }
+            if !keys.isEmpty {
+                try await tx.exec("""
+                    UPDATE devices d SET contact_key = v.k FROM unnest(\(apps)::text[], \(ids)::text[], \(keys)::text[]) AS v(app, id, k)
+                    WHERE d.app = v.app AND d.device_id = v.id
+                    """)
+            }
+        }
+        try await tx.exec("INSERT INTO meta(name, value) VALUES (\(ContactKey.backfilled), \(Data("1".utf8)))")
+    }
+}
