@@ -83,7 +83,11 @@ public enum Turn {
             }
             return .proceed(update(state, headId: work.head?.id, pop: pop, next: .now, ends: false))
         case .forget:
-            return .finish(update(work.state, headId: work.head?.id, forget: true, next: .whenWoken, ends: true))
+            // What the forget covers ends at its own intent: a write the backend sent after it (a start after a
+            // DELETE) survives, and the device starts afresh with it, even when it was loaded with the forget.
+            var forget = update(work.state, headId: work.head?.id, forget: true, next: .whenWoken, ends: true)
+            forget.newestIntentIdSeen = work.head?.id ?? work.newestIntentId
+            return .finish(forget)
         }
     }
 

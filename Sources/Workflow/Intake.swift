@@ -72,23 +72,28 @@ public enum Intake {
             if case .setToken = write { return .enqueue(write.payload, collapse: true, takeTokenFrom: view.tokenHolder) }
             return .unknownDevice
         }
+        // A write is deduplicated only when it asks for what the device would end with both ways: with the queue as
+        // it stands (a failed device's head intent is retried on its next wake) and without that head (whose failure
+        // a repeated request retries). A logout that meets a failed login is stored, or the login's retry would win.
         let live = liveQueue(view)
+        let all = view.queued[...]
         switch write {
         case .setToken(let token):
-            if newestToken(view, live)?.pushToken == token.pushToken { return .deduplicated }
+            if newestToken(view, live)?.pushToken == token.pushToken && newestToken(view, all)?.pushToken == token.pushToken { return .deduplicated }
             return .enqueue(write.payload, collapse: true, takeTokenFrom: view.tokenHolder)
         case .removeToken:
-            if newestToken(view, live) == nil { return .deduplicated }
+            if newestToken(view, live) == nil && newestToken(view, all) == nil { return .deduplicated }
             return .enqueue(.removeToken, collapse: true, takeTokenFrom: nil)
         case .login(let fieldId, let value):
-            if newestContact(view, live, policy: policy) == .identified(fieldId: fieldId, value: value) { return .deduplicated }
+            let asked = ContactRequest.identified(fieldId: fieldId, value: value)
+            if newestContact(view, live, policy: policy) == asked && newestContact(view, all, policy: policy) == asked { return .deduplicated }
             return .enqueue(write.payload, collapse: false, takeTokenFrom: nil)
         case .openIdLogin:
             // Never deduplicated: an ID token is a secret that is not compared, and each one is a fresh
             // authentication that ME checks (the SDKs send every `setAuthenticatedContact`).
             return .enqueue(write.payload, collapse: false, takeTokenFrom: nil)
         case .logout:
-            if newestContact(view, live, policy: policy) == .anonymous { return .deduplicated }
+            if newestContact(view, live, policy: policy) == .anonymous && newestContact(view, all, policy: policy) == .anonymous { return .deduplicated }
             return .enqueue(.logout, collapse: false, takeTokenFrom: nil)
         case .events:
             return .enqueue(write.payload, collapse: false, takeTokenFrom: nil)
@@ -128,6 +133,8 @@ public enum Intake {
     static func newestContact(_ view: IntakeView, _ live: ArraySlice<Intent>, policy: AppPolicy) -> ContactRequest? {
         for intent in live.reversed() {
             if let contact = intent.payload.requestedContact { return contact }
+            // What comes after a forget starts a fresh device: nothing before it counts.
+            if case .forget = intent.payload { return policy.anonymousContacts ? .anonymous : nil }
         }
         if let linked = view.state?.linkedContact { return linked }
         return policy.anonymousContacts ? .anonymous : nil

@@ -133,6 +133,34 @@ struct IntakeTests {
         if case .enqueue = Intake.decide(.setToken(token(2)), view: view, policy: policy) {} else { Issue.record("must be queued again") }
     }
 
+    @Test("a failed head still counts: a logout or removal that meets a failed login or token is stored, not deduplicated")
+    func failedHeadIsNotForgotten() {
+        var h = registeredDevice()
+        h.enqueue(.login(fieldId: 3, value: "x"))
+        h.run { _, _ in .status(400) }
+        #expect(h.state.failed)
+        let loginFailed = IntakeView(exists: true, state: h.state, queued: h.queue, tokenHolder: nil)
+        // Linked anonymously, but the failed login would be retried at the next wake: the logout must be queued.
+        #expect(Intake.decide(.logout, view: loginFailed, policy: policy) == .enqueue(.logout, collapse: false, takeTokenFrom: nil))
+        var t = registeredDevice()
+        t.enqueue(.setToken(token(2)))
+        t.run { _, _ in .status(400) }
+        let tokenFailed = IntakeView(exists: true, state: t.state, queued: t.queue, tokenHolder: nil)
+        #expect(Intake.decide(.setToken(token(1)), view: tokenFailed, policy: policy) == .enqueue(.setToken(token(1)), collapse: true, takeTokenFrom: nil))
+    }
+
+    @Test("nothing queued before a forget counts: the same login after a DELETE is stored")
+    func forgetStartsAfresh() {
+        let h = registeredDevice()
+        let queued = [
+            Intent(id: 1, payload: .login(fieldId: 3, value: "u1"), acceptedAt: Date()),
+            Intent(id: 2, payload: .forget, acceptedAt: Date()),
+        ]
+        let view = IntakeView(exists: true, state: h.state, queued: queued, tokenHolder: nil)
+        #expect(Intake.decide(.login(fieldId: 3, value: "u1"), view: view, policy: policy) == .enqueue(.login(fieldId: 3, value: "u1"), collapse: false, takeTokenFrom: nil))
+        #expect(Intake.decide(.logout, view: view, policy: policy) == .deduplicated)
+    }
+
     @Test("login and logout deduplicate against the newest requested contact")
     func contactDedup() {
         let h = registeredDevice()

@@ -103,6 +103,11 @@ struct Simulation {
     /// Tokens reported dead, with the device that held them then and has not been sent them again since: ME must
     /// not hold them on that device's client at rest.
     var dead: [Int: String] = [:]
+    /// The backend's side: the newest token (nil: removed) and contact it asked for, per device, whether the write
+    /// was stored or deduplicated. At rest every device must have what its backend asked for last (I3), whatever
+    /// failed, was retried or was deduplicated on the way.
+    var askedToken: [String: Int?] = [:]
+    var askedContact: [String: ContactRequest] = [:]
     let planner = Planner(policy: AppPolicy(), sdkVersion: "sim")
     let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000))
     var clientSerial = 0
@@ -131,7 +136,32 @@ struct Simulation {
         quiesce()
     }
 
+    /// The backend asked `id` for token `t` (nil: none): a device that had asked for it before loses it (it moved).
+    mutating func ask(token t: Int?, for id: String) {
+        if let t { for (other, asked) in askedToken where other != id && asked == t { askedToken[other] = .some(nil) } }
+        askedToken[id] = .some(t)
+    }
+
     mutating func apply(_ step: SimStep) {
+        let devices = store.devices
+        let exists = { (d: Int) in devices["d\(d)"] != nil }
+        switch step {
+        case .start(let d, let t, _, let login):
+            if let t { ask(token: t, for: "d\(d)") }
+            if let login { askedContact["d\(d)"] = .identified(fieldId: 3, value: "u\(login)") }
+        case .setToken(let d, let t): ask(token: t, for: "d\(d)")
+        case .removeToken(let d) where exists(d): ask(token: nil, for: "d\(d)")
+        case .login(let d, let v) where exists(d):
+            askedContact["d\(d)"] = v == 2 ? .openId(fieldId: 3, token: "id-token-u2") : .identified(fieldId: 3, value: "u\(v)")
+        case .logout(let d) where exists(d): askedContact["d\(d)"] = .anonymous
+        case .forget(let d) where exists(d):
+            askedToken["d\(d)"] = nil
+            askedContact["d\(d)"] = nil
+        case .invalidate(let t):
+            for (id, asked) in askedToken where asked == t && store.claims[Self.token(t).tokenHash] == id { askedToken[id] = .some(nil) }
+        default:
+            break
+        }
         switch step {
         case .start(let d, let t, let newClient, let login):
             var clientId: String?
@@ -184,7 +214,9 @@ struct Simulation {
             case .advance(let state, let pop):
                 store.commit(id, state: state, headId: work.queue.first?.id, popHead: pop, next: .now, newestSeen: work.newestIntentId, now: nowMs)
             case .forget:
-                store.commit(id, state: work.state, headId: work.queue.first?.id, forget: true, next: .whenWoken, newestSeen: work.newestIntentId, now: nowMs)
+                // As the engine's `Turn`: the forget covers what was queued up to it, not what came after it.
+                let forgetId = work.queue.first?.id ?? work.newestIntentId
+                store.commit(id, state: work.state, headId: work.queue.first?.id, forget: true, next: .whenWoken, newestSeen: forgetId, now: nowMs)
                 return
             case .send(let call, let context):
                 guard let head = work.queue.first else { return }
@@ -236,7 +268,10 @@ struct Simulation {
         for id in inFlight.keys.sorted() { commitInFlight(id) }
         for id in store.devices.keys.sorted() where store.devices[id]?.state.failed == true {
             // A new intent for a failed device: the backend repeats its newest request (a removal, a login).
-            if store.devices[id]?.tokenHash == nil { store.accept(.removeToken, device: id, now: nowMs) }
+            if store.devices[id]?.tokenHash == nil {
+                ask(token: nil, for: id)
+                store.accept(.removeToken, device: id, now: nowMs)
+            }
             store.accept(.events([CustomEvent(name: "retry", timestamp: "2026-01-01T00:00:00.000Z", attributes: nil)]), device: id, now: nowMs)
         }
         var rounds = 0
@@ -294,6 +329,13 @@ struct Simulation {
             }
             if let linked, linked != (d.state.wantedContact ?? .anonymous) {
                 violations.append("I3: \(id) is linked to \(linked.kind), the backend asked for \((d.state.wantedContact ?? .anonymous).kind)")
+            }
+            // What the backend asked for last, by its own account (not the bridge's).
+            if let asked = askedContact[id], (d.state.wantedContact ?? .anonymous) != asked {
+                violations.append("I3: \(id) wants contact \(String(describing: d.state.wantedContact)), its backend asked last for \(asked)")
+            }
+            if let asked = askedToken[id], d.state.wantedToken?.pushToken != asked.map({ Self.token($0).pushToken }) {
+                violations.append("I3: \(id) wants token \(d.state.wantedToken?.pushToken ?? "none"), its backend asked last for \(asked.map { "T\($0)" } ?? "none")")
             }
         }
         // A token reported dead and not sent again is not at ME on the device that held it.
