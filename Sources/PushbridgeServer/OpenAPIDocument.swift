@@ -343,7 +343,7 @@ paths:
         - $ref: '#/components/parameters/idempotencyKey'
       summary: List the devices of one contact (a person).
       description: >-
-        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed).
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device (the value is kept only encrypted, and never logged or shown). At most 10,000 devices (more: 422, nothing changed).
       requestBody:
         required: true
         content:
@@ -372,7 +372,7 @@ paths:
         - $ref: '#/components/parameters/idempotencyKey'
       summary: Log one contact out on every device.
       description: >-
-        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed). Each device is logged out (an anonymous contact) in its own transaction, as DELETE .../contact would. At the queue bound the answer is 429 and the devices done so far keep their logout; the same request again goes on with the rest.
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device (the value is kept only encrypted, and never logged or shown). At most 10,000 devices (more: 422, nothing changed). Each device is logged out (an anonymous contact) in its own transaction, as DELETE .../contact would, if it is still the contact's then (a device a login of someone else overtook is left out). At the queue bound the answer is 429, while the instance drains 503; the devices done so far keep their logout, and the same request again goes on with the rest.
       requestBody:
         required: true
         content:
@@ -402,7 +402,7 @@ paths:
         - $ref: '#/components/parameters/idempotencyKey'
       summary: Forget every device of one contact (GDPR erasure).
       description: >-
-        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device; the value is never stored, logged or shown. At most 10,000 devices (more: 422, nothing changed). Each device is forgotten as by DELETE .../devices/{deviceId}: its token is removed at ME, then the device and its history are deleted. At the queue bound the answer is 429; the same request again goes on with the rest.
+        The devices whose newest requested contact is this one (an identified login, or a start that names it; a later logout, OpenID login or forget leaves a device out), found by a keyed hash the bridge keeps per device (the value is kept only encrypted, and never logged or shown). At most 10,000 devices (more: 422, nothing changed). Each device is forgotten as by DELETE .../devices/{deviceId}, if it is still the contact's then: its token is removed at ME, then the device and its history are deleted. At the queue bound the answer is 429, while the instance drains 503; the same request again goes on with the rest.
       requestBody:
         required: true
         content:

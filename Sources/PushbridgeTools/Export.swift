@@ -133,15 +133,16 @@ public struct Export: Sendable {
     }
 
     /// Free text (an error message, which may quote what ME answered) that a spreadsheet would run as a formula
-    /// (`=`, `+`, `-`, `@` first) gets a leading `'`. Ids and hashes are written as they are.
+    /// (`=`, `+`, `-`, `@`, a tab or a carriage return first) gets a leading `'`. Ids and hashes are written as they are.
     public static func noFormula(_ text: String) -> String {
-        guard let first = text.first, "=+-@".contains(first) else { return text }
+        guard let first = text.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) else { return text }
         return "'" + text
     }
 
     /// RFC 4180: a field with a comma, a quote or a line break is quoted, its quotes doubled.
     public static func csvEscaped(_ field: String) -> String {
-        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+        // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
+        guard field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
         return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

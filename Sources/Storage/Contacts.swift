@@ -55,6 +55,18 @@ extension SQLiteDeviceStore {
         }
     }
 
+    public func accept(
+        _ write: DeviceWrite, for key: DeviceKey, ifContact fieldId: Int, value: String, policy: AppPolicy, limits: QueueLimits, now: Date
+    ) async throws -> AcceptResult {
+        let sealer = self.sealer
+        let required = sealer.contactKey(fieldId: fieldId, value: value)
+        return try await writes.write { db in
+            var intake = SQLiteIntake(db: db, key: key, now: now, sealer: sealer)
+            intake.requiredContactKey = required
+            return try intake.accept(write, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased())
+        }
+    }
+
     /// Gives every device stored before `contact_key` existed its key, once (`meta`).
     func backfillContactKeys(_ db: Database) throws {
         guard try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [ContactKey.backfilled]) == nil else { return }
@@ -85,36 +97,61 @@ extension PostgresDeviceStore {
         }
     }
 
-    /// Gives every device stored before `contact_key` existed its key, once (`meta`); in `migrate`'s transaction, under
-    /// its lock. A thousand devices per read and per write.
-    func backfillContactKeys(_ tx: PGTx) async throws {
-        guard try await tx.rows("SELECT 1 FROM meta WHERE name = \(ContactKey.backfilled)").isEmpty else { return }
+    public func accept(
+        _ write: DeviceWrite, for key: DeviceKey, ifContact fieldId: Int, value: String, policy: AppPolicy, limits: QueueLimits, now: Date
+    ) async throws -> AcceptResult {
+        try await ready.value()
+        let required = sealer.contactKey(fieldId: fieldId, value: value)
+        return try await transaction { tx in
+            var intake = PostgresIntake(tx: tx, key: key, now: now, sealer: self.sealer)
+            intake.requiredContactKey = required
+            return try await intake.accept(write, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased())
+        }
+    }
+
+    /// Gives every device stored before `contact_key` existed its key, once (`meta`): after the migrations committed
+    /// (instances of the older version keep working meanwhile), a thousand devices per transaction, each row locked as
+    /// `accept` locks it, so a write of another instance in between is never overwritten with an older key. Run again
+    /// in full after a crash (the keys it sets are the same).
+    func backfillContactKeys() async throws {
+        let done = try await withTx { tx in try await !tx.rows("SELECT 1 FROM meta WHERE name = \(ContactKey.backfilled)").isEmpty }
+        guard !done else { return }
         var after = ("", "")
         while true {
-            let rows = try await tx.rows("""
-                SELECT app, device_id, data, pending FROM devices WHERE (app, device_id) > (\(after.0), \(after.1))
-                ORDER BY app, device_id LIMIT 1000
-                """)
-            guard !rows.isEmpty else { break }
-            var (apps, ids, keys) = ([String](), [String](), [String]())
-            for row in rows {
-                let (app, id, data, pending) = try row.decode((String, String, Data, Int).self)
-                after = (app, id)
-                let device = DeviceKey(appCode: app, deviceId: id)
-                let state = try Codec.open(DeviceState.self, data, sealer)
-                let queued = pending > 0 ? try await PostgresRows.queued(tx, device, sealer).map(\.intent) : []
-                guard let key = ContactKey.of(state, queued: queued, sealer: sealer) else { continue }
-                apps.append(app)
-                ids.append(id)
-                keys.append(key)
-            }
-            if !keys.isEmpty {
-                try await tx.exec("""
-                    UPDATE devices d SET contact_key = v.k FROM unnest(\(apps)::text[], \(ids)::text[], \(keys)::text[]) AS v(app, id, k)
-                    WHERE d.app = v.app AND d.device_id = v.id
-                    """)
-            }
+            let from = after
+            guard let last = try await transaction({ tx in try await self.backfillBatch(tx, after: from) }) else { break }
+            after = last
         }
-        try await tx.exec("INSERT INTO meta(name, value) VALUES (\(ContactKey.backfilled), \(Data("1".utf8)))")
+        try await transaction { tx in
+            try await tx.exec("INSERT INTO meta(name, value) VALUES (\(ContactKey.backfilled), \(Data("1".utf8))) ON CONFLICT (name) DO NOTHING")
+        }
+    }
+
+    /// One batch of the backfill after `after` (app, device id); the last device of the batch, nil when none was left.
+    private func backfillBatch(_ tx: PGTx, after: (String, String)) async throws -> (String, String)? {
+        let rows = try await tx.rows("""
+            SELECT app, device_id, data, pending FROM devices WHERE (app, device_id) > (\(after.0), \(after.1))
+            ORDER BY app, device_id LIMIT 1000 FOR UPDATE
+            """)
+        var last: (String, String)?
+        var (apps, ids, keys) = ([String](), [String](), [String]())
+        for row in rows {
+            let (app, id, data, pending) = try row.decode((String, String, Data, Int).self)
+            last = (app, id)
+            let device = DeviceKey(appCode: app, deviceId: id)
+            let state = try Codec.open(DeviceState.self, data, sealer)
+            let queued = pending > 0 ? try await PostgresRows.queued(tx, device, sealer).map(\.intent) : []
+            guard let key = ContactKey.of(state, queued: queued, sealer: sealer) else { continue }
+            apps.append(app)
+            ids.append(id)
+            keys.append(key)
+        }
+        if !keys.isEmpty {
+            try await tx.exec("""
+                UPDATE devices d SET contact_key = v.k FROM unnest(\(apps)::text[], \(ids)::text[], \(keys)::text[]) AS v(app, id, k)
+                WHERE d.app = v.app AND d.device_id = v.id
+                """)
+        }
+        return last
     }
 }

@@ -109,6 +109,12 @@ public protocol DeviceStore: Sendable {
     /// Up to `limit` devices of `app` whose newest requested contact is the identified contact `fieldId`/`value`
     /// (an OpenID login, a logout or a forget since leaves a device out), by device id.
     func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot]
+    /// `accept` for one of a contact's devices (a logout or a forget of `POST .../contacts/...`), decided under the
+    /// write's locks: when the device's newest requested contact is no longer `fieldId`/`value` (a login of someone else
+    /// overtook it), nothing is stored and the answer is `.unknownDevice`. Never creates a device.
+    func accept(
+        _ write: DeviceWrite, for key: DeviceKey, ifContact fieldId: Int, value: String, policy: AppPolicy, limits: QueueLimits, now: Date
+    ) async throws -> AcceptResult
 }
 
 public struct QueueLimits: Sendable, Hashable {

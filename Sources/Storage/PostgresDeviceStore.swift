@@ -72,9 +72,9 @@ public final class PostgresDeviceStore: DeviceStore {
                     let sealed = try self.sealer.seal(Sealer.checkPlaintext)
                     try await tx.exec("INSERT INTO meta(name, value) VALUES ('key-check', \(sealed))")
                 }
-                try await self.backfillContactKeys(tx)
                 // Leases are kept: other instances may hold them. Expired ones are taken over by claimDue.
             }
+            try await backfillContactKeys()
             ready.succeed(())
         } catch {
             ready.resolve(.failure(error))

@@ -15,6 +15,9 @@ struct PostgresIntake {
     let sealer: Sealer
     /// The write is a backend's: the device was seen now (`last_seen_at`). The retention sweep's writes are not.
     var seen = true
+    /// Only for a device whose newest requested contact is still this one (`devices.contact_key`), checked under the
+    /// locks: otherwise nothing is stored and the answer is `.unknownDevice`.
+    var requiredContactKey: String?
 
     private func read(_ write: DeviceWrite, token: TokenRef?, policy: AppPolicy) async throws -> IntakeReads {
         let device = try await PostgresRows.device(tx, key, sealer)
@@ -44,6 +47,11 @@ struct PostgresIntake {
         }
         for k in lockKeys {
             try await tx.exec(PGStatement.LockDeviceRow.self, "SELECT 1 FROM devices WHERE app = \(k.appCode) AND device_id = \(k.deviceId) FOR UPDATE")
+        }
+        if let requiredContactKey {
+            let current = try await tx.rows(PGStatement.ContactKeyOf.self, "SELECT contact_key FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
+                .first.flatMap { try $0.decode(String?.self) }
+            guard current == requiredContactKey else { return .unknownDevice }
         }
         // Read again under the locks: the holder may have dropped the token meanwhile (removal, forget).
         let reads = try await read(write, token: token, policy: policy)

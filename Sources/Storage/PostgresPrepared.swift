@@ -51,6 +51,7 @@ enum PGStatement {
     enum Touch {}
     enum StateColumn {}
     enum ContactDevices {}
+    enum ContactKeyOf {}
     // Webhook outbox
     enum InsertWebhook {}
     enum ClaimWebhooks {}

@@ -11,6 +11,9 @@ struct SQLiteIntake {
     let sealer: Sealer
     /// The write is a backend's: the device was seen now (`last_seen_at`). The retention sweep's writes are not.
     var seen = true
+    /// Only for a device whose newest requested contact is still this one (`devices.contact_key`): otherwise nothing is
+    /// stored and the answer is `.unknownDevice` (a contact's logout or erase that a login of someone else overtook).
+    var requiredContactKey: String?
 
     private func read(_ write: DeviceWrite, policy: AppPolicy) throws -> IntakeReads {
         let device = try SQLiteRows.device(db, key, sealer)
@@ -29,6 +32,11 @@ struct SQLiteIntake {
     }
 
     func accept(_ write: DeviceWrite, policy: AppPolicy, limits: QueueLimits, newClientId: String) throws -> AcceptResult {
+        if let requiredContactKey, try String.fetchOne(
+            db.cachedStatement(sql: "SELECT contact_key FROM devices WHERE app = ? AND device_id = ?"), arguments: [key.appCode, key.deviceId]
+        ) != requiredContactKey {
+            return .unknownDevice
+        }
         let reads = try read(write, policy: policy)
         let device = reads.device
         let token = Intake.token(of: write)

@@ -34,6 +34,12 @@ struct Export: AsyncParsableCommand {
     var output: String?
 
     func run() async throws {
+        if let output {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("--output \(output) is a directory; name a file")
+            }
+        }
         var http: HTTPClient?
         var store: (any DeviceStore)?
         let source: PushbridgeTools.Export.Source
@@ -55,37 +61,47 @@ struct Export: AsyncParsableCommand {
         } catch {
             try? await http?.shutdown()
             try? await store?.close()
-            throw (error as? ValidationError) ?? ValidationError("\(error)")
+            // A bad --state is the command line's mistake (exit 64, with the usage); anything later is a failure (exit 1).
+            if error is ValidationError { throw error }
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode.failure
         }
         try await http?.shutdown()
         try await store?.close()
     }
 
     private func export(_ source: PushbridgeTools.Export.Source) async throws {
-        let export = try PushbridgeTools.Export(source: source, appCode: app, state: state, format: format)
-        // To a file: written beside it and renamed at the end, so a failed export leaves no file that looks complete.
+        let export: PushbridgeTools.Export
+        do {
+            export = try PushbridgeTools.Export(source: source, appCode: app, state: state, format: format)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        // To a file: written beside it, flushed, then renamed over it (atomic; a directory is refused), so a failed
+        // export leaves no file that looks complete. A `.partial` file another export is writing is not taken over.
         let partial = output.map { $0 + ".partial" }
         let handle: FileHandle
         if let partial {
-            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw ValidationError("cannot create \(partial)") }
-            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
+            let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot create \(partial) (another export may be writing it): \(String(cString: strerror(errno)))") }
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             handle = FileHandle.standardOutput
         }
-        let meter = isatty(STDERR_FILENO) == 1 ? ProgressMeter(total: try await export.expectedCount(), isTerminal: true, unit: "devices") : nil
         do {
+            let meter = isatty(STDERR_FILENO) == 1 ? ProgressMeter(total: try await export.expectedCount(), isTerminal: true, unit: "devices") : nil
             let written = try await export.run(write: { try handle.write(contentsOf: $0) }, progress: { meter?.update($0) })
             meter?.finish()
             if let output, let partial {
+                try handle.synchronize()
                 try handle.close()
-                if FileManager.default.fileExists(atPath: output) { try FileManager.default.removeItem(atPath: output) }
-                try FileManager.default.moveItem(atPath: partial, toPath: output)
+                guard rename(partial, output) == 0 else { throw ValidationError("cannot rename \(partial) to \(output): \(String(cString: strerror(errno)))") }
                 FileHandle.standardError.write(Data("exported \(written) devices of \(app) to \(output)\n".utf8))
             }
         } catch {
             if let partial {
                 try? handle.close()
-                try? FileManager.default.removeItem(atPath: partial)
+                unlink(partial)
             }
             throw error
         }

@@ -202,10 +202,11 @@ struct ToolsTests {
             }
             // Fields with commas, quotes and line breaks are quoted (RFC 4180) and read back whole; free text that a
             // spreadsheet would run as a formula is defused.
-            let tricky = ["a,b", "say \"hi\"", "two\nlines", "plain"]
+            let tricky = ["a,b", "say \"hi\"", "two\nlines", "crlf\r\nline", "plain"]
             let row = tricky.map(Export.csvEscaped).joined(separator: ",") + "\n"
             #expect(ImportFile.csvRecords(row).first?.fields == tricky)
-            #expect(Export.noFormula("=HYPERLINK(1)") == "'=HYPERLINK(1)" && Export.noFormula("ME answered 400") == "ME answered 400")
+            #expect(Export.noFormula("=HYPERLINK(1)") == "'=HYPERLINK(1)" && Export.noFormula("\tx") == "'\tx")
+            #expect(Export.noFormula("ME answered 400") == "ME answered 400")
 
             // Bad input: an unknown state before anything is read; an unknown app at the server.
             #expect(throws: StatusReport.StatusError.self) { try Export(source: api, appCode: TestBed.app, state: "gone", format: .csv) }

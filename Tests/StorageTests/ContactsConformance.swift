@@ -45,6 +45,15 @@ extension Conformance {
         #expect(try await found(store) == ["a"])
         #expect(try await found(store, "carl@example.com") == ["b"])
 
+        // A contact's logout or erase is stored only while the device is still that contact's, under the write's locks.
+        let policy = Fixture.policy, limits = Fixture.limits
+        #expect(try await store.accept(.logout, for: Fixture.key("b"), ifContact: 3, value: ann, policy: policy, limits: limits, now: now).kind == "unknownDevice")
+        #expect(try await store.loadWork(Fixture.key("b"))?.queue.last?.payload == .login(fieldId: 3, value: "carl@example.com"))
+        #expect(try await store.accept(.forget, for: Fixture.key("nobody"), ifContact: 3, value: ann, policy: policy, limits: limits, now: now).kind == "unknownDevice")
+        #expect(try await store.snapshot(of: Fixture.key("nobody")) == nil)
+        #expect(try await store.accept(.logout, for: Fixture.key("c"), ifContact: 3, value: "bob@example.com", policy: policy, limits: limits, now: now).kind == "accepted")
+        #expect(try await found(store, "bob@example.com").isEmpty)
+
         // Device r's login is worked (the engine's state holds the contact, the queue is empty).
         try await put(.login(fieldId: 3, value: ann), "r")
         #expect(try await store.claimDue(now: now, limit: 100, owner: "w", lease: .seconds(60)).contains(Fixture.key("r")))
@@ -68,6 +77,7 @@ extension Conformance {
         let reopened = try await h.open()
         #expect(try await found(reopened) == ["a", "r"])
         #expect(try await found(reopened, "carl@example.com") == ["b"])
+        #expect(try await found(reopened, "bob@example.com").isEmpty, "c's queued logout is newer than its login")
         #expect(try await found(reopened, fieldId: 9) == ["d"])
         #expect(try await found(reopened, app: Fixture.otherApp) == ["x"])
         // Marked done: a key cleared now stays cleared at the next open.

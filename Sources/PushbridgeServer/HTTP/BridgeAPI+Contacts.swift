@@ -13,7 +13,7 @@ extension BridgeAPI {
 
     /// `POST /v1/apps/{code}/contacts/devices`: 200 `{"devices": [<status>]}`.
     func contactDevices(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (app, devices) = try await contactsDevices(request, context)
+        let (_, _, devices) = try await contactsDevices(request, context)
         return try Self.json(ContactDevicesBody(devices: devices.map { DeviceStatus($0) }), status: .ok)
     }
 
@@ -30,14 +30,23 @@ extension BridgeAPI {
     }
 
     /// Writes `write` for each of the contact's devices, one device at a time, each in its own transaction as the
-    /// device's own route would. A device gone meanwhile is left out. Over the queue bound the request stops with 429:
-    /// the devices written so far are no longer the contact's, so the same request sent again goes on with the rest.
+    /// device's own route would, and only while the device is still the contact's (checked under the write's locks: a
+    /// device that a login of someone else overtook is left out, as is one gone meanwhile). Over the queue bound, or
+    /// when the instance begins to drain, the request stops: the devices written so far are no longer the contact's, so
+    /// the same request sent again goes on with the rest.
     private func forEachDevice(_ request: Request, _ context: BasicRequestContext, write: DeviceWrite, action: String) async throws -> Response {
-        let (app, devices) = try await contactsDevices(request, context)
+        let (app, contact, devices) = try await contactsDevices(request, context)
         try refuseWhileDraining()
         var statuses: [DeviceStatus] = []
         for device in devices {
-            switch try await storeWrite(write, key: device.registration.key, app: app, context: context) {
+            if draining() {
+                var p = Problem(
+                    .serviceUnavailable, "shutting-down", "Shutting down",
+                    detail: "This instance began shutting down after \(statuses.count) of the contact's \(devices.count) devices; send the same request again (to another instance) for the rest.")
+                p.headers[.retryAfter] = "1"
+                throw p
+            }
+            switch try await storeWrite(write, key: device.registration.key, app: app, context: context, contact: contact) {
             case .accepted(let after): statuses.append(DeviceStatus(after, deduplicated: false))
             case .deduplicated(let after): statuses.append(DeviceStatus(after, deduplicated: true))
             case .unknownDevice: continue
@@ -50,7 +59,9 @@ extension BridgeAPI {
 
     /// The app and the devices of the contact the body names: `{"fieldValue", "fieldId"?}` (default the app's
     /// `contactFieldId`).
-    private func contactsDevices(_ request: Request, _ context: BasicRequestContext) async throws -> (BridgeConfiguration.App, [DeviceSnapshot]) {
+    private func contactsDevices(
+        _ request: Request, _ context: BasicRequestContext
+    ) async throws -> (BridgeConfiguration.App, (fieldId: Int, value: String), [DeviceSnapshot]) {
         let app = try self.app(request, context)
         let body = Members(try await JSONInput.body(request))
         guard let value = try body.string("fieldValue", required: true, maxLength: 1024) else {
@@ -64,7 +75,7 @@ extension BridgeAPI {
         guard devices.count <= limit else {
             throw Problem.invalid("fieldValue", "The contact has more than \(limit) devices; nothing was changed.")
         }
-        return (app, devices)
+        return (app, (fieldId, value), devices)
     }
 }
 

@@ -139,13 +139,21 @@ struct BridgeAPI: Sendable {
 
     /// Stores one write (refused while draining) and tells what follows from it: the history, the engine (woken for a
     /// stored intent) and, for a deduplicated one, the sighting (`lastSeenAt`, which the returned device shows).
-    func storeWrite(_ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App, context: BasicRequestContext?) async throws -> AcceptResult {
-        try refuseWhileDraining()
+    ///
+    /// `contact`: only while the device's newest requested contact is that one (`DeviceStore.accept(_:for:ifContact:...)`);
+    /// the caller has refused a draining instance itself.
+    func storeWrite(
+        _ write: DeviceWrite, key: DeviceKey, app: BridgeConfiguration.App, context: BasicRequestContext?, contact: (fieldId: Int, value: String)? = nil
+    ) async throws -> AcceptResult {
+        if contact == nil { try refuseWhileDraining() }
         let limits = QueueLimits(maxQueuedIntents: config.limits.maxQueuedIntents, maxQueuedIntentsPerApp: config.limits.maxQueuedIntentsPerApp)
         let policy = app.policy(eventsAPIVersion: config.emarsys.eventsAPIVersion)
         let now = Date()
         let result = try await storage("accept") { [store] in
-            try await store.accept(write, for: key, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: now)
+            if let contact {
+                return try await store.accept(write, for: key, ifContact: contact.fieldId, value: contact.value, policy: policy, limits: limits, now: now)
+            }
+            return try await store.accept(write, for: key, policy: policy, limits: limits, newClientId: UUID().uuidString.lowercased(), now: now)
         }
         if let history, let deduplicated = result.deduplicated {
             history(HistoryRecord(key: key, at: now, entry: .intent(name: Self.intentName(write), deduplicated: deduplicated, requestId: Self.requestId(context))))

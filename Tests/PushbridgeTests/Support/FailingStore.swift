@@ -137,6 +137,11 @@ final class FailingStore: DeviceStore {
     func devices(ofContact fieldId: Int, value: String, app: String, limit: Int) async throws -> [DeviceSnapshot] {
         try await run("contact_devices") { try await base.devices(ofContact: fieldId, value: value, app: app, limit: limit) }
     }
+    func accept(
+        _ write: DeviceWrite, for key: DeviceKey, ifContact fieldId: Int, value: String, policy: AppPolicy, limits: QueueLimits, now: Date
+    ) async throws -> AcceptResult {
+        try await run("accept") { try await base.accept(write, for: key, ifContact: fieldId, value: value, policy: policy, limits: limits, now: now) }
+    }
     func markSeen(_ seen: [DeviceKey: Date]) async throws {
         try await run("mark_seen") { try await base.markSeen(seen) }
     }
