@@ -19,17 +19,19 @@ public struct BridgeMetrics: Sendable {
     }
 
     public func meLatency(endpoint: String, _ duration: Duration) {
-        let (s, atto) = duration.components
         Timer(label: "pushbridge_me_call_duration_seconds", dimensions: [("endpoint", endpoint)], preferredDisplayUnit: .seconds, factory: factory)
-            .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+            .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     /// How long one of the engine's storage operations took (`operation`: claim, load, commit, commit_and_load,
     /// release): the database's share of a device's turn.
     public func storeLatency(operation: String, _ duration: Duration) {
-        let (s, atto) = duration.components
         Timer(label: "pushbridge_store_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds, factory: factory)
-            .recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+            .recordNanoseconds(Self.nanoseconds(duration))
     }
 
     /// A storage operation that failed (`operation`: accept, snapshot, list, overview, ready, claim, load, commit, ...).
@@ -57,7 +59,7 @@ public struct BridgeMetrics: Sendable {
     /// How long a step of `app`'s device waited for its turn under `apps[].meRequestsPerSecond` (zero when it did not).
     public func rateLimitWait(app: String, _ duration: Duration) {
         Timer(label: "pushbridge_me_rate_limit_wait_seconds", dimensions: [("app", app)], preferredDisplayUnit: .seconds, factory: factory)
-            .recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+            .recordNanoseconds(Self.nanoseconds(duration))
     }
 
     /// Devices the retention sweep acted on: `unregistered` (their token's removal queued) or `forgotten`.
@@ -82,6 +84,12 @@ public struct BridgeMetrics: Sendable {
 
     public func apiRequest(route: String, method: String, status: Int) {
         Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
+    }
+
+    /// How long the API took to answer a request, by route pattern and method.
+    public func apiLatency(route: String, method: String, _ duration: Duration) {
+        Timer(label: "pushbridge_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(Self.nanoseconds(duration))
     }
 
     public func gauge(_ label: String, _ dimensions: [(String, String)] = [], _ value: Double) {

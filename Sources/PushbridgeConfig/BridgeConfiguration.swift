@@ -9,6 +9,11 @@ public struct BridgeConfiguration: Sendable {
         public var host = "0.0.0.0"
         public var port = 8080
     }
+    public struct Metrics: Sendable {
+        /// Serve `/metrics` (and nothing else) on this port of `http.host`, and not on the API's port; nil: on the
+        /// API's port. 0: any free port (tests).
+        public var port: Int?
+    }
     public struct Emarsys: Sendable {
         /// Start the embedded ME sandbox and point the URLs at it.
         public var sandbox = true
@@ -82,6 +87,7 @@ public struct BridgeConfiguration: Sendable {
     }
 
     public var http = HTTP()
+    public var metrics = Metrics()
     /// `sqlite://path` (relative to the working directory; `sqlite:///abs` is absolute) or `postgres://...`.
     public var storageURL = "sqlite://data/pushbridge.sqlite"
     /// AES-256 key (32 bytes, base64) for device data at rest. Secret: set it through the environment.

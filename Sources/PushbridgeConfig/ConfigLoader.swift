@@ -16,7 +16,7 @@ import Yams
 public enum ConfigLoader {
     /// Every scalar key of the file. Environment overrides exist for exactly these.
     static let keys: [String] = [
-        "http.host", "http.port",
+        "http.host", "http.port", "metrics.port",
         "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize", "storage.timeoutMs",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests", "emarsys.sdkVersion", "emarsys.refreshReplayDelayMs",
@@ -109,6 +109,12 @@ public enum ConfigLoader {
 
         c.http.host = try string("http.host", c.http.host)
         c.http.port = try int("http.port", c.http.port, min: 0, max: 65535)
+        if present.contains("metrics.port") {
+            c.metrics.port = try int("metrics.port", 0, min: 0, max: 65535)
+            if c.metrics.port == c.http.port && c.http.port != 0 {
+                throw ConfigError(key: "metrics.port", message: "must differ from http.port")
+            }
+        }
         c.storageURL = try string("storage.url", c.storageURL)
         guard c.storageURL.hasPrefix("sqlite://") || c.storageURL.hasPrefix("postgres://") || c.storageURL.hasPrefix("postgresql://") else {
             throw ConfigError(key: "storage.url", message: "must start with sqlite:// or postgres://")

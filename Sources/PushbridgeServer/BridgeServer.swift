@@ -26,9 +26,13 @@ public final class BridgeServer: Sendable {
     /// The embedded sandbox, when `emarsys.sandbox` is true.
     public let sandbox: MESandbox?
     private let httpClient: HTTPClient
-    private let logger: Logger
+    let logger: Logger
     private let providers: ProviderRegistry
     private let portBox = OneShot<Int>()
+    /// The port `/metrics` is served on when `metrics.port` is set, once it is.
+    let metricsPortBox = OneShot<Int>()
+    /// `process_*`, updated at each scrape.
+    let processMetrics: ProcessMetrics
     /// This server's metrics registry (`GET /metrics`).
     public let registry = PrometheusCollectorRegistry()
     public let metrics: BridgeMetrics
@@ -62,6 +66,7 @@ public final class BridgeServer: Sendable {
         }
         self.providers = providers
         metrics = BridgeMetrics(factory: PrometheusMetricsFactory(registry: self.registry))
+        processMetrics = ProcessMetrics(registry: registry)
         gate = ShutdownGate(drain: .milliseconds(Int64(configuration.shutdownDrainSeconds * 1000)))
         if let path = configuration.sqlitePath {
             let store = try SQLiteDeviceStore(path: path, sealer: try Self.sealer(configuration, sqlitePath: path))
@@ -187,8 +192,6 @@ public final class BridgeServer: Sendable {
         let store = self.store
         let metrics = self.metrics
         let health = self.health
-        let registry = self.registry
-        let scrapeTimeout = Duration.milliseconds(configuration.storageTimeoutMs)
         var api = BridgeAPI(
             config: configuration, store: store, registry: providers,
             wake: { engine.wake() },
@@ -197,25 +200,14 @@ public final class BridgeServer: Sendable {
                 webhooksFull: { [webhooks] in webhooks.backlogFullNow }),
             metrics: metrics, health: health, logger: logger,
             draining: { gate.isDraining },
-            scrape: {
-                // Storage failing or stalled: the counters still scrape, the storage gauges keep their last values.
-                // A slow count over a large table is no failure: on SQLite it is waited for, on PostgreSQL up to
-                // storage.timeoutMs, and a timeout is not held against readiness.
-                do {
-                    let read: @Sendable () async throws -> StoreOverview = { try await store.overview(app: nil, failures: 0) }
-                    let overview = try await withStorageTimeout(scrapeTimeout, on: store, read)
-                    Self.recordGauges(overview, metrics: metrics)
-                } catch is StorageTimeout {
-                    metrics.storageError(operation: "metrics")
-                } catch {
-                    health.failed("metrics", error)
-                }
-                return registry.emitToString()
-            })
+            scrape: { [self] in await self.scrapeText() })
         let history = self.history
         api.history = { history.record($0) }
         api.seen = { history.seen($0, at: $1) }
         api.register(on: router)
+        metrics.makeFamilies(
+            routes: api.routes.map { (BridgeAPI.label(of: $0.path), $0.method.rawValue, BridgeAPI.usualStatus($0)) },
+            apps: configuration.apps.map(\.code), version: PushbridgeVersion.current)
         sandbox?.addRoutes(to: router, prefix: "/sandbox")
         let portBox = self.portBox
         return Application(
@@ -241,6 +233,7 @@ public final class BridgeServer: Sendable {
                 logger: logger)),
             .init(service: gate),
         ]
+        if configuration.metrics.port != nil { services.insert(.init(service: makeMetricsApplication()), at: 1) }
         if let postgres {
             // First in the group, so it is the last to stop: the engine's final commits still reach the database.
             services.insert(.init(service: PostgresService(store: postgres, engine: engine, logger: logger)), at: 0)
@@ -278,8 +271,10 @@ public final class BridgeServer: Sendable {
 
 extension BridgeServer {
     /// Gauges that are read from storage at scrape time: devices by state, queue depth, oldest due work.
-    static func recordGauges(_ overview: StoreOverview, metrics: BridgeMetrics) {
-        for (app, counts) in overview.apps {
+    /// The configured `apps` are written too, at zero when they have no device (any more).
+    static func recordGauges(_ overview: StoreOverview, apps: [String], metrics: BridgeMetrics) {
+        for app in Set(overview.apps.keys).union(apps) {
+            let counts = overview.apps[app] ?? StoreOverview.AppCounts()
             for state in DeviceStateName.allCases {
                 metrics.gauge("pushbridge_devices", [("app", app), ("state", state.rawValue)], Double(counts.byState[state.rawValue] ?? 0))
             }

@@ -70,6 +70,8 @@ struct ConfigTests {
         ("http:\n  port: seventy\n", "http.port"),
         ("http:\n  port: 70000\n", "http.port"),
         ("http:\n  prot: 80\n", "http.prot"),
+        ("metrics:\n  port: 8080\n", "metrics.port"),
+        ("metrics:\n  port: 70000\n", "metrics.port"),
         ("storage:\n  url: mysql://x\n", "storage.url"),
         ("emarsys:\n  clientServiceURL: not a url\n", "emarsys.clientServiceURL"),
         ("emarsys:\n  eventsAPIVersion: v5\n", "emarsys.eventsAPIVersion"),
@@ -246,5 +248,23 @@ struct ConfigTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let file = try String(contentsOf: root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
         #expect(OpenAPIDocument.text + "\n" == file, "run scripts/gen-openapi-swift.sh")
+    }
+
+    @Test("the deploy files' configurations load, with storage and keys from the environment as the files set them")
+    func deployConfigurations() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let environment = [
+            "PUSHBRIDGE_STORAGE_URL": "postgres://pushbridge:pushbridge@postgres:5432/pushbridge",
+            "PUSHBRIDGE_STORAGE_ENCRYPTIONKEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "PUSHBRIDGE_API_KEYS": "aaaaaaaaaaaaaaaa1",
+        ]
+        let compose = try ConfigLoader.load(file: root.appendingPathComponent("deploy/compose/pushbridge.yaml").path, environment: environment)
+        #expect(compose.storageURL.hasPrefix("postgres://") && !compose.emarsys.sandbox && compose.emarsys.clientServiceURL == "http://sandbox:8090")
+        let kubernetes = try ConfigLoader.load(file: root.appendingPathComponent("deploy/kubernetes/pushbridge.yaml").path, environment: environment)
+        #expect(kubernetes.storageURL.hasPrefix("postgres://") && kubernetes.apps.first?.apiKeys == ["aaaaaaaaaaaaaaaa1"])
+        // The grace period of deployment.yaml covers the drain, the deadline and the preStop pause.
+        let deployment = try String(contentsOf: root.appendingPathComponent("deploy/kubernetes/deployment.yaml"), encoding: .utf8)
+        let grace = try #require(deployment.split(separator: "\n").first { $0.contains("terminationGracePeriodSeconds:") }?.split(separator: ":").last)
+        #expect(Double(grace.trimmingCharacters(in: .whitespaces))! > kubernetes.shutdownDrainSeconds + kubernetes.shutdownDeadlineSeconds + 5)
     }
 }

@@ -80,9 +80,16 @@ struct BridgeAPI: Sendable {
             Route(method: .post, path: "/v1/tokens/normalize", handler: { try await self.normalize($0, $1) }),
             Route(method: .get, path: "/health", handler: { _, _ in try Self.json(["status": "ok"], status: .ok) }),
             Route(method: .get, path: "/ready", handler: { _, _ in try await self.ready() }),
-            Route(method: .get, path: "/metrics", handler: { _, _ in try await self.metricsText() }),
             Route(method: .get, path: "/openapi.yaml", handler: { _, _ in Self.openAPI() }),
-        ]
+        ] + (config.metrics.port == nil ? [Route(method: .get, path: "/metrics", handler: { _, _ in try await self.metricsText() })] : [])
+    }
+
+    /// A route's `route` label, as the router names the matched endpoint (`/v1/apps/{code}/devices/{deviceId}`).
+    static func label(of path: String) -> String { RouterPath(path).description }
+
+    /// The status a route answers when all goes well (the label its requests are counted under from the start).
+    static func usualStatus(_ route: Route) -> Int {
+        route.method == .get || route.path.hasSuffix("/normalize") || route.path.hasSuffix("/contacts/devices") ? 200 : 202
     }
 
     func register(on router: Router<BasicRequestContext>) {
