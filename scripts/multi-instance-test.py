@@ -16,7 +16,12 @@ their lease expires. Checks, per device at the sandbox:
   puts        push-token PUTs (2xx only) <= distinct tokens (3) + logins + logouts (each re-sends the current
               token, as the SDKs do), plus the same repeats; >= 1
   repeats     all repeats beyond those bounds together <= B's maxConcurrentRequests
-  takeover    A finished B's devices: time from the kill to convergence is reported (lease: LEASE seconds)
+  takeover    B started again and killed while ME holds its requests: A (idle) took every device B held within 15 s,
+              with the default lease (10 s, renewed by the heartbeat), read from PostgreSQL; under the main run's load
+              the same time is reported, A's own backlog included
+  restart     A killed while ME holds its requests, then started again with the same instance id: its earlier
+              run's leases are given back at start, and all 30 devices it had in flight are registered within 2 s of
+              its /ready
 
 Ends with `N passed, M failed`; exits non-zero when any check fails.
 """
@@ -44,10 +49,10 @@ MAX_CONCURRENT = 16
 
 class Instance:
     def __init__(self, name, binary, config, port, work):
-        self.name, self.port = name, port
+        self.name, self.port, self.config = name, port, config
         self.base = f"http://127.0.0.1:{port}"
         self.alive = True
-        self.log = open(os.path.join(work, f"bridge-{name}.log"), "wb")
+        self.log = open(os.path.join(work, f"bridge-{name}.log"), "ab")  # a restart appends
         self.proc = subprocess.Popen([binary, "serve", "--config", config], cwd=work, stdout=self.log,
                                      stderr=subprocess.STDOUT)
 
@@ -140,12 +145,113 @@ def status_all(base, ids):
     return out
 
 
+def psql_count(url, where):
+    """How many devices match `where`, read with psql (the URL's `schema` parameter names the schema)."""
+    base, _, query = url.partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    table = f'"{params["schema"]}".devices' if "schema" in params else "devices"
+    out = subprocess.check_output(["psql", base, "-tAc", f"SELECT count(*) FROM {table} WHERE {where}"], text=True, timeout=10)
+    return int(out.strip())
+
+
+def watch_takeover(url, t_kill, result):
+    """Records how many devices with work due B held a lease on at the kill, and how long until none is B's any more
+    (a device B leased whose turn had left it nothing to do has nothing to take over)."""
+    held = "lease_owner LIKE 'bridge-B/%' AND due_at IS NOT NULL"
+    try:
+        result["held"] = psql_count(url, held)
+        while time.monotonic() - t_kill < 60:
+            if psql_count(url, held) == 0:
+                result["seconds"] = time.monotonic() - t_kill
+                return
+            time.sleep(0.1)
+    except (subprocess.SubprocessError, OSError, ValueError) as e:
+        result["error"] = f"{type(e).__name__}: {e}"
+
+
+def hold_and_kill(inst, prefix, url, sb_base, rng):
+    """30 devices start on `inst` while ME holds every request for 3 s; `inst` is killed once it holds leases on some,
+    and ME heals. Returns (device ids, leases held at the kill, time of the kill) or an error string."""
+    s = requests.Session()
+    r = s.post(f"{sb_base}/_sandbox/faults", json={"latencyMs": 3000, "unlimited": True}, timeout=10)
+    if r.status_code not in (200, 201):
+        return f"could not add the latency fault: HTTP {r.status_code}"
+    ids = [f"{prefix}-{n:03d}" for n in range(30)]
+    for n, i in enumerate(ids):
+        token = f"{prefix}{n}x:APA91b" + "".join(rng.choice(B64URL) for _ in range(60))
+        r = s.put(f"{inst.base}/v1/apps/{APP}/devices/{i}", json={"provider": "fcm", "token": token}, timeout=10)
+        if r.status_code != 202:
+            return f"PUT {i}: HTTP {r.status_code}"
+    owner = f"bridge-{inst.name}/%"
+    end = time.monotonic() + 10
+    held = 0
+    while time.monotonic() < end and held == 0:
+        held = psql_count(url, f"lease_owner LIKE '{owner}' AND device_id LIKE '{prefix}-%'")
+        time.sleep(0.05)
+    inst.kill()
+    t_kill = time.monotonic()
+    s.delete(f"{sb_base}/_sandbox/faults", timeout=10)
+    return ids, held, t_kill
+
+
+def takeover_case(instances, binary, work, url, sb_base, rng):
+    """B started again; it is killed while ME holds its requests; A, otherwise idle, must take every device B held
+    within 15 s (the default lease of 10 s runs out, then A claims them)."""
+    b = Instance("B", binary, instances[1].config, instances[1].port, work)
+    instances[1] = b
+    if not wait_http(f"{b.base}/ready", 60, b.proc):
+        return ("takeover", False, "B did not become ready again")
+    held = hold_and_kill(b, "takeover", url, sb_base, rng)
+    if isinstance(held, str):
+        return ("takeover", False, held)
+    ids, n, t_kill = held
+    took = None
+    while time.monotonic() - t_kill < 60:
+        if psql_count(url, "lease_owner LIKE 'bridge-B/%' AND due_at IS NOT NULL") == 0:
+            took = time.monotonic() - t_kill
+            break
+        time.sleep(0.1)
+    registered = all(v.get("state") == "registered" for v in status_all(instances[0].base, ids).values()) if took else False
+    deadline = time.monotonic() + 30
+    while took and not registered and time.monotonic() < deadline:
+        time.sleep(0.2)
+        registered = all(v.get("state") == "registered" for v in status_all(instances[0].base, ids).values())
+    return ("takeover", took is not None and took <= 15 and n > 0 and registered,
+            f"B was killed holding {n} leases; A had taken them all {took:.1f}s after the kill (bound 15 s, default lease), "
+            f"and all 30 devices registered" if took is not None and registered
+            else f"B held {n} leases at the kill; taken over: {took}, registered: {registered}")
+
+
+def restart_case(instances, binary, work, url, sb_base, rng):
+    """A alone: killed while ME holds its requests, then started again with the same configuration (instance id). It
+    gives back its earlier run's leases at start: its devices must be registered within 2 s of /ready."""
+    a = instances[0]
+    held = hold_and_kill(a, "restart", url, sb_base, rng)
+    if isinstance(held, str):
+        return ("restart", False, held)
+    ids, n, _ = held
+    restarted = Instance("A", binary, a.config, a.port, work)
+    instances[0] = restarted
+    if not wait_http(f"{restarted.base}/ready", 60, restarted.proc):
+        return ("restart", False, "A did not become ready again")
+    t_ready = time.monotonic()
+    waited = None
+    while time.monotonic() - t_ready < 30:
+        st = status_all(restarted.base, ids)
+        if all(v.get("state") == "registered" and v.get("pending") == 0 for v in st.values()):
+            waited = time.monotonic() - t_ready
+            break
+        time.sleep(0.05)
+    return ("restart", waited is not None and waited <= 2 and n > 0,
+            f"A was killed holding {n} leases; all 30 devices registered {waited:.2f}s after its /ready (bound 2 s)"
+            if waited is not None else f"A held {n} leases at the kill; devices not registered 30 s after /ready")
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(REPO, ".build/debug/pushbridge"))
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=16)
-    ap.add_argument("--lease", type=int, default=3, help="emarsys.leaseSeconds of both instances")
+    ap.add_argument("--lease", type=int, default=None, help="emarsys.leaseSeconds of both instances (default: the bridge's)")
     ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of writes done when B is killed")
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--converge-timeout", type=float, default=300)
@@ -195,8 +301,9 @@ emarsys:
   eventServiceURL: {sb_base}
   requestTimeoutSeconds: 5
   maxConcurrentRequests: {MAX_CONCURRENT}
-  leaseSeconds: {args.lease}
+{f"  leaseSeconds: {args.lease}" if args.lease else ""}
   retry: {{ initialDelayMs: 50, maxDelayMs: 1000 }}
+instance: {{ id: bridge-{name} }}
 providers: {{ directory: "" }}
 log: {{ level: warning }}
 apps:
@@ -207,7 +314,7 @@ apps:
             if not wait_http(f"{inst.base}/ready", 90, inst.proc):
                 raise RuntimeError(f"instance {inst.name} did not become ready; see {inst.log.name}")
         log(f"sandbox :{sb_port}, A :{instances[0].port}, B :{instances[1].port}, PostgreSQL {url.split('@')[-1]}, "
-            f"lease {args.lease}s; {args.devices} devices x 5 writes over {args.threads} threads")
+            f"lease {args.lease or 'default'}s; {args.devices} devices x 5 writes over {args.threads} threads")
 
         devices = [{"n": n, "id": f"multi-{n:05d}", "next": 0,
                     "tokens": [f"d{n}x{j}:APA91b" + "".join(rng.choice(B64URL) for _ in range(60)) for j in range(3)]}
@@ -222,6 +329,7 @@ apps:
             th.start()
         kill_at = int(total * args.kill_at)
         t_kill = None
+        takeover, takeover_result = None, {}
         while any(th.is_alive() for th in threads):
             with stats.lock:
                 done = stats.done
@@ -229,6 +337,8 @@ apps:
                 instances[1].kill()
                 t_kill = time.monotonic()
                 log(f"SIGKILL instance B after {done}/{total} writes ({t_kill - t0:.1f}s)")
+                takeover = threading.Thread(target=watch_takeover, args=(url, t_kill, takeover_result), daemon=True)
+                takeover.start()
             time.sleep(0.02)
         t_writes = time.monotonic()
         log(f"writes done in {t_writes - t0:.1f}s: per instance {stats.per_instance}, {stats.redirected} redirected to A "
@@ -268,6 +378,12 @@ apps:
                         f"all {len(ids)} devices registered, pending 0, {converged_at - t_kill:.1f}s after the kill and "
                         f"{converged_at - t_writes:.1f}s after the last write" if converged_at and not bad
                         else f"not converged in {args.converge_timeout:.0f}s: {summary}; e.g. {list(bad.items())[:5]}"))
+
+        if takeover:
+            takeover.join(60)
+        held, took = takeover_result.get("held"), takeover_result.get("seconds")
+        log(f"under load: B's {held} devices with work due were all A's {took:.1f}s after the kill (A's own backlog included)"
+            if took is not None else f"under load: B's leases were not taken over within 60 s: {takeover_result}")
 
         s = requests.Session()
         wrong_token, wrong_contact, order_bad, links_over, puts_over, missing = [], [], [], [], [], []
@@ -321,6 +437,8 @@ apps:
         if converged_at:
             log(f"throughput: {total} writes in {t_writes - t0:.1f}s ({total / (t_writes - t0):.0f}/s accepted); "
                 f"everything at ME {converged_at - t0:.1f}s after the first write")
+        results.append(takeover_case(instances, private, work, url, sb_base, rng))
+        results.append(restart_case(instances, private, work, url, sb_base, rng))
     except Exception as e:  # noqa: BLE001
         results.append(("run", False, f"{type(e).__name__}: {e}"))
     finally:

@@ -11,7 +11,7 @@ Cases (all by default):
   pg-stop          PostgreSQL stopped for 3 s under load (fast shutdown), then started again
   pg-restart       PostgreSQL restarted under load (pg_ctl restart -m fast)
 
-Each case runs `pushbridge serve` (storage.timeoutMs 1000, the default lease of 120 s) against a standalone
+Each case runs `pushbridge serve` (storage.timeoutMs 1000, the default lease of 10 s, renewed by the heartbeat) against a standalone
 `pushbridge sandbox`, with 4 writers sending device starts (a new device, or a new token for one of theirs) and a
 poller reading /ready every 100 ms. The writers stop when storage is back. Checks per case:
 

@@ -1,5 +1,4 @@
 import Metrics
-import Workflow
 
 /// Every metric family the README documents, made at zero when a server starts: an alert or a `rate()` over a counter
 /// that nothing has moved yet has a series to work on from the first scrape.
@@ -17,8 +16,8 @@ extension BridgeMetrics {
         public static let retentionActions = ["unregistered", "forgotten"]
     }
 
-    /// Makes every family at zero: the API's routes (`(route, method, status)` of their usual answer), the configured
-    /// apps (devices by state, queue depth, waits for the rate toward ME), and the bridge's `version`
+    /// Makes every family at zero but those read from storage: the API's routes (`(route, method, status)` of their
+    /// usual answer), the configured apps (waits for the rate toward ME), and the bridge's `version`
     /// (`pushbridge_build_info`, always 1).
     public func makeFamilies(routes: [(route: String, method: String, status: Int)], apps: [String], version: String) {
         for endpoint in Labels.meEndpoints {
@@ -40,11 +39,8 @@ extension BridgeMetrics {
             Counter(label: "pushbridge_http_requests_total", dimensions: [("route", route.route), ("method", route.method), ("status", String(route.status))], factory: factory)
             Timer(label: "pushbridge_http_request_duration_seconds", dimensions: [("route", route.route), ("method", route.method)], preferredDisplayUnit: .seconds, factory: factory)
         }
-        for app in apps {
-            for state in DeviceStateName.allCases { gauge("pushbridge_devices", [("app", app), ("state", state.rawValue)], 0) }
-            gauge("pushbridge_queued_intents", [("app", app)], 0)
-        }
-        gauge("pushbridge_oldest_due_intent_age_seconds", [], 0)
+        // Not the gauges read from storage (devices by state, queue depth, oldest due work): a zero before the first
+        // read would be a false jump for `delta()` (the first scrape reads them, for every configured app).
         for label in [
             "pushbridge_contact_token_refreshes_total", "pushbridge_contact_relinks_total", "pushbridge_token_moves_total",
             "pushbridge_tokens_invalidated_total", "pushbridge_history_entries_dropped_total",

@@ -15,13 +15,13 @@ import Workflow
 /// due time (backoff), so the happy path has no polling delay. Everything it needs to go on after
 /// a restart is in storage.
 public final class Engine: Service, Sendable {
-    private let store: any DeviceStore
-    private let me: MEClient
-    private let config: EngineConfiguration
-    private let logger: Logger
+    let store: any DeviceStore
+    let me: MEClient
+    let config: EngineConfiguration
+    let logger: Logger
     private let signal = Signal()
     private let queue = WorkQueue<DeviceKey>()
-    private let running = LockedValue(false)
+    let running = LockedValue(false)
     private let startGate: (@Sendable () async -> Void)?
     private let metrics: BridgeMetrics
     private let health: StorageHealth
@@ -41,8 +41,12 @@ public final class Engine: Service, Sendable {
         self.me = me
         self.config = configuration
         self.logger = logger
-        self.owner = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+        self.owner = "\(configuration.instanceId)/\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
     }
+
+    /// When each device a worker has was last known to be leased to this instance (its claim, its commits, the
+    /// heartbeat's renewals).
+    let renewed = LockedValue<[DeviceKey: ContinuousClock.Instant]>([:])
 
     /// New work was queued: look for due devices now.
     public func wake() {
@@ -54,6 +58,7 @@ public final class Engine: Service, Sendable {
 
     public func run() async throws {
         await startGate?()
+        await releaseEarlierRunsLeases()
         running.set(true)
         defer { running.set(false) }
         try await withGracefulShutdownHandler {
@@ -61,6 +66,7 @@ public final class Engine: Service, Sendable {
                 for _ in 0..<config.maxConcurrentRequests {
                     group.addTask { await self.workerLoop() }
                 }
+                group.addTask { await self.heartbeatLoop() }
                 await self.dispatchLoop()
                 await self.queue.close()
             }
@@ -159,17 +165,14 @@ public final class Engine: Service, Sendable {
     /// Runs one of a turn's commits, trying it again while storage fails (a database restarting, a disk that was
     /// full) until half the lease since its last renewal has passed, so that the ME answer it records is kept rather
     /// than asked for again. A lost lease ends it at once; so does shutdown.
-    private func persist<T: Sendable>(
-        _ operation: String, leaseRenewedAt: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
+    private func persist<T: Sendable>(_ operation: String, key: DeviceKey, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         var delay = Duration.milliseconds(50)
-        let giveUpAt = leaseRenewedAt + config.lease / 2
         while true {
             do {
                 return try await timed(operation, body)
             } catch {
                 if case StorageError.leaseLost = error { throw error }
-                guard running.get(), !Task.isCancelled, ContinuousClock.now + delay < giveUpAt else { throw error }
+                guard running.get(), !Task.isCancelled, ContinuousClock.now + delay < renewedAt(key) + config.lease / 2 else { throw error }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(1))
             }
@@ -187,11 +190,12 @@ public final class Engine: Service, Sendable {
         var log = logger
         log[metadataKey: "app"] = "\(key.appCode)"
         log[metadataKey: "device"] = "\(key.deviceId)"
+        // Leased by the claim just before this turn; renewed by each commit and the heartbeat until the turn ends.
+        renewed.update { $0[key] = .now }
+        defer { renewed.update { $0[key] = nil } }
         do {
             // The next step's work when the last commit read it already (same transaction).
             var prefetched: Work?
-            // When the lease was last renewed, at the latest: the claim before this turn, then each commit.
-            var leaseRenewedAt = ContinuousClock.now
             for _ in 0..<config.maxStepsPerTurn {
                 guard running.get() else { return true }
                 let loaded: Work?
@@ -222,11 +226,11 @@ public final class Engine: Service, Sendable {
                             let back = WorkUpdate(
                                 state: work.state, headId: nil, next: .at(at), newestIntentIdSeen: work.newestIntentId, owner: owner,
                                 releaseLease: true)
-                            try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, back, now: Date()) }
+                            try await persist("commit", key: key) { [store] in try await store.commit(key, back, now: Date()) }
                             return false
                         }
                         let (started, startedAt) = (ContinuousClock.now, Date())
-                        let answer = await me.send(call, context: context, logger: log)
+                        let answer = try await sendWithinLease(key, call, context: context, logger: log)
                         if case .http(429, let retryAfter, _) = answer.outcome {
                             // ME asks this app to slow down: every device of it waits (the reducer backs this one off).
                             config.rateLimiter.pause(app: key.appCode, for: .milliseconds(Int64(min(retryAfter ?? 1, 300) * 1000)))
@@ -246,14 +250,14 @@ public final class Engine: Service, Sendable {
                 }
                 switch step.notifying(webhookRouting(key.appCode, head: work.head, state: work.state)) {
                 case .finish(let update):
-                    try await persist("commit", leaseRenewedAt: leaseRenewedAt) { [store] in try await store.commit(key, update, now: Date()) }
+                    try await persist("commit", key: key) { [store] in try await store.commit(key, update, now: Date()) }
                     if update.forget { log.info("device forgotten") }
                     return false
                 case .proceed(let update):
-                    guard let next = try await persist("commit_and_load", leaseRenewedAt: leaseRenewedAt, { [store] in
+                    guard let next = try await persist("commit_and_load", key: key, { [store] in
                         try await store.commitAndLoad(key, update, now: Date())
                     }) else { return true }
-                    leaseRenewedAt = .now  // a fenced commit renews the lease
+                    renewed.update { $0[key] = .now }  // a fenced commit renews the lease
                     prefetched = next
                 }
             }
@@ -318,7 +322,7 @@ public final class Engine: Service, Sendable {
 
     /// Runs one storage operation, records how long it took, and reports a failure (a lost lease is none). It waits
     /// at most `storageTimeout`: a query on a connection that died with the database may never answer.
-    private func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
         do {

@@ -1,4 +1,5 @@
 import ConcurrencySupport
+import Foundation
 import Storage
 import Workflow
 
@@ -12,8 +13,12 @@ public struct EngineConfiguration: Sendable {
     public var sdkVersion: String
     /// Steps a worker runs for one device before it lets others go first.
     public var maxStepsPerTurn: Int
-    /// How long a claimed device stays with this instance without a commit.
+    /// How long a claimed device stays with this instance without a renewal: each commit renews it, and while a
+    /// worker has the device a heartbeat renews it every third of it.
     public var lease: Duration
+    /// This instance's stable name (`instance.id`): its lease owners are `<instanceId>/<run>`, and a new run gives
+    /// back the leases of the earlier ones at start. Two instances running at once must not share it.
+    public var instanceId: String
     /// The pause between a successful contact-token refresh and the replay (the SDKs wait 500 ms).
     public var refreshReplayDelayMs: Int
     /// How long one storage operation may take before the engine stops waiting for it and tries again
@@ -32,9 +37,10 @@ public struct EngineConfiguration: Sendable {
 
     public init(
         maxConcurrentRequests: Int = 64, retry: RetryPolicy = .init(), apps: [String: AppPolicy], sdkVersion: String,
-        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(120), refreshReplayDelayMs: Int = 500,
-        storageTimeout: Duration = .seconds(5)
+        maxStepsPerTurn: Int = 16, lease: Duration = .seconds(10), refreshReplayDelayMs: Int = 500,
+        storageTimeout: Duration = .seconds(5), instanceId: String = "\(ProcessInfo.processInfo.hostName):\(UUID().uuidString.prefix(8))"
     ) {
+        self.instanceId = instanceId
         self.storageTimeout = storageTimeout
         self.refreshReplayDelayMs = refreshReplayDelayMs
         self.maxConcurrentRequests = max(1, maxConcurrentRequests)

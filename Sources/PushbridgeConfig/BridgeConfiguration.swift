@@ -34,7 +34,7 @@ public struct BridgeConfiguration: Sendable {
         public var sandboxContactTokenLifetimeSeconds = 3600
         /// How long a device stays with the instance that claimed it without a commit; a crashed
         /// instance's devices go to another after this.
-        public var leaseSeconds = 120
+        public var leaseSeconds = 10
     }
     /// `apps[].retention`: a device no backend wrote for (`lastSeenAt`) in `unregisterAfter` has its token removed at ME
     /// and ends `unregistered` (reason `expired`); in `forgetAfter` it is forgotten as by `DELETE`. Seconds; nil: never.
@@ -88,6 +88,9 @@ public struct BridgeConfiguration: Sendable {
 
     public var http = HTTP()
     public var metrics = Metrics()
+    /// `instance.id`: this instance's stable name among those sharing a database (its leases carry it, and a restart
+    /// gives back the earlier run's at once). Nil: the host name and `http.port`.
+    public var instanceId: String?
     /// `sqlite://path` (relative to the working directory; `sqlite:///abs` is absolute) or `postgres://...`.
     public var storageURL = "sqlite://data/pushbridge.sqlite"
     /// AES-256 key (32 bytes, base64) for device data at rest. Secret: set it through the environment.

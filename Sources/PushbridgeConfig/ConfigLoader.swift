@@ -16,7 +16,7 @@ import Yams
 public enum ConfigLoader {
     /// Every scalar key of the file. Environment overrides exist for exactly these.
     static let keys: [String] = [
-        "http.host", "http.port", "metrics.port",
+        "http.host", "http.port", "metrics.port", "instance.id",
         "storage.url", "storage.encryptionKey", "storage.encryptionKeyFile", "storage.poolSize", "storage.timeoutMs",
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests", "emarsys.sdkVersion", "emarsys.refreshReplayDelayMs",
@@ -114,6 +114,13 @@ public enum ConfigLoader {
             if c.metrics.port == c.http.port && c.http.port != 0 {
                 throw ConfigError(key: "metrics.port", message: "must differ from http.port")
             }
+        }
+        if present.contains("instance.id") {
+            let id = try string("instance.id", "")
+            guard (1...128).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._:-".contains($0)) }) else {
+                throw ConfigError(key: "instance.id", message: "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'")
+            }
+            c.instanceId = id
         }
         c.storageURL = try string("storage.url", c.storageURL)
         guard c.storageURL.hasPrefix("sqlite://") || c.storageURL.hasPrefix("postgres://") || c.storageURL.hasPrefix("postgresql://") else {

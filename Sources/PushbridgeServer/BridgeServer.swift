@@ -111,7 +111,7 @@ public final class BridgeServer: Sendable {
             maxConcurrentRequests: e.maxConcurrentRequests, retry: e.retry,
             apps: Dictionary(uniqueKeysWithValues: configuration.apps.map { ($0.code, $0.policy(eventsAPIVersion: e.eventsAPIVersion)) }),
             sdkVersion: e.sdkVersion, lease: .seconds(e.leaseSeconds), refreshReplayDelayMs: e.refreshReplayDelayMs,
-            storageTimeout: .milliseconds(configuration.storageTimeoutMs))
+            storageTimeout: .milliseconds(configuration.storageTimeoutMs), instanceId: Self.instanceId(configuration))
         let webhookTargets = WebhookTarget.all(configuration)
         engineConfig.webhooks = WebhookTarget.routing(webhookTargets)
         engineConfig.rateLimiter = RateLimiter(rates: configuration.apps.reduce(into: [:]) { $0[$1.code] = $1.meRequestsPerSecond })
@@ -168,6 +168,14 @@ public final class BridgeServer: Sendable {
         throw ConfigError(
             key: "storage.encryptionKey",
             message: "a postgres:// store needs storage.encryptionKey (PUSHBRIDGE_STORAGE_ENCRYPTIONKEY) or storage.encryptionKeyFile: 32 bytes, base64 (`openssl rand -base64 32`), the same on every instance")
+    }
+
+    /// `instance.id`, else the host name and `http.port` (stable across restarts; two instances on one host have
+    /// different ports). With port 0 (tests) a random suffix: nothing to recognise after a restart.
+    static func instanceId(_ c: BridgeConfiguration) -> String {
+        if let id = c.instanceId { return id }
+        let host = ProcessInfo.processInfo.hostName.filter { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+        return "\(host.isEmpty ? "host" : host):\(c.http.port == 0 ? String(UUID().uuidString.prefix(8)) : String(c.http.port))"
     }
 
     /// The address the bridge calls its own embedded sandbox on.

@@ -48,6 +48,12 @@ public protocol DeviceStore: Sendable {
     /// died after its commit, or the engine stopped waiting for it), the devices it leased are nobody's work until
     /// their lease runs out. Returns how many were given back.
     func releaseLeases(owner: String, except working: Set<DeviceKey>) async throws -> Int
+    /// The engine's heartbeat: the leases `owner` still holds on `keys` now run until `now + lease`. Returns those
+    /// keys (a device whose lease was lost or given back meanwhile is left out).
+    func renewLeases(_ keys: [DeviceKey], owner: String, lease: Duration, now: Date) async throws -> Set<DeviceKey>
+    /// Gives back every lease an earlier run of instance `instance` held (owners `<instance>/...` other than `owner`,
+    /// this run's), at start: a restarted instance resumes its devices at once instead of waiting for its own leases.
+    func releaseLeases(ofInstance instance: String, except owner: String) async throws -> Int
 
     /// Commits one small write (readiness' probe): throws when storage cannot write, as on a full disk, a
     /// read-only file or a database that is down. Upserts one row of `meta`; nothing reads it.

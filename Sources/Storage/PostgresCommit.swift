@@ -101,22 +101,32 @@ struct PostgresCommit {
             """)
     }
 
-    /// The token is gone at ME: forget the device, unless the backend sent something after the forget.
+    /// The token is gone at ME: forget the device (its intents, claims and history), and tell backends
+    /// `device.deleted`. A write the backend sent after the forget (an intent newer than `newestIntentIdSeen`, the
+    /// forget's own, that is not a release: a release only takes back a token the forget removed already) starts the
+    /// device afresh with it: a new client, nothing heard by backends yet, and only the claims of its own intents.
     private func forget(_ update: WorkUpdate) async throws {
+        let (app, device) = (key.appCode, key.deviceId)
         let newestSeen = update.newestIntentIdSeen
         let later = try await tx.rows(PGStatement.IntentsAfter.self, """
-            SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(key.appCode) AND device_id = \(key.deviceId) AND id > \(newestSeen))
+            SELECT EXISTS(SELECT 1 FROM intents WHERE app = \(app) AND device_id = \(device) AND id > \(newestSeen) AND kind <> 'release')
             """).first.map { try $0.decode(Bool.self) } ?? false
-        if later {
-            try await PostgresRows.deleteIntents(tx, key, .upTo(newestSeen))
-            let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try await applyLocked(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
+        try await PostgresRows.deleteIntents(tx, key, later ? .forgotten(upTo: newestSeen) : .all)
+        try await wakeWaiters()
+        try await tx.exec(PGStatement.DeleteClaimsButQueued.self, """
+            DELETE FROM token_claims WHERE app = \(app) AND device_id = \(device)
+            AND token_hash NOT IN (SELECT token_hash FROM intents WHERE app = \(app) AND device_id = \(device) AND token_hash IS NOT NULL)
+            """)
+        try await tx.exec(PGStatement.DeleteHistory.self, "DELETE FROM device_history WHERE app = \(app) AND device_id = \(device)")
+        if let routing = update.notify { try await enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
+        guard later else {
+            try await tx.exec(PGStatement.DeleteDevice.self, "DELETE FROM devices WHERE app = \(app) AND device_id = \(device)")
             return
         }
-        try await PostgresRows.deleteIntents(tx, key, .all)
-        try await tx.exec(PGStatement.DeleteClaims.self, "DELETE FROM token_claims WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-        try await tx.exec(PGStatement.DeleteDevice.self, "DELETE FROM devices WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-        try await tx.exec(PGStatement.DeleteHistory.self, "DELETE FROM device_history WHERE app = \(key.appCode) AND device_id = \(key.deviceId)")
-        if let routing = update.notify { try await enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
+        try await tx.exec(PGStatement.ResetNotified.self, """
+            UPDATE devices SET notified = NULL, unregister_reason = NULL WHERE app = \(app) AND device_id = \(device)
+            """)
+        let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
+        try await applyLocked(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
     }
 }

@@ -57,7 +57,16 @@ public final class PostgresDeviceStore: DeviceStore {
         try await running.value()
         do {
             if let schema = settings.schema {
-                try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+                // Two instances starting at once both run this; `IF NOT EXISTS` is not safe against that (the loser
+                // gets a unique violation, 23505), which a second try finds done.
+                for attempt in 1...3 {
+                    do {
+                        try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+                        break
+                    } catch let error as PSQLError where attempt < 3 && error.serverInfo?[.sqlState] == "23505" {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
             }
             try await transaction(retries: 3) { tx in
                 // One instance of a schema migrates at a time; the others find the work done. The lock is per schema:

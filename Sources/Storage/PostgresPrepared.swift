@@ -19,6 +19,9 @@ enum PGStatement {
     enum DeleteAllIntents {}
     enum DeleteIntent {}
     enum DeleteIntentsUpTo {}
+    enum DeleteForgottenIntents {}
+    enum DeleteClaimsButQueued {}
+    enum ResetNotified {}
     enum InsertIntent {}
     enum QueuedCounts {}
     // Engine steps
@@ -37,6 +40,7 @@ enum PGStatement {
     enum NewestIntent {}
     enum ReleasePending {}
     enum ReleaseLease {}
+    enum RenewLeases {}
     // API writes
     enum LockKey {}
     enum LockDeviceRow {}

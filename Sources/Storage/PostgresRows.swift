@@ -56,6 +56,8 @@ enum PostgresRows {
         case all
         case id(Int64)
         case upTo(Int64)
+        /// What a forget covered: up to its own intent, and every release (the forget removed the token at ME).
+        case forgotten(upTo: Int64)
     }
 
     /// Applies `Intake`'s decision about a device's queued intents.
@@ -79,6 +81,10 @@ enum PostgresRows {
             n = try await tx.count(PGStatement.DeleteIntent.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id = \(id) RETURNING 1")
         case .upTo(let id):
             n = try await tx.count(PGStatement.DeleteIntentsUpTo.self, "DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND id <= \(id) RETURNING 1")
+        case .forgotten(let id):
+            n = try await tx.count(PGStatement.DeleteForgottenIntents.self, """
+                DELETE FROM intents WHERE app = \(app) AND device_id = \(device) AND (id <= \(id) OR kind = 'release') RETURNING 1
+                """)
         }
         try await adjustQueued(tx, app: app, by: -n)
         return n

@@ -93,24 +93,38 @@ struct SQLiteCommit {
             arguments: [key.appCode, key.deviceId, key.appCode, key.deviceId])
     }
 
-    /// The token is gone at ME: forget the device, unless the backend sent something after the forget.
+    /// The token is gone at ME: forget the device (its intents, claims and history), and tell backends
+    /// `device.deleted`. A write the backend sent after the forget (an intent newer than `newestIntentIdSeen`, the
+    /// forget's own, that is not a release: a release only takes back a token the forget removed already) starts the
+    /// device afresh with it: a new client, nothing heard by backends yet, and only the claims of its own intents.
     private func forget(_ update: WorkUpdate) throws {
+        let (app, device) = (key.appCode, key.deviceId)
         let newestSeen = update.newestIntentIdSeen
         let later = try Bool.fetchOne(
-            db, sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ?)",
-            arguments: [key.appCode, key.deviceId, newestSeen]) ?? false
+            db, sql: "SELECT EXISTS(SELECT 1 FROM intents WHERE app = ? AND device_id = ? AND id > ? AND kind <> 'release')",
+            arguments: [app, device, newestSeen]) ?? false
         if later {
-            // Keep the newer intents: drop what the forget covered and start the device afresh.
-            try SQLiteRows.deleteIntents(db, key, where: "id <= ?", [newestSeen])
-            let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
-            try applyStep(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
+            try SQLiteRows.deleteIntents(db, key, where: "(id <= ? OR kind = 'release')", [newestSeen])
+        } else {
+            try SQLiteRows.deleteIntents(db, key, where: "1 = 1")
+        }
+        try wakeWaiters()
+        try db.execute(
+            sql: """
+                DELETE FROM token_claims WHERE app = ? AND device_id = ?
+                AND token_hash NOT IN (SELECT token_hash FROM intents WHERE app = ? AND device_id = ? AND token_hash IS NOT NULL)
+                """,
+            arguments: [app, device, app, device])
+        try db.execute(sql: "DELETE FROM device_history WHERE app = ? AND device_id = ?", arguments: [app, device])
+        if let routing = update.notify { try enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
+        guard later else {
+            try db.execute(sql: "DELETE FROM devices WHERE app = ? AND device_id = ?", arguments: [app, device])
             return
         }
-        try SQLiteRows.deleteIntents(db, key, where: "1 = 1")
-        try db.execute(sql: "DELETE FROM token_claims WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
-        try db.execute(sql: "DELETE FROM devices WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
-        try db.execute(sql: "DELETE FROM device_history WHERE app = ? AND device_id = ?", arguments: [key.appCode, key.deviceId])
-        if let routing = update.notify { try enqueueWebhooks("device.deleted", routing: routing, reason: nil, snapshot: false) }
+        try db.execute(
+            sql: "UPDATE devices SET notified = NULL, unregister_reason = NULL WHERE app = ? AND device_id = ?", arguments: [app, device])
+        let fresh = DeviceState(clientId: UUID().uuidString.lowercased(), platform: update.state.platform)
+        try applyStep(WorkUpdate(state: fresh, headId: nil, next: .now, newestIntentIdSeen: newestSeen, owner: update.owner, releaseLease: update.releaseLease))
     }
 
     /// One outbox row per endpoint that takes `event`, with the device as this transaction leaves it (none for

@@ -113,7 +113,7 @@ public enum Intake {
         return view.queued[...]
     }
 
-    /// The newest token of the device that is queued or was accepted by ME.
+    /// The newest token of the device: queued, else the one it is heading to.
     static func newestToken(_ view: IntakeView, _ live: ArraySlice<Intent>) -> TokenRef? {
         for intent in live.reversed() {
             switch intent.payload {
@@ -125,10 +125,12 @@ public enum Intake {
             default: continue
             }
         }
-        return view.state?.pushTokenSent
+        // Nothing queued: what the device is heading to (its wanted token, sent or still to be sent, as to a new client
+        // after a start that changed it), not only what ME holds now.
+        return view.state?.wantedToken ?? view.state?.pushTokenSent
     }
 
-    /// The newest contact of the device that is queued or linked; a device never linked counts as
+    /// The newest contact of the device: queued, else wanted, else linked; a device never linked counts as
     /// anonymous when the app links anonymous contacts.
     static func newestContact(_ view: IntakeView, _ live: ArraySlice<Intent>, policy: AppPolicy) -> ContactRequest? {
         for intent in live.reversed() {
@@ -136,6 +138,9 @@ public enum Intake {
             // What comes after a forget starts a fresh device: nothing before it counts.
             if case .forget = intent.payload { return policy.anonymousContacts ? .anonymous : nil }
         }
+        // Nothing queued: the contact the device is heading to (still to be linked to a new client, say), else the
+        // one linked.
+        if let wanted = view.state?.wantedContact { return wanted }
         if let linked = view.state?.linkedContact { return linked }
         return policy.anonymousContacts ? .anonymous : nil
     }

@@ -83,7 +83,10 @@ struct Export: AsyncParsableCommand {
         let handle: FileHandle
         if let partial {
             let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-            guard fd >= 0 else { throw ValidationError("cannot create \(partial) (another export may be writing it): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw ExportFailure(
+                    message: "cannot create \(partial): \(String(cString: strerror(errno))) (another export may be writing it; if none is, a crashed one left it: remove it)")
+            }
             handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             handle = FileHandle.standardOutput
@@ -95,7 +98,7 @@ struct Export: AsyncParsableCommand {
             if let output, let partial {
                 try handle.synchronize()
                 try handle.close()
-                guard rename(partial, output) == 0 else { throw ValidationError("cannot rename \(partial) to \(output): \(String(cString: strerror(errno)))") }
+                guard rename(partial, output) == 0 else { throw ExportFailure(message: "cannot rename \(partial) to \(output): \(String(cString: strerror(errno)))") }
                 FileHandle.standardError.write(Data("exported \(written) devices of \(app) to \(output)\n".utf8))
             }
         } catch {
@@ -106,4 +109,10 @@ struct Export: AsyncParsableCommand {
             throw error
         }
     }
+}
+
+/// A failure after the command line was read: exit 1 with the message, not the usage.
+struct ExportFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }

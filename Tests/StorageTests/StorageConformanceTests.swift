@@ -57,6 +57,9 @@ enum Conformance {
         ("retention: lastSeenAt from writes and marks; expiry and forgetting queued once per stale device", retention),
         ("two instances: concurrent retention sweeps queue each stale device once", concurrentSweeps),
         ("contacts: the keyed hash of each device's newest requested contact, and its backfill", contacts),
+        ("leases: renewed for their owner only; a new run of an instance gives back the earlier run's", leaseRenewal),
+        ("forget: later writes start afresh, a later release does not; device.deleted and the history either way", forgetBoundary),
+        ("two instances migrate a fresh schema at once", concurrentMigrate),
     ]
 
     static var names: [String] { cases.map(\.0) }

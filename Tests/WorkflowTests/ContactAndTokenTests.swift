@@ -173,12 +173,22 @@ struct IntakeTests {
         #expect(Intake.decide(.logout, view: loggingIn, policy: policy) == .enqueue(.logout, collapse: false, takeTokenFrom: nil))
     }
 
-    @Test("removing a token from a device without one is deduplicated")
+    @Test("removing a token from a device without one is deduplicated; from one still heading to a token it is stored")
     func removalDedup() {
         var h = registeredDevice()
         h.state.pushTokenSent = nil
+        h.state.wantedToken = nil
         let view = IntakeView(exists: true, state: h.state, queued: [], tokenHolder: nil)
         #expect(Intake.decide(.removeToken, view: view, policy: policy) == .deduplicated)
+        // Wanted but not at ME (a start that changed the client re-sends it): the removal must win over that send.
+        h.state.wantedToken = token(1)
+        let heading = IntakeView(exists: true, state: h.state, queued: [], tokenHolder: nil)
+        #expect(Intake.decide(.removeToken, view: heading, policy: policy) == .enqueue(.removeToken, collapse: true, takeTokenFrom: nil))
+        // The same for a contact wanted but not linked yet: a logout is stored.
+        h.state.wantedContact = .identified(fieldId: 3, value: "u")
+        h.state.linkedContact = nil
+        let linking = IntakeView(exists: true, state: h.state, queued: [], tokenHolder: nil)
+        #expect(Intake.decide(.logout, view: linking, policy: policy) == .enqueue(.logout, collapse: false, takeTokenFrom: nil))
     }
 
     @Test("a token held by another device moves from it")

@@ -142,6 +142,12 @@ final class FailingStore: DeviceStore {
     ) async throws -> AcceptResult {
         try await run("accept") { try await base.accept(write, for: key, ifContact: fieldId, value: value, policy: policy, limits: limits, now: now) }
     }
+    func renewLeases(_ keys: [DeviceKey], owner: String, lease: Duration, now: Date) async throws -> Set<DeviceKey> {
+        try await run("renew") { try await base.renewLeases(keys, owner: owner, lease: lease, now: now) }
+    }
+    func releaseLeases(ofInstance instance: String, except owner: String) async throws -> Int {
+        try await run("release_instance") { try await base.releaseLeases(ofInstance: instance, except: owner) }
+    }
     func markSeen(_ seen: [DeviceKey: Date]) async throws {
         try await run("mark_seen") { try await base.markSeen(seen) }
     }

@@ -149,14 +149,19 @@ struct SimStore {
     mutating func commit(_ id: String, state: DeviceState, headId: Int64?, headProgress: Int? = nil, popHead: Bool = false, forget: Bool = false, next: Next, newestSeen: Int64, now: Int64) {
         guard devices[id] != nil else { return }
         if forget {
-            if devices[id]!.queue.contains(where: { $0.intent.id > newestSeen }) {
-                devices[id]!.queue.removeAll { $0.intent.id <= newestSeen }
-                let fresh = DeviceState(clientId: newClientId(), platform: state.platform)
-                commit(id, state: fresh, headId: nil, next: .now, newestSeen: newestSeen, now: now)
+            // As the stores: a later write that is not a release starts the device afresh; releases go (the forget
+            // removed the token at ME), their waiters are woken, and only the remaining intents' claims stay.
+            let later = devices[id]!.queue.contains { $0.intent.id > newestSeen && $0.intent.payload.kind != "release" }
+            devices[id]!.queue.removeAll { !later || $0.intent.id <= newestSeen || $0.intent.payload.kind == "release" }
+            wakeWaiters(of: id, now: now)
+            let kept = Set(devices[id]!.queue.compactMap(\.tokenHash))
+            for (hash, holder) in claims where holder == id && !kept.contains(hash) { claims[hash] = nil }
+            guard later else {
+                devices[id] = nil
                 return
             }
-            devices[id] = nil
-            for (hash, holder) in claims where holder == id { claims[hash] = nil }
+            let fresh = DeviceState(clientId: newClientId(), platform: state.platform)
+            commit(id, state: fresh, headId: nil, next: .now, newestSeen: newestSeen, now: now)
             return
         }
         if let headId {

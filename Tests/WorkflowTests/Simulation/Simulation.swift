@@ -108,6 +108,8 @@ struct Simulation {
     /// failed, was retried or was deduplicated on the way.
     var askedToken: [String: Int?] = [:]
     var askedContact: [String: ContactRequest] = [:]
+    /// Devices whose backend's last write was a forget: at rest they are gone.
+    var forgotten: Set<String> = []
     let planner = Planner(policy: AppPolicy(), sdkVersion: "sim")
     let reducer = Reducer(retry: RetryPolicy(initialDelayMs: 100, maxDelayMs: 2000))
     var clientSerial = 0
@@ -143,6 +145,16 @@ struct Simulation {
     }
 
     mutating func apply(_ step: SimStep) {
+        // A write the store queued after a forget keeps (or makes) the device: it is no longer forgotten.
+        let firstNewIntent = store.nextIntentId
+        defer {
+            switch step {
+            case .start(let d, _, _, _), .setToken(let d, _), .removeToken(let d), .login(let d, _), .logout(let d), .events(let d):
+                if store.nextIntentId > firstNewIntent, store.devices["d\(d)"] != nil { forgotten.remove("d\(d)") }
+            default:
+                break
+            }
+        }
         let devices = store.devices
         let exists = { (d: Int) in devices["d\(d)"] != nil }
         switch step {
@@ -157,6 +169,7 @@ struct Simulation {
         case .forget(let d) where exists(d):
             askedToken["d\(d)"] = nil
             askedContact["d\(d)"] = nil
+            forgotten.insert("d\(d)")
         case .invalidate(let t):
             for (id, asked) in askedToken where asked == t && store.claims[Self.token(t).tokenHash] == id { askedToken[id] = .some(nil) }
         default:
@@ -337,6 +350,11 @@ struct Simulation {
             if let asked = askedToken[id], d.state.wantedToken?.pushToken != asked.map({ Self.token($0).pushToken }) {
                 violations.append("I3: \(id) wants token \(d.state.wantedToken?.pushToken ?? "none"), its backend asked last for \(asked.map { "T\($0)" } ?? "none")")
             }
+        }
+        // A device whose backend's last word was a forget is gone (writes that need a device, sent after it, do not
+        // bring it back; a release of its old token queued after it neither).
+        for id in forgotten.sorted() where store.devices[id] != nil {
+            violations.append("I3: \(id) was forgotten last, but it is still there (\(store.devices[id]!.queue.count) queued)")
         }
         // A token reported dead and not sent again is not at ME on the device that held it.
         for (t, id) in dead.sorted(by: { $0.key < $1.key }) {
