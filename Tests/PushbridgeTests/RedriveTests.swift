@@ -108,7 +108,9 @@ struct RedriveTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             let pausedFrom = try #require(refused)
-            // Two more devices of the app, after the 429: none of their calls (nor a's) reaches ME for two seconds.
+            // The engine has heard it once a's status shows it (the pause is set before that commit): only then do two
+            // more devices of the app start, whose calls (nor a's) must not reach ME for two seconds.
+            _ = try await bed.waitFor("a") { ($0["lastError"] as? [String: Any])?["status"] as? Int == 429 }
             for id in ["b", "c"] { _ = try await bed.request("PUT", bed.devicePath(id) + "/push-token", json: ["provider": "fcm", "token": Tokens.fcm()]) }
             for id in ["a", "b", "c"] { try await bed.waitForState(id, "registered", timeout: .seconds(30)) }
             let after = await bed.sandbox.requestLog().filter { $0.at > pausedFrom }
