@@ -214,7 +214,7 @@ public final class PostgresDeviceStore: DeviceStore {
     public func claimDue(now: Date, limit: Int, owner: String, lease: Duration, except held: Set<DeviceKey>) async throws -> [DeviceKey] {
         try await ready.value()
         let nowMs = Codec.ms(now)
-        let ms = Int64(lease.components.seconds * 1000) + lease.components.attoseconds / 1_000_000_000_000_000
+        let ms = lease.wholeMilliseconds
         leaseMs.set(ms)
         let until = nowMs + ms
         // Unit separator between app and device id: neither can hold one.

@@ -2,7 +2,6 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import PushbridgeConfig
-import PushbridgeServer
 import PushbridgeTools
 import Storage
 
@@ -48,11 +47,7 @@ struct Export: AsyncParsableCommand {
             http = client
             source = .api(http: client, baseURL: url, apiKey: key ?? ProcessInfo.processInfo.environment["PUSHBRIDGE_API_KEY"])
         } else {
-            let settings = try ConfigLoader.load(file: configurationFile(config))
-            guard let path = settings.sqlitePath, FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
-            }
-            let opened = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
+            let opened = try readOnlyStore(try ConfigLoader.load(file: configurationFile(config)))
             store = opened
             source = .store(opened)
         }

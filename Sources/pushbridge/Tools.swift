@@ -49,10 +49,7 @@ struct Status: AsyncParsableCommand {
             }
             try await http.shutdown()
         } else {
-            guard let path = settings.sqlitePath, FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
-            }
-            let store = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
+            let store = try readOnlyStore(settings)
             report = try await StatusReport.from(store: store, apps: apps)
             try await store.close()
         }
@@ -83,10 +80,7 @@ struct Status: AsyncParsableCommand {
             }
             try await http.shutdown()
         } else {
-            guard let path = settings.sqlitePath, FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
-            }
-            let store = try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
+            let store = try readOnlyStore(settings)
             do {
                 report = try await DeviceReport.from(store: store, app: appCode, device: device, limit: limit)
             } catch {
@@ -146,6 +140,15 @@ struct Import: AsyncParsableCommand {
             + (summary.rejected.isEmpty ? "" : " (reasons in \(rejects))"))
         for r in summary.rejected.prefix(5) { print("  line \(r.line): \(r.reason)") }
     }
+}
+
+/// The SQLite store the configuration names, opened read-only (safe beside a running server), for the tools that read
+/// it instead of asking a server (`--url`).
+func readOnlyStore(_ settings: BridgeConfiguration) throws -> SQLiteDeviceStore {
+    guard let path = settings.sqlitePath, FileManager.default.fileExists(atPath: path) else {
+        throw ValidationError("no SQLite store at \(settings.sqlitePath ?? settings.storageURL); pass --url to ask a running server")
+    }
+    return try SQLiteDeviceStore(path: path, sealer: try BridgeServer.sealer(settings, sqlitePath: path), readOnly: true)
 }
 
 /// A progress bar with rate and ETA on a terminal; a plain line every few seconds otherwise.
