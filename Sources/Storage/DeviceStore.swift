@@ -133,10 +133,12 @@ public struct QueueLimits: Sendable, Hashable {
 }
 
 extension QueueLimits {
-    /// The edits of a device's own queue for an accepted write (`collapse`: `Intake.collapse`), and how many intents
-    /// it adds: its own, a release at a token's old holder, less the collapsed ones.
-    static func growth(queued: [Intent], state: DeviceState?, collapse: Bool, movesToken: Bool) -> (edits: QueueEdits, added: Int) {
-        let edits = collapse ? Intake.collapse(queued: queued, state: state) : QueueEdits()
+    /// The edits of a device's own queue for an accepted write (`Intake.edits`), and how many intents it adds: its
+    /// own, a release at a token's old holder, less the superseded ones.
+    static func growth(
+        queued: [Intent], state: DeviceState?, payload: IntentPayload, collapse: Bool, movesToken: Bool
+    ) -> (edits: QueueEdits, added: Int) {
+        let edits = Intake.edits(for: payload, collapse: collapse, queued: queued, state: state)
         return (edits, 1 + (movesToken ? 1 : 0) - edits.dropIds.count)
     }
 

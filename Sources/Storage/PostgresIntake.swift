@@ -59,7 +59,8 @@ struct PostgresIntake {
         guard case .enqueue(let payload, let collapse, let takeFrom) = reads.decision else {
             return try reads.unchangedOutcome() ?? .unknownDevice
         }
-        let (collapsed, added) = QueueLimits.growth(queued: reads.queued, state: device?.state, collapse: collapse, movesToken: takeFrom != nil)
+        let (collapsed, added) = QueueLimits.growth(
+            queued: reads.queued, state: device?.state, payload: payload, collapse: collapse, movesToken: takeFrom != nil)
         if added > 0, let full = limits.refusal(adding: added, counts: try await PostgresRows.queuedCounts(tx, app: key.appCode)) { return full }
         var row: PostgresRows.DeviceRow
         if let device {

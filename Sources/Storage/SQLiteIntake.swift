@@ -43,7 +43,8 @@ struct SQLiteIntake {
         guard case .enqueue(let payload, let collapse, let takeFrom) = reads.decision else {
             return try reads.unchangedOutcome() ?? .unknownDevice
         }
-        let (collapsed, added) = QueueLimits.growth(queued: reads.queued, state: device?.state, collapse: collapse, movesToken: takeFrom != nil)
+        let (collapsed, added) = QueueLimits.growth(
+            queued: reads.queued, state: device?.state, payload: payload, collapse: collapse, movesToken: takeFrom != nil)
         if added > 0, let full = limits.refusal(adding: added, counts: try SQLiteRows.queuedCounts(db, app: key.appCode)) { return full }
         var row: SQLiteRows.DeviceRow
         if let device {

@@ -160,6 +160,19 @@ public struct QueueEdits: Sendable, Hashable {
 }
 
 extension Intake {
+    /// The edits an accepted intent makes to its own device's queue. A forget supersedes every intent queued before
+    /// it but the releases (another device may wait on one; the forget's removal covers it anyway): the device and
+    /// everything asked of it go, so nothing asked before it, a step ME refuses for good included, can hold the
+    /// forget back. A newer token request collapses the token intents (`collapse`).
+    public static func edits(for payload: IntentPayload, collapse: Bool, queued: [Intent], state: DeviceState?) -> QueueEdits {
+        if case .forget = payload {
+            var edits = QueueEdits()
+            edits.dropIds = queued.filter { $0.payload.releaseCause == nil }.map(\.id)
+            return edits
+        }
+        return collapse ? Self.collapse(queued: queued, state: state) : QueueEdits()
+    }
+
     /// A newer token request (a token, a removal, a start with a token, a forget) supersedes the queued ones:
     /// token intents are dropped and queued starts keep everything but their token. Only the newest token is
     /// sent, and a token the device no longer claims is never sent by it. A start whose token ME already holds on
@@ -177,8 +190,11 @@ extension Intake {
     public static func release(
         tokenHash hash: String, cause: ReleaseCause = .moved, state: DeviceState?, queued: [Intent]
     ) -> (edits: QueueEdits, release: IntentPayload) {
+        // The whole queue, a failed head included: when the backend's newest request for this device was the token
+        // that now moves away (its PUT refused for good, waiting for a retry), the device is left with no token, not
+        // with the older one ME still holds.
         let view = IntakeView(exists: true, state: state, queued: queued, tokenHolder: nil)
-        let newestGoes = newestToken(view, liveQueue(view))?.tokenHash == hash
+        let newestGoes = newestToken(view, queued[...])?.tokenHash == hash
         let release: IntentPayload = newestGoes ? .releaseAll(tokenHash: hash, cause: cause) : .release(tokenHash: hash, cause: cause)
         return (supersede(queued, tokenHash: newestGoes ? nil : hash, keeping: []), release)
     }

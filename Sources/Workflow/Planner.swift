@@ -95,6 +95,13 @@ public struct Planner: Sendable {
             break
         }
 
+        // A forget needs ME only for what it holds there: the token goes, then the device. Nothing else is sent (no
+        // device properties, no contact link), so a device ME never took, or refused, is forgotten at once.
+        if case .forget = head.payload {
+            if state.pushTokenSent != nil || state.pushTokenUncertain != nil { return removal() }
+            return .forget
+        }
+
         // A start with another client id: remove the old client's token, then start over under the new id.
         if let newId = desired.clientId, newId != state.clientId {
             if state.pushTokenSent != nil || state.pushTokenUncertain != nil { return removal() }
@@ -151,8 +158,6 @@ public struct Planner: Sendable {
             // device keeps its claim on the token until then).
             return send(.removePushToken)
         }
-
-        if case .forget = head.payload { return .forget }
 
         var done = desired.applied(to: state)
         done.waitingFor = nil

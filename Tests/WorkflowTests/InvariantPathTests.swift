@@ -154,4 +154,49 @@ struct InvariantPathTests {
         #expect(moveNewest.edits.dropIds == [2])
         #expect(Intake.claimsKept(by: state) == [token(1).tokenHash])
     }
+
+    @Test("Intake: a forget supersedes everything queued before it but the releases; the planner sends only the removal")
+    func forgetSupersedes() {
+        let queued = [
+            Intent(id: 1, payload: start(token: token(1)), acceptedAt: Date()),
+            Intent(id: 2, payload: .release(tokenHash: token(2).tokenHash), acceptedAt: Date()),
+            Intent(id: 3, payload: .login(fieldId: 3, value: "v"), acceptedAt: Date()),
+        ]
+        #expect(Intake.edits(for: .forget, collapse: true, queued: queued, state: nil).dropIds == [1, 3])
+        // Other writes keep to their own rules.
+        #expect(Intake.edits(for: .logout, collapse: false, queued: queued, state: nil) == QueueEdits())
+        #expect(Intake.edits(for: .removeToken, collapse: true, queued: queued, state: nil) == Intake.collapse(queued: queued, state: nil))
+
+        let planner = Planner(policy: AppPolicy(), sdkVersion: "test")
+        let forget = [Intent(id: 4, payload: .forget, acceptedAt: Date())]
+        // Never registered at ME (no client state): nothing to send, the device goes at once.
+        let fresh = DeviceState(clientId: "c", platform: "android")
+        #expect(planner.plan(state: fresh, queue: forget, appCode: "EMS12-34567", moveBlocked: false, nowMs: 1) == .forget)
+        // A token at ME goes first.
+        var held = fresh
+        held.clientState = "cs"
+        held.contactToken = "ct"
+        held.pushTokenSent = token(1)
+        guard case .send(.removePushToken, _) = planner.plan(state: held, queue: forget, appCode: "EMS12-34567", moveBlocked: false, nowMs: 1) else {
+            Issue.record("a forget with a token at ME sends its removal first")
+            return
+        }
+    }
+
+    @Test("Intake: a token moving away from the failed request that asked for it leaves the device no token")
+    func releaseOfFailedHead() {
+        // ME holds T1; the backend then asked for T2, whose PUT ME refused for good (the device failed, T2's
+        // request still at the head for its retry). T2 moves to another device: the backend's last word for this
+        // one is T2, now gone, so it must end with no token, not fall back to T1.
+        var state = DeviceState(clientId: "c", platform: "android")
+        state.pushTokenSent = token(1)
+        state.failed = true
+        let queued = [Intent(id: 7, payload: .setToken(token(2)), acceptedAt: Date())]
+        let move = Intake.release(tokenHash: token(2).tokenHash, state: state, queued: queued)
+        #expect(move.release == .releaseAll(tokenHash: token(2).tokenHash))
+        #expect(move.edits.dropIds == [7])
+        // A newer request behind the failed head still wins: only T2 goes.
+        let newer = queued + [Intent(id: 8, payload: .setToken(token(3)), acceptedAt: Date())]
+        #expect(Intake.release(tokenHash: token(2).tokenHash, state: state, queued: newer).release == .release(tokenHash: token(2).tokenHash))
+    }
 }

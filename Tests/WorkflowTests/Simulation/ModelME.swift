@@ -13,6 +13,14 @@ enum SimFault: String, CaseIterable, Sendable {
     case dropBefore
     /// ME applies the call, then the answer is lost (a timeout): the bridge cannot know which.
     case dropAfter
+    /// 400: ME refuses the call for good (a permanent error): nothing applied; the device fails until its backend
+    /// writes again. Not on `DELETE /client/push-token`: the bridge reads a 4xx there as "ME holds no token on that
+    /// client" and lets a device waiting for the token go on (`Reducer`); an ME that refused to remove a token it
+    /// holds would break I1 or leave the waiter stuck whatever a client did.
+    case rejected
+
+    /// The faults that heal by themselves (retried with backoff).
+    static let transient: [SimFault] = [.unavailable, .throttled, .dropBefore, .dropAfter]
 }
 
 /// A Mobile Engage backend in memory, for the simulation: the semantics the sandbox serves (contact tokens,
@@ -99,6 +107,9 @@ struct ModelME {
             return deliver(.http(status: 503, retryAfterSeconds: nil, message: "unavailable"), to: &c)
         case .throttled:
             return deliver(.http(status: 429, retryAfterSeconds: 1, message: "throttled"), to: &c)
+        case .rejected:
+            if case .removePushToken = call { break }
+            return deliver(.http(status: 400, retryAfterSeconds: nil, message: "bad request"), to: &c)
         case .dropBefore:
             return MEAnswer(outcome: .network(message: "connection dropped"), clientState: nil)
         case .none, .dropAfter:

@@ -59,7 +59,7 @@ struct SimStore {
             guard let (state, _) = Intake.newDevice(for: write, generatedClientId: newClientId()) else { return false }
             devices[id] = Device(state: state)
         }
-        if collapse { apply(Intake.collapse(queued: ordered(id).map(\.intent), state: existing?.state), to: id, now: now) }
+        apply(Intake.edits(for: payload, collapse: collapse, queued: ordered(id).map(\.intent), state: existing?.state), to: id, now: now)
         if let takeFrom, let token { release(token.tokenHash, from: takeFrom.deviceId, cause: .moved, now: now) }
         insert(id, payload, tokenHash: token?.tokenHash, waitsFor: takeFrom?.deviceId, now: now)
         // Claims.

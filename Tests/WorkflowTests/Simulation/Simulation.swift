@@ -77,8 +77,9 @@ struct SimShape {
             case 32..<35: steps.append(.events(device: d))
             case 35..<37: steps.append(r.chance(50) ? .forget(device: d) : .invalidate(token: r.below(tokens)))
             case 37..<62:
-                let faults = SimFault.allCases
-                steps.append(.send(device: d, fault: r.chance(70) ? .none : faults[1 + r.below(faults.count - 1)]))
+                // One fault in ten is permanent: the device fails until its backend writes again.
+                let fault: SimFault = r.chance(70) ? .none : r.chance(10) ? .rejected : SimFault.transient[r.below(SimFault.transient.count)]
+                steps.append(.send(device: d, fault: fault))
             case 62..<84: steps.append(.commit(device: d))
             case 84..<86: steps.append(.crash)
             case 86..<90: steps.append(.expireContactTokens)
@@ -280,7 +281,12 @@ struct Simulation {
         me.refreshRevoked = false
         for id in inFlight.keys.sorted() { commitInFlight(id) }
         for id in store.devices.keys.sorted() where store.devices[id]?.state.failed == true {
-            // A new intent for a failed device: the backend repeats its newest request (a removal, a login).
+            // A new intent for a failed device: the backend repeats its newest request (a removal, a login; the
+            // DELETE of a device it forgot, and nothing else for that one).
+            if forgotten.contains(id) {
+                store.accept(.forget, device: id, now: nowMs)
+                continue
+            }
             if store.devices[id]?.tokenHash == nil {
                 ask(token: nil, for: id)
                 store.accept(.removeToken, device: id, now: nowMs)

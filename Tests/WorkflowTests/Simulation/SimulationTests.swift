@@ -91,6 +91,39 @@ struct SimulationTests {
         #expect(sim.me.holders(appCode: Simulation.app)[Simulation.token(2).pushToken] == [sim.store.devices["d1"]!.state.clientId])
     }
 
+    @Test("a token whose PUT ME refused for good, then moved away, leaves its device with no token, not the older one")
+    func refusedTokenMovesAway() {
+        var sim = Simulation()
+        let steps: [SimStep] = [
+            .setToken(device: 0, token: 0),
+        ] + Self.drain(0) + [
+            .setToken(device: 0, token: 1),
+            .send(device: 0, fault: .rejected), .commit(device: 0),  // PUT T1: 400, the device fails
+            .setToken(device: 1, token: 1),
+        ] + Self.drain(0) + Self.drain(1)
+        sim.run(steps)
+        #expect(sim.violations == [])
+        // The backend's last word for d0 was T1, which moved to d1: d0 ends with no token at ME.
+        #expect(sim.store.status("d0")?.state == "unregistered")
+        #expect(sim.me.clients[sim.store.devices["d0"]!.state.clientId]?.pushToken == nil)
+        #expect(sim.me.holders(appCode: Simulation.app)[Simulation.token(1).pushToken] == [sim.store.devices["d1"]!.state.clientId])
+    }
+
+    @Test("a DELETE is never held back by a step ME refuses for good: queued before the failure or after it")
+    func forgetPastARefusedStep() {
+        // Found by the generator's permanent faults: a start refused at POST /client kept the forget behind it.
+        for steps: [SimStep] in [
+            [.start(device: 0, token: 0, newClient: false, login: nil), .forget(device: 0), .send(device: 0, fault: .rejected)],
+            [.start(device: 0, token: 0, newClient: false, login: nil), .send(device: 0, fault: .rejected), .commit(device: 0), .forget(device: 0)],
+            [.setToken(device: 0, token: 1), .send(device: 0, fault: .rejected), .commit(device: 0), .forget(device: 0)],
+        ] {
+            var sim = Simulation()
+            sim.run(steps)
+            #expect(sim.violations == [], "\(steps)")
+            #expect(sim.store.devices["d0"] == nil, "\(steps)")
+        }
+    }
+
     @Test("a device whose token moved away while its contact token was expired refreshes on its next intent's 401")
     func refreshBudgetAfterAMove() {
         var sim = Simulation()
