@@ -41,18 +41,29 @@ enum BodyValidation {
             _ = try nonEmptyString(object, key)
         }
         let timezone = try nonEmptyString(object, "timezone")
-        guard isUTCOffset(timezone) else { throw .invalidField("timezone", "must match ^[+-]\\d{4}$, e.g. +0100") }
+        guard isUTCOffset(timezone) else {
+            throw .invalidField("timezone", "must be a UTC offset such as +0100, or the web SDK's +5.530 for +05:30")
+        }
         if let settings = object["pushSettings"], settings.objectValue == nil {
             throw .invalidField("pushSettings", "must be an object when present")
         }
         return platform
     }
 
-    /// `+HHMM` / `-HHMM`.
+    /// A UTC offset in the forms clients send: `+HHMM` / `-HHMM` (the mobile SDKs), and the web SDK's form, which
+    /// writes the hours as a number and the minutes after them, so a half-hour zone reads `+5.530` (+05:30) and Nepal
+    /// `+5.7545` (+05:45): a sign, 1 or 2 digits of hours with an optional decimal fraction, then 2 digits of minutes.
+    /// What production does with other forms is not known; the sandbox refuses them, naming the field.
     static func isUTCOffset(_ value: String) -> Bool {
         let bytes = Array(value.utf8)
-        guard bytes.count == 5, bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") else { return false }
-        return bytes[1...].allSatisfy(isDigit)
+        guard bytes.count >= 4, bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") else { return false }
+        let rest = bytes[1...]
+        if bytes.count == 5, rest.allSatisfy(isDigit) { return true }
+        // Hours[.fraction] then two minute digits.
+        guard let dot = rest.firstIndex(of: UInt8(ascii: ".")) else { return false }
+        let hours = bytes[1..<dot], tail = bytes[(dot + 1)...]
+        return (1...2).contains(hours.count) && hours.allSatisfy(isDigit)
+            && tail.count >= 3 && tail.count <= 8 && tail.allSatisfy(isDigit)
     }
 
     /// UTC ISO-8601 with exactly three fraction digits: `2026-11-29T10:00:00.000Z`, with plausible ranges.
@@ -108,12 +119,19 @@ enum BodyValidation {
             var attributes: [String: String]?
             if let rawAttributes = event["attributes"] {
                 guard let map = rawAttributes.objectValue else { throw .invalidField(path + ".attributes", "must be an object") }
+                // The mobile SDKs send strings; a web page's caller passes numbers and booleans through the web SDK
+                // as they are. Production's answer to those is not known: the sandbox takes them, kept as their JSON
+                // text, and refuses nested values and null.
                 var strings: [String: String] = [:]
                 for (key, value) in map {
-                    guard let string = value.stringValue else {
-                        throw .invalidField(path + ".attributes." + key, "must be a string")
+                    switch value {
+                    case .string(let string): strings[key] = string
+                    case .int(let number): strings[key] = String(number)
+                    case .double(let number): strings[key] = String(number)
+                    case .bool(let flag): strings[key] = String(flag)
+                    case .null, .array, .object:
+                        throw .invalidField(path + ".attributes." + key, "must be a string, a number or a boolean")
                     }
-                    strings[key] = string
                 }
                 attributes = strings
             }

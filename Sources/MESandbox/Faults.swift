@@ -18,9 +18,23 @@ public struct SandboxFault: Sendable, Hashable, Codable {
         case noRefreshToken = "no-refresh-token"
     }
 
+    /// The body of a status-mode answer: what real infrastructure answers with.
+    public enum Body: String, Sendable, Codable, CaseIterable {
+        /// The sandbox's JSON error (`{"status", "error"}`, with `code` when the fault names one).
+        case json
+        /// No body at all (what a load balancer or ME itself may give on a 5xx).
+        case empty
+        /// An HTML error page, `text/html`, as a proxy (nginx, a cloud load balancer) answers a 502 or 504.
+        case html
+    }
+
     public var id: String
     public var mode: Mode
     public var status: Int?
+    /// Status mode: the answer's body (`json` when not given).
+    public var body: Body?
+    /// Status mode with a JSON body: an error code in it (`"code"`), as ME's error answers carry one.
+    public var code: String?
     /// Matches remaining; `nil` = unlimited (until deleted).
     public var remaining: Int?
     /// At most this many matches per client (`X-Client-Id`), so that every client meets the fault the same
@@ -44,7 +58,7 @@ public struct SandboxFault: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, mode, status, remaining, perClient, path, method, latencyMs, retryAfter, hits
+        case id, mode, status, body, code, remaining, perClient, path, method, latencyMs, retryAfter, hits
     }
 
     /// Always writes every key (explicit `null`s), so the listing has a fixed shape.
@@ -53,6 +67,8 @@ public struct SandboxFault: Sendable, Hashable, Codable {
         try container.encode(id, forKey: .id)
         try container.encode(mode, forKey: .mode)
         try container.encode(status, forKey: .status)
+        try container.encode(body, forKey: .body)
+        try container.encode(code, forKey: .code)
         try container.encode(remaining, forKey: .remaining)
         try container.encode(perClient, forKey: .perClient)
         try container.encode(path, forKey: .path)
@@ -107,13 +123,26 @@ extension SandboxFault {
         default: throw .invalidField("count", "must be at least 1 (or use unlimited: true)")
         }
 
+        var body: Body?
+        if let rawBody = try optionalString("body") {
+            guard let parsed = Body(rawValue: rawBody) else {
+                throw .invalidField("body", "must be one of \(Body.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            body = parsed
+        }
+        let code = try optionalString("code")
+        if body != nil || code != nil {
+            guard mode == .status, status != nil else { throw .invalidField(body != nil ? "body" : "code", "only with a status") }
+        }
+        if code != nil, body == .empty || body == .html { throw .invalidField("code", "only with a JSON body") }
+
         let perClient = try optionalInt("perClient")
         if let perClient, perClient < 1 { throw .invalidField("perClient", "must be at least 1") }
         let path = try optionalString("path")
         let method = try optionalString("method")?.uppercased()
         let retryAfter = try optionalString("retryAfter")
         return SandboxFault(
-            id: id, mode: mode, status: status, remaining: remaining, perClient: perClient, path: path, method: method,
+            id: id, mode: mode, status: status, body: body, code: code, remaining: remaining, perClient: perClient, path: path, method: method,
             latencyMs: latencyMs, retryAfter: retryAfter, hits: 0
         )
     }

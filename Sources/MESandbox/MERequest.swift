@@ -35,6 +35,23 @@ struct MERequest: Sendable {
     var body: [UInt8]
     /// Whether another request of the same client was in flight when this one's handler started.
     var overlapping = false
+    /// Whether the bridge's invariants are checked on this request (`SandboxConfiguration.invariants`): the
+    /// violations, the discipline counters and strict mode's 409s. The ME rules apply to every request.
+    var checksInvariants = true
+    /// The `Origin` header of a browser's request (logged, not judged).
+    var origin: String?
+}
+
+/// A request below the sandbox's prefix that no ME or inspection route serves, or a CORS preflight: logged with
+/// its answer like the ME requests, so a developer sees what an SDK tried.
+struct UnroutedRequest: Sendable {
+    var method: String
+    var path: String
+    var clientId: String?
+    var requestOrder: String?
+    var carriesContactToken: Bool
+    var sdkVersion: String?
+    var origin: String?
 }
 
 /// What the sandbox decided to answer.
@@ -50,11 +67,14 @@ struct MEAnswer: Sendable {
     var latencyMs: Int?
     /// The injected fault that decided or shaped the answer (for the debug log).
     var faultId: String?
+    /// The body's media type (an injected proxy page is `text/html`).
+    var contentType = "application/json"
 }
 
 /// Bytes of the JSON error body every rejection carries.
-func errorBody(status: HTTPResponse.Status, message: String, field: String?) -> [UInt8] {
+func errorBody(status: HTTPResponse.Status, message: String, field: String?, code: String? = nil) -> [UInt8] {
     var object: [String: SandboxJSON] = ["status": .int(status.code), "error": .string(message)]
     if let field { object["field"] = .string(field) }
+    if let code { object["code"] = .string(code) }
     return SandboxHTTP.encode(SandboxJSON.object(object))
 }

@@ -3,20 +3,14 @@ import NIOCore
 
 /// The `/_sandbox/` routes: inspection and fault control. They never go through fault matching.
 extension MESandbox {
-    func registerRoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
-        let prefix = Self.normalizedPrefix(prefix)
-        registerMERoutes(on: router, prefix: prefix)
-        registerControlRoutes(on: router, prefix: prefix)
-    }
+    func registerControlRoutes<Context: RequestContext>(on routes: SandboxRoutes<Context>) {
+        let base = "/_sandbox"
 
-    private func registerControlRoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
-        let base = prefix + "/_sandbox"
-
-        router.get(RouterPath(base + "/health")) { _, _ in
+        routes.on(base + "/health", .get) { _, _ in
             SandboxHTTP.json(["status": "ok"])
         }
 
-        router.get(RouterPath(base + "/clients/:clientId")) { _, context in
+        routes.on(base + "/clients/:clientId", .get) { _, context in
             let clientId = try context.parameters.require("clientId")
             guard let view = await self.client(clientId) else {
                 return SandboxHTTP.error(.notFound, "unknown client", field: "clientId")
@@ -24,7 +18,7 @@ extension MESandbox {
             return SandboxHTTP.json(view)
         }
 
-        router.get(RouterPath(base + "/requests")) { request, _ in
+        routes.on(base + "/requests", .get) { request, _ in
             let query = request.uri.queryParameters
             let clientId = query["clientId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
             var limit: Int?
@@ -37,7 +31,7 @@ extension MESandbox {
             return SandboxHTTP.json(self.state.withLock { $0.requestLog(clientId: clientId, limit: limit) })
         }
 
-        router.post(RouterPath(base + "/faults")) { request, _ in
+        routes.on(base + "/faults", .post) { request, _ in
             var request = request
             let bytes = Array(buffer: try await request.collectBody(upTo: Self.maxBodySize))
             do throws(MEFailure) {
@@ -52,34 +46,34 @@ extension MESandbox {
             }
         }
 
-        router.get(RouterPath(base + "/faults")) { _, _ in
+        routes.on(base + "/faults", .get) { _, _ in
             SandboxHTTP.json(await self.faults())
         }
 
-        router.delete(RouterPath(base + "/faults")) { _, _ -> HTTPResponse.Status in
+        routes.on(base + "/faults", .delete) { _, _ in
             self.state.withLock { $0.faults.removeAll() }
-            return .noContent
+            return Response(status: .noContent)
         }
 
-        router.delete(RouterPath(base + "/faults/:id")) { _, context in
+        routes.on(base + "/faults/:id", .delete) { _, context in
             let id = try context.parameters.require("id")
             let removed = self.state.withLock { $0.faults.remove(id: id) }
             return removed ? Response(status: .noContent) : SandboxHTTP.error(.notFound, "unknown fault", field: "id")
         }
 
-        router.post(RouterPath(base + "/contact-tokens/expire")) { _, _ in
+        routes.on(base + "/contact-tokens/expire", .post) { _, _ in
             let count = self.state.withLock { $0.expireAllContactTokens() }
             self.logger.info("sandbox expired all contact tokens", metadata: ["sandbox.tokens": "\(count)"])
             return SandboxHTTP.json(["expired": count])
         }
 
-        router.post(RouterPath(base + "/refresh-tokens/revoke")) { _, _ in
+        routes.on(base + "/refresh-tokens/revoke", .post) { _, _ in
             let count = self.state.withLock { $0.revokeAllRefreshTokens() }
             self.logger.info("sandbox revoked all refresh tokens", metadata: ["sandbox.tokens": "\(count)"])
             return SandboxHTTP.json(["revoked": count])
         }
 
-        router.get(RouterPath(base + "/violations")) { request, _ in
+        routes.on(base + "/violations", .get) { request, _ in
             let query = request.uri.queryParameters
             let clientId = query["clientId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
             let kind = query["kind"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
@@ -94,12 +88,12 @@ extension MESandbox {
             return response
         }
 
-        router.delete(RouterPath(base + "/violations")) { _, _ -> HTTPResponse.Status in
+        routes.on(base + "/violations", .delete) { _, _ in
             self.state.withLock { $0.clearViolations() }
-            return .noContent
+            return Response(status: .noContent)
         }
 
-        router.post(RouterPath(base + "/strict")) { request, _ in
+        routes.on(base + "/strict", .post) { request, _ in
             var request = request
             let bytes = Array(buffer: try await request.collectBody(upTo: Self.maxBodySize))
             do throws(MEFailure) {
@@ -115,10 +109,10 @@ extension MESandbox {
             }
         }
 
-        router.post(RouterPath(base + "/reset")) { _, _ -> HTTPResponse.Status in
+        routes.on(base + "/reset", .post) { _, _ in
             self.state.withLock { $0.reset() }
             self.logger.info("sandbox reset")
-            return .noContent
+            return Response(status: .noContent)
         }
     }
 }

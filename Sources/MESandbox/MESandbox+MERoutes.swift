@@ -5,26 +5,26 @@ import Logging
 
 /// The Mobile Engage endpoints: HTTP glue around `SandboxState.respond`.
 extension MESandbox {
-    func registerMERoutes<Context: RequestContext>(on router: Router<Context>, prefix: String) {
+    func registerMERoutes<Context: RequestContext>(on routes: SandboxRoutes<Context>) {
         // The client service under app codes (`/v3/apps/`) and under web push domain codes (`/v3/domains/`,
-        // what the later web SDK builds call); one code names one client space whichever way it is addressed.
-        var routes: [(String, HTTPRequest.Method, MERoute)] = []
+        // what the later web SDK builds call, events included); one code names one client space whichever way it
+        // is addressed.
+        var table: [(String, HTTPRequest.Method, MERoute)] = []
         for space in ["apps", "domains"] {
-            let client = prefix + "/v3/\(space)/:code/client"
-            routes += [
+            let client = "/v3/\(space)/:code/client"
+            table += [
                 (client, .post, .registerClient),
                 (client + "/contact", .post, .linkContact),
                 (client + "/contact-token", .post, .refreshContactToken),
                 (client + "/push-token", .put, .setPushToken),
                 (client + "/push-token", .delete, .deletePushToken),
+                (client + "/events", .post, .events),
             ]
         }
-        routes += [
-            (prefix + "/v3/apps/:code/client/events", .post, .events),
-            (prefix + "/v4/apps/:code/client/events", .post, .events),
-        ]
-        for (path, method, route) in routes {
-            router.on(RouterPath(path), method: method) { request, context in
+        table.append(("/v4/apps/:code/client/events", .post, .events))
+        let prefix = routes.prefix
+        for (path, method, route) in table {
+            routes.on(path, method) { request, context in
                 try await self.serve(route, request: request, context: context, prefix: prefix)
             }
         }
@@ -35,6 +35,8 @@ extension MESandbox {
     ) async throws -> Response {
         // In flight (I2) from here until the state decision below; `pending` covers the early exits.
         let clientId = request.headers[.xClientId]
+        let checksInvariants = configuration.invariants == .all
+            || SandboxConfiguration.isBridge(userAgent: request.headers[.userAgent])
         let overlapping = state.withLock { $0.enterRequest(clientId: clientId) }
         var pending = true
         defer {
@@ -46,7 +48,7 @@ extension MESandbox {
         do {
             body = try await request.collectBody(upTo: Self.maxBodySize)
         } catch {
-            if overlapping, let clientId, !clientId.isEmpty {
+            if overlapping, checksInvariants, let clientId, !clientId.isEmpty {
                 // The body never reached the checks, but the overlap was seen: keep it.
                 let violation = MERequest(
                     route: route, method: request.method.rawValue, path: Self.pathBelow(prefix: prefix, request.uri.path),
@@ -56,6 +58,9 @@ extension MESandbox {
                 let now = Date()
                 state.withLock { $0.record([finding], request: violation, clientId: clientId, at: now) }
             }
+            let unrouted = Self.unrouted(request, path: Self.pathBelow(prefix: prefix, request.uri.path))
+            let now = Date()
+            state.withLock { $0.logUnrouted(unrouted, route: route, status: HTTPResponse.Status.contentTooLarge.code, at: now) }
             return SandboxHTTP.error(.contentTooLarge, "request body larger than \(Self.maxBodySize) bytes")
         }
         let path = Self.pathBelow(prefix: prefix, request.uri.path)
@@ -67,7 +72,8 @@ extension MESandbox {
             clientId: clientId, requestOrder: headers[.xRequestOrder],
             clientState: headers[.xClientState], contactToken: headers[.xContactToken],
             sdkVersion: headers[.xEmarsysSDKVersion], sdkMode: headers[.xEmarsysSDKMode],
-            body: Array(buffer: body), overlapping: overlapping
+            body: Array(buffer: body), overlapping: overlapping, checksInvariants: checksInvariants,
+            origin: headers[.origin]
         )
         let environment = self.environment
         let answer = state.withLock { state in
@@ -89,7 +95,7 @@ extension MESandbox {
         var responseHeaders = HTTPFields()
         if let clientState = answer.clientState { responseHeaders[.xClientState] = clientState }
         if let retryAfter = answer.retryAfter { responseHeaders[.retryAfter] = retryAfter }
-        return SandboxHTTP.response(status: answer.status, json: answer.body, headers: responseHeaders)
+        return SandboxHTTP.response(status: answer.status, body: answer.body, contentType: answer.contentType, headers: responseHeaders)
     }
 
     /// Ends the request without a proper answer (fault mode "close").

@@ -22,9 +22,14 @@ enum SandboxHTTP {
     }
 
     static func response(status: HTTPResponse.Status, json bytes: [UInt8]?, headers: HTTPFields = [:]) -> Response {
+        response(status: status, body: bytes, contentType: "application/json", headers: headers)
+    }
+
+    /// `bytes` of `contentType`; no body (and no `Content-Type`) when nil.
+    static func response(status: HTTPResponse.Status, body bytes: [UInt8]?, contentType: String, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         guard let bytes else { return Response(status: status, headers: headers) }
-        headers[.contentType] = "application/json"
+        headers[.contentType] = contentType
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 

@@ -114,6 +114,15 @@ public struct SandboxRequestRecord: Sendable, Hashable, Codable {
     public var contactToken: Bool
     /// The `X-EMARSYS-SDK-VERSION` header.
     public var sdkVersion: String?
+    /// The ME operation the request reached (`client`, `contact`, `contact-token`, `push-token-put`,
+    /// `push-token-delete`, `events`); `null` for a request no ME route serves (answered 404) and for a CORS
+    /// preflight (`OPTIONS`).
+    public var route: String?
+    /// Whether the bridge's invariants were checked on it (pushbridge's own traffic; see
+    /// `SandboxConfiguration.invariants`); the ME rules were, always.
+    public var invariantsChecked: Bool
+    /// The `Origin` header a browser sent, if any.
+    public var origin: String?
 }
 
 /// A breach of a workflow invariant (`bridge-contract.md`, "Invariants") that the sandbox saw on the wire

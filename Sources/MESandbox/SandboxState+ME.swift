@@ -32,13 +32,16 @@ extension SandboxState {
             ?? ClientRecord(clientId: clientId, appCode: request.appCode, historyCapacity: historyCapacity)
         let heldBefore = client.pushTokenKey
 
-        // What the caller sent, judged before anything changes (faulted requests included).
-        let findings = findings(in: request, client: client, order: order)
+        // What the caller sent, judged before anything changes (faulted requests included), when the bridge's
+        // invariants apply to it: an SDK is judged by the ME rules alone (its answers below).
+        let findings = request.checksInvariants ? findings(in: request, client: client, order: order) : []
         record(findings, request: request, clientId: clientId, at: environment.now)
         client.noteDeviceEventState(of: request)
         let echoedNewestState = client.echoesNewestState(request)
-        if !echoedNewestState { client.counts.staleClientStates += 1 }
-        if let order, let last = client.lastRequestOrder, order <= last { client.counts.orderViolations += 1 }
+        if request.checksInvariants {
+            if !echoedNewestState { client.counts.staleClientStates += 1 }
+            if let order, let last = client.lastRequestOrder, order <= last { client.counts.orderViolations += 1 }
+        }
         // Every request seen moves the order on, whatever its answer: a replay must carry a new value.
         if let order { client.lastRequestOrder = order }
 
@@ -101,7 +104,14 @@ extension SandboxState {
         case .status:
             guard let code = fault.status else { return nil }
             let status = HTTPResponse.Status(code: code)
-            return MEAnswer(status: status, body: errorBody(status: status, message: "injected fault \(fault.id)", field: nil))
+            switch fault.body ?? .json {
+            case .json:
+                return MEAnswer(status: status, body: errorBody(status: status, message: "injected fault \(fault.id)", field: nil, code: fault.code))
+            case .empty:
+                return MEAnswer(status: status, body: nil)
+            case .html:
+                return MEAnswer(status: status, body: Self.proxyPage(status), contentType: "text/html")
+            }
         case .close:
             return MEAnswer(status: .ok, body: nil, closeConnection: true)
         case .invalidJSON:
@@ -109,6 +119,14 @@ extension SandboxState {
         case .noClientState, .noRefreshToken:
             return nil
         }
+    }
+
+    /// The page a proxy in front of a backend answers with (nginx's shape).
+    static func proxyPage(_ status: HTTPResponse.Status) -> [UInt8] {
+        let phrases = [403: "Forbidden", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                       503: "Service Temporarily Unavailable", 504: "Gateway Time-out"]
+        let title = "\(status.code) \(phrases[status.code] ?? (status.reasonPhrase.isEmpty ? "Error" : status.reasonPhrase))"
+        return Array("<html>\r\n<head><title>\(title)</title></head>\r\n<body>\r\n<center><h1>\(title)</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".utf8)
     }
 
     private static func failureAnswer(_ failure: MEFailure) -> MEAnswer {
@@ -127,7 +145,20 @@ extension SandboxState {
         log.append(SandboxRequestRecord(
             seq: nextLogSeq, method: request.method, path: request.path, clientId: clientId, requestOrder: order,
             status: answer.closeConnection ? 0 : answer.status.code, at: at, fault: fault,
-            contactToken: !(request.contactToken ?? "").isEmpty, sdkVersion: request.sdkVersion
+            contactToken: !(request.contactToken ?? "").isEmpty, sdkVersion: request.sdkVersion,
+            route: request.route.rawValue, invariantsChecked: request.checksInvariants, origin: request.origin
+        ))
+        nextLogSeq += 1
+    }
+
+    /// Logs a request that never reached `respond` with the status it was answered: one no ME route serves, a CORS
+    /// preflight (`route` nil), or an ME request whose body was too large.
+    mutating func logUnrouted(_ request: UnroutedRequest, route: MERoute? = nil, status: Int, at: Date) {
+        log.append(SandboxRequestRecord(
+            seq: nextLogSeq, method: request.method, path: request.path, clientId: request.clientId,
+            requestOrder: Self.parseRequestOrder(request.requestOrder), status: status, at: at, fault: false,
+            contactToken: request.carriesContactToken, sdkVersion: request.sdkVersion,
+            route: route?.rawValue, invariantsChecked: false, origin: request.origin
         ))
         nextLogSeq += 1
     }
@@ -136,7 +167,8 @@ extension SandboxState {
         client.clientStateSeq += 1
         let token = environment.signer.sign(ClientStatePayload(
             clientId: client.clientId, appCode: client.appCode, pushToken: client.pushToken, contact: client.contact,
-            iat: Int(environment.now.timeIntervalSince1970), seq: client.clientStateSeq
+            properties: client.properties?.objectValue ?? [:], iat: Int(environment.now.timeIntervalSince1970),
+            seq: client.clientStateSeq
         ))
         client.newestClientState = token
         return token

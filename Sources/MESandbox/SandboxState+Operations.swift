@@ -114,6 +114,7 @@ extension SandboxState {
         for token in client.contactTokens { contactTokens[token] = nil }
         client.contactTokens = []
         client.contact = contact
+        client.linkReference = TokenSigner.randomOpaqueToken(byteCount: 12)
         if omitRefreshToken {
             for token in client.refreshTokens { refreshTokens[token]?.contact = contact }
             return ["contactToken": issueContactToken(client: &client, appCode: appCode, contact: contact, environment: environment)]
@@ -133,7 +134,7 @@ extension SandboxState {
     ) -> String {
         let expiresAt = environment.now.addingTimeInterval(environment.configuration.contactTokenLifetime.timeInterval)
         let token = environment.signer.sign(ContactTokenPayload(
-            clientId: client.clientId, appCode: appCode, contact: contact,
+            clientId: client.clientId, appCode: appCode, contact: contact, anonymousReference: client.linkReference,
             exp: Int(expiresAt.timeIntervalSince1970.rounded(.up)), jti: TokenSigner.randomOpaqueToken(byteCount: 9)
         ))
         contactTokens[token] = ContactTokenRecord(clientId: client.clientId, appCode: appCode, contact: contact, expiresAt: expiresAt)

@@ -31,6 +31,8 @@ struct ClientRecord: Sendable {
     var eventStates: [IssuedEventState] = [IssuedEventState(state: nil, delayed: false)]
     /// Live tokens of the current contact link (superseded by the next link).
     var contactTokens: [String] = []
+    /// The current link's own reference: an anonymous contact's `contactReference` in its contact tokens.
+    var linkReference = ""
     var refreshTokens: [String] = []
 
     init(clientId: String, appCode: String, historyCapacity: Int) {

@@ -16,13 +16,17 @@ public struct MEClient: Sendable {
     public let endpoints: LockedValue<MEEndpoints>
     public let sdkVersion: String
     public let requestTimeout: Duration
+    /// `User-Agent` of every call: `pushbridge/` and the bridge's version, so ME's operators (and the sandbox,
+    /// which checks the bridge's invariants on exactly this traffic) can tell the bridge from an SDK.
+    public let userAgent: String
     private let httpClient: HTTPClient
 
-    public init(httpClient: HTTPClient, endpoints: MEEndpoints, sdkVersion: String, requestTimeout: Duration) {
+    public init(httpClient: HTTPClient, endpoints: MEEndpoints, sdkVersion: String, requestTimeout: Duration, bridgeVersion: String) {
         self.httpClient = httpClient
         self.endpoints = LockedValue(endpoints)
         self.sdkVersion = sdkVersion
         self.requestTimeout = requestTimeout
+        self.userAgent = "pushbridge/" + bridgeVersion
     }
 
     /// Performs `call` and returns the classified answer. Never throws: transport failures are `.network`.
@@ -33,6 +37,7 @@ public struct MEClient: Sendable {
         for (name, value) in MEWireFormat.headers(of: call, context: context, sdkVersion: sdkVersion) {
             request.headers.add(name: name, value: value)
         }
+        request.headers.add(name: "User-Agent", value: userAgent)
         request.body = .bytes(ByteBuffer(bytes: MEWireFormat.body(of: call)))
         do {
             let response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(requestTimeout.nanosecondsTotal)))
@@ -56,19 +61,36 @@ public struct MEClient: Sendable {
                 }
             }
             let retryAfter = MEWireFormat.retryAfterSeconds(response.headers.first(name: "Retry-After"), now: Date())
-            return MEAnswer(outcome: .http(status: status, retryAfterSeconds: retryAfter, message: Self.summary(status: status, body: body)), clientState: clientState)
+            let message = Self.summary(status: status, body: body, contentType: response.headers.first(name: "Content-Type"))
+            return MEAnswer(outcome: .http(status: status, retryAfterSeconds: retryAfter, message: message), clientState: clientState)
         } catch {
             logger.debug("ME call failed in transport", metadata: ["endpoint": "\(call.endpoint)", "error": "\(String(describing: error).prefix(200))"])
             return MEAnswer(outcome: .network(message: Self.describe(error)), clientState: nil)
         }
     }
 
-    /// A short message for `lastError`: the status and the start of the body (ME error bodies hold no secrets
-    /// we sent, but we cut them short and strip control characters anyway).
-    static func summary(status: Int, body: ByteBuffer) -> String {
-        let text = String(buffer: body).prefix(200).filter { !$0.isNewline }
+    /// A short message for `lastError`: the status, and what the body says. A JSON error gives its `code` and
+    /// message; an HTML page (a proxy's 502) is named, not quoted; other text is cut short. ME error bodies hold no
+    /// secrets we sent, but control characters are stripped anyway.
+    static func summary(status: Int, body: ByteBuffer, contentType: String?) -> String {
         let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
-        return text.isEmpty ? "ME answered \(status) \(reason)" : "ME answered \(status) \(reason): \(text)"
+        let head = "ME answered \(status) \(reason)"
+        let media = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if media == "text/html" || String(buffer: body).prefix(64).lowercased().contains("<html") {
+            return head + " with an HTML page (a proxy or load balancer, not ME)"
+        }
+        if let object = try? JSONSerialization.jsonObject(with: Data(Array(buffer: body))) as? [String: Any] {
+            let code = (object["code"] ?? object["replyCode"]).map { "\($0)" }
+            let text = (object["error"] ?? object["message"] ?? object["replyText"]).map { "\($0)" }
+            let said = [code.map { "code \($0)" }, text].compactMap { $0 }.joined(separator: ": ")
+            if !said.isEmpty { return head + ": " + Self.clean(said) }
+        }
+        let text = Self.clean(String(buffer: body))
+        return text.isEmpty ? head : head + ": " + text
+    }
+
+    private static func clean(_ text: String) -> String {
+        String(text.filter { !$0.isNewline && !($0.asciiValue.map { $0 < 32 } ?? false) }.prefix(200))
     }
 
     static func describe(_ error: Error) -> String {

@@ -32,6 +32,8 @@ public struct BridgeConfiguration: Sendable {
         public var retry = RetryPolicy()
         /// Lifetime of the embedded sandbox's contact tokens.
         public var sandboxContactTokenLifetimeSeconds = 3600
+        /// Origins a browser page may call the sandbox from (CORS): `*` (any), exact origins, or none.
+        public var sandboxAllowedOrigins = ["*"]
         /// How long a device stays with the instance that claimed it without a commit; a crashed
         /// instance's devices go to another after this.
         public var leaseSeconds = 10

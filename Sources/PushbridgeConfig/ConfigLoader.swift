@@ -21,7 +21,7 @@ public enum ConfigLoader {
         "emarsys.sandbox", "emarsys.clientServiceURL", "emarsys.eventServiceURL", "emarsys.eventsAPIVersion",
         "emarsys.requestTimeoutSeconds", "emarsys.maxConcurrentRequests", "emarsys.sdkVersion", "emarsys.refreshReplayDelayMs",
         "emarsys.retry.initialDelayMs", "emarsys.retry.maxDelayMs",
-        "emarsys.sandboxContactTokenLifetimeSeconds", "emarsys.leaseSeconds",
+        "emarsys.sandboxContactTokenLifetimeSeconds", "emarsys.sandboxAllowedOrigins", "emarsys.leaseSeconds",
         "limits.maxQueuedIntents", "limits.maxQueuedIntentsPerApp",
         "providers.directory",
         "log.level", "log.format",
@@ -157,6 +157,7 @@ public enum ConfigLoader {
         guard maxDelay >= initial else { throw ConfigError(key: "emarsys.retry.maxDelayMs", message: "must not be below emarsys.retry.initialDelayMs") }
         c.emarsys.retry = RetryPolicy(initialDelayMs: initial, maxDelayMs: maxDelay)
         c.emarsys.sandboxContactTokenLifetimeSeconds = try int("emarsys.sandboxContactTokenLifetimeSeconds", c.emarsys.sandboxContactTokenLifetimeSeconds, min: 1)
+        c.emarsys.sandboxAllowedOrigins = try Self.origins(string("emarsys.sandboxAllowedOrigins", c.emarsys.sandboxAllowedOrigins.joined(separator: ",")))
         c.storagePoolSize = try int("storage.poolSize", c.storagePoolSize, min: 2, max: 1000)
         c.storageTimeoutMs = try int("storage.timeoutMs", c.storageTimeoutMs, min: 100, max: 300_000)
         c.emarsys.leaseSeconds = try int("emarsys.leaseSeconds", c.emarsys.leaseSeconds, min: 1, max: 86_400)
@@ -292,6 +293,18 @@ public enum ConfigLoader {
     }
 
     /// swift-configuration's environment name of a key: camelCase split, upper-cased, `_` between parts.
+    /// `emarsys.sandboxAllowedOrigins`: `*`, empty (no CORS), or comma-separated origins (`scheme://host[:port]`).
+    public static func origins(_ raw: String) throws -> [String] {
+        let list = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for origin in list where origin != "*" {
+            guard let u = URL(string: origin), let scheme = u.scheme, ["http", "https"].contains(scheme.lowercased()), u.host != nil,
+                  u.path.isEmpty, u.query == nil, !origin.hasSuffix("/") else {
+                throw ConfigError(key: "emarsys.sandboxAllowedOrigins", message: "must be *, or origins such as https://shop.example or http://localhost:3000 separated by commas, got '\(origin)'")
+            }
+        }
+        return list
+    }
+
     static func libraryEnvName(_ parts: [String]) -> String {
         parts.map { part -> String in
             var out = ""

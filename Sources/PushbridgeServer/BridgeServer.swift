@@ -100,9 +100,10 @@ public final class BridgeServer: Sendable {
             httpClient: httpClient,
             endpoints: MEEndpoints(clientServiceURL: e.clientServiceURL, eventServiceURL: e.eventServiceURL),
             sdkVersion: e.sdkVersion,
-            requestTimeout: .milliseconds(Int64(e.requestTimeoutSeconds * 1000)))
+            requestTimeout: .milliseconds(Int64(e.requestTimeoutSeconds * 1000)), bridgeVersion: PushbridgeVersion.current)
         sandbox = e.sandbox
-            ? MESandbox(configuration: SandboxConfiguration(contactTokenLifetime: .seconds(e.sandboxContactTokenLifetimeSeconds)), logger: logger)
+            ? MESandbox(configuration: SandboxConfiguration(
+                contactTokenLifetime: .seconds(e.sandboxContactTokenLifetimeSeconds), allowedOrigins: e.sandboxAllowedOrigins), logger: logger)
             : nil
         let portBox = self.portBox
         let embedded = e.sandbox

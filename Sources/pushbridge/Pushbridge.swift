@@ -80,12 +80,28 @@ struct Sandbox: AsyncParsableCommand {
     @Flag(name: .long, help: "Strict mode: answer 409 to a request that breaks a workflow invariant (GET /_sandbox/violations lists them).")
     var strict = false
 
+    @Option(name: .long, help: "Whose requests the bridge's invariants are checked on: pushbridge (its own traffic, by User-Agent) or all. The ME rules apply to every client.")
+    var invariants: String = SandboxConfiguration.InvariantScope.pushbridge.rawValue
+
+    @Option(name: .long, help: "Origins a browser page may call from (CORS), comma-separated; * for any, empty for none. Default: emarsys.sandboxAllowedOrigins (*).")
+    var allowOrigins: String?
+
     func run() async throws {
         let settings = try ConfigLoader.load(file: configurationFile(config))
+        guard let scope = SandboxConfiguration.InvariantScope(rawValue: invariants) else {
+            throw ValidationError("--invariants must be pushbridge or all")
+        }
+        let origins: [String]
+        do {
+            origins = try allowOrigins.map(ConfigLoader.origins) ?? settings.emarsys.sandboxAllowedOrigins
+        } catch let error as ConfigError {
+            throw ValidationError("--allow-origins: \(error.message)")
+        }
         let logger = bootstrapLogging(level: settings.logLevel)
         let sandbox = MESandbox(
             configuration: SandboxConfiguration(
-                contactTokenLifetime: .seconds(settings.emarsys.sandboxContactTokenLifetimeSeconds), strict: strict),
+                contactTokenLifetime: .seconds(settings.emarsys.sandboxContactTokenLifetimeSeconds), strict: strict,
+                invariants: scope, allowedOrigins: origins),
             logger: logger)
         try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await sandbox.run(host: host, port: port) { port in

@@ -24,7 +24,9 @@ struct ClientStateTests {
             #expect(payload["pushToken"] as? String == "apns-hex")
             #expect(payload["clientId"] as? String == device.clientId)
             #expect(payload["appCode"] as? String == "EMS12-34567")
-            #expect((payload["contact"] as? [String: Any])?["kind"] as? String == "anonymous")
+            // Anonymous: an empty contactField (the web SDK reads it to know nobody is logged in).
+            #expect((payload["contactField"] as? [String: Any])?.isEmpty == true)
+            #expect(payload["platform"] as? String == "android")
             #expect(payload["seq"] as? Int == 4)
             let header = try #require(device.clientState?.split(separator: ".").first)
             #expect(String(header) == "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9")
@@ -35,6 +37,7 @@ struct ClientStateTests {
             let freshState = try #require(fresh.clientState)
             let freshPayload = try #require(jwtPayload(freshState))
             #expect(freshPayload["pushToken"] is NSNull)
+            #expect(freshPayload["contactField"] is NSNull)
         }
     }
 

@@ -31,6 +31,44 @@ struct FaultTests {
         }
     }
 
+    @Test("answers as real infrastructure gives them: a proxy's HTML page, an empty body, a JSON error with a code")
+    func answerBodies() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            var device = TestDevice(harness)
+            _ = try await device.register()
+            _ = try await device.linkAnonymous()
+            try await harness.addFault(#"{"status": 502, "body": "html", "path": "push-token"}"#)
+            try await harness.addFault(#"{"status": 503, "body": "empty", "path": "push-token"}"#)
+            try await harness.addFault(#"{"status": 400, "code": "INVALID_PUSH_TOKEN", "path": "push-token"}"#)
+
+            let html = try await device.setPushToken("t1")
+            #expect(html.status == 502)
+            #expect(html.headers.first(name: "Content-Type") == "text/html")
+            #expect(html.body.contains("<title>502 Bad Gateway</title>"))
+            let empty = try await device.setPushToken("t1")
+            #expect(empty.status == 503)
+            #expect(empty.body.isEmpty && empty.headers.first(name: "Content-Type") == nil)
+            let coded = try await device.setPushToken("t1")
+            #expect(coded.status == 400)
+            #expect(coded.json?["code"] as? String == "INVALID_PUSH_TOKEN")
+            #expect(await harness.sandbox.client(device.clientId)?.pushToken == nil)
+            #expect(try await device.setPushToken("t1").status == 204)
+
+            let listed = try await harness.get("/_sandbox/faults", as: [SandboxFault].self)
+            #expect(listed.map(\.body) == [.html, .empty, nil])
+            #expect(listed.map(\.code) == [nil, nil, "INVALID_PUSH_TOKEN"])
+            // Shapes that make no sense are refused, naming the field.
+            for (bad, field) in [
+                (#"{"status": 502, "body": "xml"}"#, "body"),
+                (#"{"mode": "close", "body": "html"}"#, "body"),
+                (#"{"status": 502, "body": "html", "code": "X"}"#, "code"),
+            ] {
+                let reply = try await harness.send(.POST, "/_sandbox/faults", body: bad)
+                #expect(reply.status == 400 && reply.json?["field"] as? String == field, "\(bad)")
+            }
+        }
+    }
+
     @Test("perClient: every client meets the fault that many times, however the clients interleave")
     func perClient() async throws {
         try await SandboxHarness.withSandbox { harness in

@@ -68,13 +68,18 @@ struct SandboxHarness: Sendable {
         }
     }
 
-    /// Sends one request and collects the whole answer.
+    /// The `User-Agent` the tests send by default: they speak for the bridge, so its invariants are checked.
+    static let bridgeAgent = "pushbridge/test"
+
+    /// Sends one request and collects the whole answer. `userAgent` nil sends none (a client other than the bridge).
     func send(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil,
+        userAgent: String? = SandboxHarness.bridgeAgent, contentType: String? = "application/json"
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        request.headers.add(name: "Content-Type", value: "application/json")
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let userAgent { request.headers.add(name: "User-Agent", value: userAgent) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))

@@ -15,6 +15,8 @@ struct FaultMatrixTests {
         var revokeTokens = false
         var expected = "registered"
         var failedStep: String?
+        /// What the failed device's `lastError.message` must say (beyond the status).
+        var messageSays: String?
         /// Anonymous links allowed beyond the first: a re-link after a dead refresh token or a 4th 401, or
         /// a link whose answer was lost (at-least-once per step).
         var extraLinks = 0
@@ -27,6 +29,9 @@ struct FaultMatrixTests {
         Row(name: "500", fault: ["status": "500", "count": "60"]),
         Row(name: "502", fault: ["status": "502", "count": "60"]),
         Row(name: "503", fault: ["status": "503", "count": "60"]),
+        // What infrastructure in front of ME answers: a proxy's HTML page, a load balancer's empty body.
+        Row(name: "a proxy's HTML 502 page", fault: ["status": "502", "body": "html", "count": "60"]),
+        Row(name: "503 with an empty body", fault: ["status": "503", "body": "empty", "count": "60"]),
         Row(name: "429 with Retry-After in seconds", fault: ["status": "429", "count": "50", "retryAfter": "1"]),
         Row(name: "429 with Retry-After as an HTTP date", fault: ["status": "429", "count": "50", "retryAfter": "http-date"]),
         Row(name: "answers slower than the request timeout", fault: ["latencyMs": "1500", "count": "30"]),
@@ -38,6 +43,10 @@ struct FaultMatrixTests {
         Row(name: "a 401 storm on contact-token calls", fault: ["status": "401", "perClient": "1", "count": "50", "path": "push-token"], afterRegistration: true, extraLinks: 1),
         Row(name: "refresh tokens revoked", fault: [:], afterRegistration: true, revokeTokens: true, extraLinks: 1),
         Row(name: "400 on push-token (permanent)", fault: ["status": "400", "count": "50", "path": "push-token"], expected: "failed", failedStep: "push-token"),
+        Row(name: "400 with a JSON error code on push-token (permanent)", fault: ["status": "400", "code": "INVALID_PUSH_TOKEN", "count": "50", "path": "push-token"],
+            expected: "failed", failedStep: "push-token", messageSays: "code INVALID_PUSH_TOKEN"),
+        Row(name: "a proxy's HTML 403 on push-token (permanent)", fault: ["status": "403", "body": "html", "count": "50", "path": "push-token"],
+            expected: "failed", failedStep: "push-token", messageSays: "HTML page"),
         Row(name: "404 on the events route (event skipped)", fault: ["status": "404", "count": "50", "path": "/client/events"]),
     ]
 
@@ -51,7 +60,7 @@ struct FaultMatrixTests {
                 formatter.timeZone = TimeZone(identifier: "GMT")
                 formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
                 body[k] = formatter.string(from: Date().addingTimeInterval(2))
-            case "retryAfter", "mode", "path": body[k] = v
+            case "retryAfter", "mode", "path", "body", "code": body[k] = v
             default: body[k] = Int(v)!
             }
         }
@@ -87,8 +96,13 @@ struct FaultMatrixTests {
                 if let step = row.failedStep {
                     let lastError = try #require(status["lastError"] as? [String: Any])
                     #expect(lastError["step"] as? String == step)
-                    #expect(lastError["status"] as? Int == 400)
-                    #expect((lastError["message"] as? String)?.contains("400") == true)
+                    let status = Int(row.fault["status"] ?? "") ?? 0
+                    #expect(lastError["status"] as? Int == status)
+                    let message = lastError["message"] as? String ?? ""
+                    #expect(message.contains(String(status)), "\(message)")
+                    if let says = row.messageSays { #expect(message.contains(says), "\(message)") }
+                    // A proxy's page is named, never quoted into the status.
+                    #expect(!message.contains("<"), "\(message)")
                 } else {
                     #expect(status["lastError"] is NSNull, "\(id): \(status["lastError"] ?? "")")
                 }
