@@ -288,6 +288,10 @@ apps:
         hard = {k: v for k, v in by_kind.items() if k not in soft}
         check("I1/I2 no violation seen by the sandbox (stale client states aside)", not hard,
               "; ".join(f"{k} x{len(v)}: {v[0]['detail']}" for k, v in hard.items()))
+        # ...and the sandbox did judge the bridge by its invariants (its User-Agent), not by the ME rules alone.
+        unjudged = [r for r in s.get(f"{sb}/_sandbox/requests").json() if r.get("route") and not r.get("invariantsChecked")]
+        check("the sandbox checked the invariants on every ME request", not unjudged,
+              f"{len(unjudged)} unchecked, first {unjudged[0]['method']} {unjudged[0]['path']}" if unjudged else "")
         if hard:
             # What the clients of the first one did, for the report (ids, methods, statuses: no token values).
             first = next(iter(hard.values()))[0]

@@ -165,6 +165,10 @@ final class TestBed: @unchecked Sendable {
         let count = await sandbox.violationCount()
         let seen = await sandbox.violations().map { "\($0.kind) \($0.method) \($0.path) client \($0.clientId): \($0.detail)" }
         #expect(count == 0, "the sandbox saw \(count) invariant violation(s): \(seen)", sourceLocation: sourceLocation)
+        // And it did judge them: every ME request of the bridge came with its User-Agent, so the invariants profile
+        // applied (a client the sandbox took for an SDK would be judged by the ME rules alone, and pass vacuously).
+        let unjudged = await sandbox.requestLog().filter { $0.route != nil && !$0.invariantsChecked }
+        #expect(unjudged.isEmpty, "ME requests the invariants were not checked on: \(unjudged.prefix(3))", sourceLocation: sourceLocation)
     }
 
     func clearFaults() async throws {
