@@ -75,6 +75,21 @@ struct EmbeddedSandboxTests {
             let (violationsCode, _) = try await call("GET", "/sandbox/_sandbox/violations")
             #expect(violationsCode == 200)
             #expect(await server.sandbox?.violationCount() == 0)
+            // A page on another origin may call the embedded sandbox (CORS, "Develop against the sandbox"); the bridge's
+            // own API is not opened to browsers by it.
+            func preflight(_ path: String) async throws -> HTTPClientResponse {
+                var r = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                r.method = .OPTIONS
+                r.headers.add(name: "Origin", value: "http://localhost:3000")
+                r.headers.add(name: "Access-Control-Request-Method", value: "POST")
+                r.headers.add(name: "Access-Control-Request-Headers", value: "content-type,x-client-id,x-request-order")
+                return try await http.execute(r, timeout: .seconds(10))
+            }
+            let sandboxPreflight = try await preflight("/sandbox/v3/domains/EMS12-34567/client")
+            #expect(sandboxPreflight.status.code == 204)
+            #expect(sandboxPreflight.headers.first(name: "Access-Control-Allow-Origin") == "*")
+            let apiPreflight = try await preflight("/v1/apps/EMS12-34567/devices/phone-1")
+            #expect(apiPreflight.headers.first(name: "Access-Control-Allow-Origin") == nil)
         } catch {
             Issue.record(error)
         }
