@@ -369,6 +369,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Client-Id"] = "bench-client-1"
 wrk.headers["X-Contact-Token"] = "$CONTACT_TOKEN"
 wrk.headers["X-Request-Order"] = "$(order)"
+-- As the bridge: the sandbox checks its invariants on this traffic too, as it does for the workflow phases.
+wrk.headers["User-Agent"] = "pushbridge/bench"
 wrk.body = '{"pushToken": "bench-client-1:APA91bBenchmarkTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
 EOF
 cat "$WORK/done.lua" >>"$WORK/me.lua"

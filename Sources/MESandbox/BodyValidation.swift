@@ -51,19 +51,22 @@ enum BodyValidation {
     }
 
     /// A UTC offset in the forms clients send: `+HHMM` / `-HHMM` (the mobile SDKs), and the web SDK's form, which
-    /// writes the hours as a number and the minutes after them, so a half-hour zone reads `+5.530` (+05:30) and Nepal
-    /// `+5.7545` (+05:45): a sign, 1 or 2 digits of hours with an optional decimal fraction, then 2 digits of minutes.
-    /// What production does with other forms is not known; the sandbox refuses them, naming the field.
+    /// writes the hours as a number and the minutes after them, so a half-hour zone reads `+5.530` (+05:30), Nepal
+    /// `+5.7545` (+05:45) and Chatham `+12.7545`: a sign, hours (0 to 14) with the fraction of an hour, then that
+    /// fraction again as two digits of minutes (.5 and 30, .75 and 45, .25 and 15). What production does with other
+    /// forms is not known; the sandbox refuses them, naming the field.
     static func isUTCOffset(_ value: String) -> Bool {
         let bytes = Array(value.utf8)
-        guard bytes.count >= 4, bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") else { return false }
-        let rest = bytes[1...]
-        if bytes.count == 5, rest.allSatisfy(isDigit) { return true }
-        // Hours[.fraction] then two minute digits.
-        guard let dot = rest.firstIndex(of: UInt8(ascii: ".")) else { return false }
-        let hours = bytes[1..<dot], tail = bytes[(dot + 1)...]
-        return (1...2).contains(hours.count) && hours.allSatisfy(isDigit)
-            && tail.count >= 3 && tail.count <= 8 && tail.allSatisfy(isDigit)
+        guard bytes.count >= 5, bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") else { return false }
+        let rest = Array(bytes[1...])
+        if rest.count == 4, rest.allSatisfy(isDigit) { return true }
+        guard let dot = rest.firstIndex(of: UInt8(ascii: ".")), (1...2).contains(dot) else { return false }
+        let hours = rest[..<dot], tail = rest[(dot + 1)...]
+        guard hours.allSatisfy(isDigit), tail.allSatisfy(isDigit), (3...4).contains(tail.count),
+              let h = Int(String(decoding: hours, as: UTF8.self)), h <= 14 else { return false }
+        let fraction = String(decoding: tail.dropLast(2), as: UTF8.self)
+        let minutes = Int(String(decoding: tail.suffix(2), as: UTF8.self)) ?? -1
+        return ["5": 30, "75": 45, "25": 15][fraction] == minutes
     }
 
     /// UTC ISO-8601 with exactly three fraction digits: `2026-11-29T10:00:00.000Z`, with plausible ranges.

@@ -60,7 +60,9 @@ extension MESandbox {
             }
             let unrouted = Self.unrouted(request, path: Self.pathBelow(prefix: prefix, request.uri.path))
             let now = Date()
-            state.withLock { $0.logUnrouted(unrouted, route: route, status: HTTPResponse.Status.contentTooLarge.code, at: now) }
+            state.withLock {
+                $0.logUnrouted(unrouted, route: route, status: HTTPResponse.Status.contentTooLarge.code, invariantsChecked: checksInvariants, at: now)
+            }
             return SandboxHTTP.error(.contentTooLarge, "request body larger than \(Self.maxBodySize) bytes")
         }
         let path = Self.pathBelow(prefix: prefix, request.uri.path)
@@ -73,7 +75,7 @@ extension MESandbox {
             clientState: headers[.xClientState], contactToken: headers[.xContactToken],
             sdkVersion: headers[.xEmarsysSDKVersion], sdkMode: headers[.xEmarsysSDKMode],
             body: Array(buffer: body), overlapping: overlapping, checksInvariants: checksInvariants,
-            origin: headers[.origin]
+            origin: headers[.origin] ?? headers[.xSandboxRefusedOrigin]
         )
         let environment = self.environment
         let answer = state.withLock { state in

@@ -40,7 +40,7 @@ public struct SandboxConfiguration: Sendable {
         self.allowedOrigins = allowedOrigins
     }
 
-    /// Whether `userAgent` names pushbridge's ME client (`MEWireFormat.userAgent`).
+    /// Whether `userAgent` names pushbridge's ME client (`MEClient.userAgent`).
     static func isBridge(userAgent: String?) -> Bool {
         userAgent?.hasPrefix("pushbridge/") ?? false
     }

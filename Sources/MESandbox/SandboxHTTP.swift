@@ -50,4 +50,6 @@ extension HTTPField.Name {
     static let xEmarsysSDKVersion = HTTPField.Name("X-EMARSYS-SDK-VERSION")!
     static let xEmarsysSDKMode = HTTPField.Name("X-EMARSYS-SDK-MODE")!
     static let xSandboxViolationCount = HTTPField.Name("X-Sandbox-Violation-Count")!
+    /// The `Origin` of a request from an origin CORS does not allow (`OriginFilter`), kept for the log.
+    static let xSandboxRefusedOrigin = HTTPField.Name("X-Sandbox-Refused-Origin")!
 }

@@ -153,12 +153,12 @@ extension SandboxState {
 
     /// Logs a request that never reached `respond` with the status it was answered: one no ME route serves, a CORS
     /// preflight (`route` nil), or an ME request whose body was too large.
-    mutating func logUnrouted(_ request: UnroutedRequest, route: MERoute? = nil, status: Int, at: Date) {
+    mutating func logUnrouted(_ request: UnroutedRequest, route: MERoute? = nil, status: Int, invariantsChecked: Bool = false, at: Date) {
         log.append(SandboxRequestRecord(
             seq: nextLogSeq, method: request.method, path: request.path, clientId: request.clientId,
             requestOrder: Self.parseRequestOrder(request.requestOrder), status: status, at: at, fault: false,
             contactToken: request.carriesContactToken, sdkVersion: request.sdkVersion,
-            route: route?.rawValue, invariantsChecked: false, origin: request.origin
+            route: route?.rawValue, invariantsChecked: invariantsChecked, origin: request.origin
         ))
         nextLogSeq += 1
     }

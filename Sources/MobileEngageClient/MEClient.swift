@@ -17,7 +17,8 @@ public struct MEClient: Sendable {
     public let sdkVersion: String
     public let requestTimeout: Duration
     /// `User-Agent` of every call: `pushbridge/` and the bridge's version, so ME's operators (and the sandbox,
-    /// which checks the bridge's invariants on exactly this traffic) can tell the bridge from an SDK.
+    /// which checks the bridge's invariants on exactly this traffic, `SandboxConfiguration.isBridge`) can tell the
+    /// bridge from an SDK.
     public let userAgent: String
     private let httpClient: HTTPClient
 

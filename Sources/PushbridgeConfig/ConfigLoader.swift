@@ -292,7 +292,6 @@ public enum ConfigLoader {
         }
     }
 
-    /// swift-configuration's environment name of a key: camelCase split, upper-cased, `_` between parts.
     /// `emarsys.sandboxAllowedOrigins`: `*`, empty (no CORS), or comma-separated origins (`scheme://host[:port]`).
     public static func origins(_ raw: String) throws -> [String] {
         let list = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -305,6 +304,7 @@ public enum ConfigLoader {
         return list
     }
 
+    /// swift-configuration's environment name of a key: camelCase split, upper-cased, `_` between parts.
     static func libraryEnvName(_ parts: [String]) -> String {
         parts.map { part -> String in
             var out = ""

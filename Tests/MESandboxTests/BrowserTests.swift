@@ -35,7 +35,8 @@ struct BrowserTests {
             #expect(log.map(\.method) == ["OPTIONS", "OPTIONS", "POST"])
             #expect(log.map(\.status) == [204, 403, 204])
             #expect(log.map(\.route) == [nil, nil, "client"])
-            #expect(log.first?.origin == "https://shop.example")
+            // The refused origin is logged too: that is the one a developer looks for.
+            #expect(log.map(\.origin) == ["https://shop.example", "https://evil.example", "https://shop.example"])
         }
     }
 
@@ -46,6 +47,33 @@ struct BrowserTests {
             #expect(reply.status == 403)
             #expect(reply.headers.first(name: "Access-Control-Allow-Origin") == nil)
             #expect(await harness.sandbox.requestLog().map(\.status) == [403])
+        }
+    }
+
+    @Test("standalone: a path that leaves the known ones part way, or stops on the way, is answered and logged")
+    func unroutedStandalone() async throws {
+        try await SandboxHarness.withSandbox { harness in
+            let paths = [
+                "/v3/apps/EMS12-34567/inbox", "/v3/apps/EMS12-34567", "/v3/apps/EMS12-34567/client/push-token/extra",
+                "/v4/apps/EMS12-34567/client/foo", "/v3/domains", "/_sandbox/nope", "/nothing/here",
+            ]
+            for path in paths {
+                let reply = try await harness.send(.GET, path, headers: [("Origin", "https://shop.example")])
+                #expect(reply.status == 404, "\(path)")
+                #expect((reply.json?["error"] as? String)?.contains(path) == true, "\(path): \(reply.body)")
+                // Outside the inspection routes a page can read the answer.
+                let cors = reply.headers.first(name: "Access-Control-Allow-Origin")
+                #expect(path.hasPrefix("/_sandbox") ? cors == nil : cors == "*", "\(path)")
+            }
+            let log = await harness.sandbox.requestLog()
+            #expect(log.map(\.path) == paths)
+            #expect(log.allSatisfy { $0.status == 404 && $0.route == nil })
+            // The inspection and control routes are not open to pages.
+            let preflight = try await harness.send(.OPTIONS, "/_sandbox/requests", headers: Self.preflight, userAgent: nil, contentType: nil)
+            #expect(preflight.status == 403)
+            #expect(preflight.headers.first(name: "Access-Control-Allow-Origin") == nil)
+            let inspection = try await harness.send(.GET, "/_sandbox/requests", headers: [("Origin", "https://shop.example")])
+            #expect(inspection.status == 200 && inspection.headers.first(name: "Access-Control-Allow-Origin") == nil)
         }
     }
 

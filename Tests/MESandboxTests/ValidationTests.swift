@@ -37,12 +37,12 @@ struct ValidationTests {
     @Test("what browsers and the web SDK send is taken: its timezone form, number and boolean attributes, extra members")
     func webSDKForms() async throws {
         try await SandboxHarness.withSandbox { harness in
-            for zone in ["+0100", "-0800", "+5.530", "-3.530", "+5.7545", "+10.530"] {
+            for zone in ["+0100", "-0800", "+5.530", "-3.530", "+5.7545", "+10.530", "+12.7545", "-9.530"] {
                 var device = TestDevice(harness)
                 let body = TestDevice.deviceInfo.replacingOccurrences(of: "+0100", with: zone)
                 #expect(try await device.send(.POST, "", body: body).status == 204, "timezone \(zone)")
             }
-            for zone in ["+1", "+5.5", "UTC", "+5.", "+.530", "+123.530"] {
+            for zone in ["+1", "+5.5", "UTC", "+5.", "+.530", "+123.530", "+99.530", "+5.000", "+5.545", "+1.12345678", "+5.5301"] {
                 var device = TestDevice(harness)
                 let reply = try await device.send(.POST, "", body: TestDevice.deviceInfo.replacingOccurrences(of: "+0100", with: zone))
                 #expect(reply.status == 400, "timezone \(zone)")

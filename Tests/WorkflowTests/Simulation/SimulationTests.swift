@@ -113,7 +113,11 @@ struct SimulationTests {
     func forgetPastARefusedStep() {
         // Found by the generator's permanent faults: a start refused at POST /client kept the forget behind it.
         for steps: [SimStep] in [
+            // The shrunk schedule the generator found: the forget now drops the start, nothing is sent.
             [.start(device: 0, token: 0, newClient: false, login: nil), .forget(device: 0), .send(device: 0, fault: .rejected)],
+            // The anonymous link refused after POST /client went through: the forget needs nothing of ME.
+            [.start(device: 0, token: 0, newClient: false, login: nil), .send(device: 0, fault: .none), .commit(device: 0),
+             .send(device: 0, fault: .rejected), .commit(device: 0), .forget(device: 0)],
             [.start(device: 0, token: 0, newClient: false, login: nil), .send(device: 0, fault: .rejected), .commit(device: 0), .forget(device: 0)],
             [.setToken(device: 0, token: 1), .send(device: 0, fault: .rejected), .commit(device: 0), .forget(device: 0)],
         ] {
