@@ -140,8 +140,8 @@ extension MESandbox {
     }
 }
 
-/// Logs every `OPTIONS` request below the prefix with the answer it got (a CORS preflight's 204, or the 404 when
-/// CORS is off).
+/// Logs every `OPTIONS` request below the prefix with the answer it got (a CORS preflight's 204; a 403 when CORS is
+/// off, the origin is not allowed or the route is an inspection route; a 404 without an `Origin`).
 struct PreflightLog<Context: RequestContext>: RouterMiddleware {
     let sandbox: MESandbox
     let prefix: String
