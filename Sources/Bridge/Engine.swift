@@ -22,6 +22,10 @@ public final class Engine: Service, Sendable {
     private let signal = Signal()
     private let queue = WorkQueue<DeviceKey>()
     let running = LockedValue(false)
+    /// Leases this instance may hold with no worker on them: a claim whose answer was lost (it may have committed all
+    /// the same), or a storage operation given up on that ended later (a claim sent before its time ran out commits
+    /// after it). The dispatcher gives them back before its next claim.
+    private let orphanedLeases = LockedValue(false)
     private let startGate: (@Sendable () async -> Void)?
     private let metrics: BridgeMetrics
     private let health: StorageHealth
@@ -47,6 +51,9 @@ public final class Engine: Service, Sendable {
     /// When each device a worker has was last known to be leased to this instance (its claim, its commits, the
     /// heartbeat's renewals).
     let renewed = LockedValue<[DeviceKey: ContinuousClock.Instant]>([:])
+
+    /// How long after a storage failure the dispatcher keeps looking for due devices at least every second.
+    static let afterStorageFailure = Duration.seconds(10)
 
     /// New work was queued: look for due devices now.
     public func wake() {
@@ -79,16 +86,16 @@ public final class Engine: Service, Sendable {
     private func dispatchLoop() async {
         // A claim that failed may have committed all the same (its answer lost with the connection, or not waited
         // for): the devices it leased are given back before the next claim, all but the ones in hand.
-        var claimLost = false
         while running.get() && !Task.isCancelled {
             let free = config.maxConcurrentRequests - (await queue.load)
-            if claimLost {
+            if orphanedLeases.get() {
                 do {
+                    orphanedLeases.set(false)
                     let inHand = await queue.held
                     let given = try await timed("release_orphans") { [store, owner] in try await store.releaseLeases(owner: owner, except: inHand) }
                     if given > 0 { logger.notice("gave back the leases of a claim whose answer was lost", metadata: ["devices": "\(given)"]) }
-                    claimLost = false
                 } catch {
+                    orphanedLeases.set(true)
                     await signal.wait(timeout: .seconds(1))
                     continue
                 }
@@ -106,7 +113,7 @@ public final class Engine: Service, Sendable {
                         continue
                     }
                 } catch {
-                    claimLost = true
+                    orphanedLeases.set(true)
                     logger.error("claiming due devices failed", metadata: ["error": "\(storageErrorText(error))"])
                     await signal.wait(timeout: .seconds(1))
                     continue
@@ -128,6 +135,9 @@ public final class Engine: Service, Sendable {
             } else {
                 timeout = .milliseconds(50)  // all workers busy: a finishing one notifies
             }
+            // Storage failed a moment ago: a write whose outcome nobody learned (its connection died with the COMMIT
+            // sent) may be queued with no wake-up on its way, so look again within a second for a while.
+            if health.failure(within: Self.afterStorageFailure) != nil { timeout = min(timeout, .seconds(1)) }
             await signal.wait(timeout: timeout)
         }
     }
@@ -326,7 +336,10 @@ public final class Engine: Service, Sendable {
         let started = ContinuousClock.now
         defer { metrics.storeLatency(operation: operation, ContinuousClock.now - started) }
         do {
-            return try await withStorageTimeout(config.storageTimeout, on: store, body)
+            return try await withStorageTimeout(config.storageTimeout, on: store, endedLate: { [orphanedLeases, signal] in
+                orphanedLeases.set(true)
+                signal.notify()
+            }, body)
         } catch {
             if case StorageError.leaseLost = error { throw error }
             health.failed(operation, error)

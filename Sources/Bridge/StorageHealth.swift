@@ -45,10 +45,17 @@ public final class StorageHealth: Sendable {
 ///
 /// The timer is an event loop's scheduled task, removed from its heap when the operation answers first: a
 /// `Task.sleep` per call left one pending timer per request behind for the whole wait (memory and CPU under load).
-public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+///
+/// `ended`, when given, is called if the operation ends after the wait was given up: a query already sent when the
+/// time ran out runs to its end and may have done its work (a write queued, a lease taken) that nobody hears of.
+public func withStorageTimeout<T: Sendable>(
+    _ timeout: Duration, endedLate ended: (@Sendable () -> Void)? = nil, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let outcome = OneShot<T>()
     let work = Task {
-        do { outcome.resolve(.success(try await body())) } catch { outcome.resolve(.failure(error)) }
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        if !outcome.resolve(result) { ended?() }
     }
     let (seconds, attoseconds) = timeout.components
     let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
@@ -70,9 +77,9 @@ public func withStorageTimeout<T: Sendable>(_ timeout: Duration, _ body: @escapi
 /// `withStorageTimeout` where `store` can stall (PostgreSQL: a dead connection may never answer); a store that
 /// answers or fails by itself (SQLite) runs `body` as it is, without the extra task and timer.
 public func withStorageTimeout<T: Sendable>(
-    _ timeout: Duration, on store: any DeviceStore, _ body: @escaping @Sendable () async throws -> T
+    _ timeout: Duration, on store: any DeviceStore, endedLate ended: (@Sendable () -> Void)? = nil, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    store.mayStall ? try await withStorageTimeout(timeout, body) : try await body()
+    store.mayStall ? try await withStorageTimeout(timeout, endedLate: ended, body) : try await body()
 }
 
 /// Storage did not answer within the wait.

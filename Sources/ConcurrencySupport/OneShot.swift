@@ -11,13 +11,17 @@ public final class OneShot<Value: Sendable>: Sendable {
 
     public init() {}
 
-    public func resolve(_ result: Result<Value, any Error>) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Value, any Error>] in
-            guard case .waiting(let waiters) = s else { return [] }
+    /// Sets the result unless one was set before; returns whether this one was.
+    @discardableResult
+    public func resolve(_ result: Result<Value, any Error>) -> Bool {
+        let waiters = state.withLock { s -> [CheckedContinuation<Value, any Error>]? in
+            guard case .waiting(let waiters) = s else { return nil }
             s = .done(result)
             return waiters
         }
+        guard let waiters else { return false }
         for w in waiters { w.resume(with: result) }
+        return true
     }
 
     public func succeed(_ value: Value) { resolve(.success(value)) }

@@ -118,6 +118,33 @@ struct StorageFailureTests {
         }
     }
 
+    /// Found by CI on PostgreSQL (restarted under load, every accepted device registered only 5.3 s after): a write
+    /// whose store operation ran past `storage.timeoutMs` is answered 503 "may still be stored" and, when it was
+    /// stored after all, woke no one; an idle engine found it at its next look, up to 5 s later.
+    @Test("a write answered 503 while storage was slow, but stored after all, wakes the engine when it ends")
+    func slowWriteStoredAfterAll() async throws {
+        try await Self.withFailingStore(configure: { $0.storageTimeoutMs = 1000 }) { bed, store in
+            // The engine goes idle: nothing is due, so its next look is 5 s away.
+            #expect(try await bed.request("PUT", bed.devicePath("first"), json: ["provider": "fcm", "token": Tokens.fcm()]).status == 202)
+            _ = try await bed.waitForState("first", "registered")
+            try await Task.sleep(for: .milliseconds(200))
+            // The accept starts 1.5 s late and runs to its end: stored after the answer.
+            store.set(.slow(.milliseconds(1500)), on: ["accept"])
+            let sent = ContinuousClock.now
+            let put = try await bed.request("PUT", bed.devicePath("slow"), json: ["provider": "fcm", "token": Tokens.fcm()])
+            Self.expectStorageUnavailable(put, "PUT while storage is slow")
+            #expect((put.json["detail"] as? String)?.contains("may still be stored") == true)
+            store.set(nil, on: ["accept"])
+            _ = try await bed.waitForState("slow", "registered", timeout: .seconds(20))
+            // Claimed as soon as it was stored (1.5 s after the write): not at the idle engine's next look, about
+            // 3 s later (5 s after the first device settled).
+            let stored = try #require(store.slowEndedAt("accept"))
+            let claimed = try #require(store.claimedAt(DeviceKey(appCode: TestBed.app, deviceId: "slow")))
+            #expect(stored - sent >= .milliseconds(1500))
+            #expect(claimed - stored < .milliseconds(1500), "claimed \(claimed - stored) after it was stored")
+        }
+    }
+
     @Test("the engine's storage fails mid-workflow: devices resume once it answers, without waiting out their 120 s lease; /ready 503 then 200")
     func engineStorageFails() async throws {
         try await Self.withFailingStore(configure: { $0.emarsys.leaseSeconds = 120 }) { bed, store in

@@ -192,11 +192,14 @@ struct BridgeAPI: Sendable {
     /// is 503 `storage-unavailable` with `Retry-After`, never 500: a database that is down, restarting or out of
     /// connections, a disk that is full, a file that is read-only. Each store operation is one transaction, so a
     /// write that failed on SQLite stored nothing; one that timed out, or failed on PostgreSQL (the connection may
-    /// have died after the COMMIT), may still be stored, and sending it again is safe.
+    /// have died after the COMMIT), may still be stored, and sending it again is safe. Such a write wakes the engine all
+    /// the same, when the operation fails and again when one given up on ends, so that work it may have queued is not
+    /// left for the engine's next look (seconds away when it was idle).
     func storage<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), on: store, body)
+            return try await withStorageTimeout(.milliseconds(config.storageTimeoutMs), on: store, endedLate: wake, body)
         } catch {
+            if store.mayStall { wake() }
             health.failed(operation, error)
             logger.error("storage failed; answering 503", metadata: ["operation": "\(operation)", "error": "\(storageErrorText(error))"])
             // On PostgreSQL a connection lost during COMMIT cannot tell whether it went through.
